@@ -1,0 +1,184 @@
+"""Spectral filters of repeated self-distillation.
+
+Pure numpy helpers shared by the linear and kernel estimators and by the
+closed-form cross-validation. See ``DESIGN.md`` section 1 for the derivation.
+
+In the eigenbasis of the training data, with eigenvalue ``lam`` of ``X^T X``
+(or of the Gram matrix ``K``) and ``h = lam / (lam + alpha)``, the fitted
+values of step ``i`` are ``g_i(lam)`` times the projection of ``y``, with
+
+    g_0 = h_0,        g_i = h_i * (xi_i * g_{i-1} + 1 - xi_i).
+
+With one ``alpha`` for every step, ``g_k = h * sum_m xi_bar_m h^m``.
+The coefficients themselves need ``q_i = g_i / lam``, which obeys
+
+    q_0 = 1 / (lam + alpha_0),
+    q_i = (xi_i * lam * q_{i-1} + 1 - xi_i) / (lam + alpha_i)
+
+and never divides by ``lam``: directions with ``lam = 0`` are harmless unless
+``alpha_i = 0``.
+"""
+
+import numpy as np
+
+__all__ = [
+    "xi_to_xi_bar",
+    "xi_bar_to_xi",
+    "filter_path",
+    "inverse_filter_path",
+]
+
+
+def xi_to_xi_bar(xi):
+    """Effective polynomial coefficients ``xi_bar`` of per-step weights ``xi``.
+
+    The k-step student's filter is ``h * sum_m xi_bar[m] * h**m``. The
+    coefficients follow from ``p_0 = 1`` and
+    ``p_i(h) = (1 - xi_i) + xi_i * h * p_{i-1}(h)``; they always sum to one.
+
+    Parameters
+    ----------
+    xi : array-like of shape (k,)
+        Mixing weight of each student step, any real numbers.
+
+    Returns
+    -------
+    xi_bar : ndarray of shape (k + 1,)
+        ``xi_bar[m]`` multiplies ``h**m``.
+
+    Examples
+    --------
+    >>> from skdistill import xi_to_xi_bar
+    >>> xi_to_xi_bar([0.5])
+    array([0.5, 0.5])
+    >>> xi_to_xi_bar([0.5, 2.0])
+    array([-1. ,  1. ,  1. ])
+    """
+    xi = np.asarray(xi, dtype=np.float64).reshape(-1)
+    xi_bar = np.ones(1)
+    for x in xi:
+        xi_bar = np.concatenate(([1.0 - x], x * xi_bar))
+    return xi_bar
+
+
+def xi_bar_to_xi(xi_bar):
+    """Per-step weights ``xi`` that realise given effective coefficients.
+
+    The inverse of :func:`xi_to_xi_bar`. Writing ``T_m = sum_{l >= m}
+    xi_bar[l]``, the weights are ``xi_{k-m} = T_{m+1} / T_m``, so a
+    representation exists exactly when every tail sum ``T_1, ..., T_k`` is
+    non-zero. The tail sums are computed directly (not as ``1 - xi_bar[0]``)
+    so that tame ``xi_bar`` near ridge keep their accuracy even when the
+    resulting ``xi`` are huge.
+
+    Parameters
+    ----------
+    xi_bar : array-like of shape (k + 1,)
+        Effective coefficients; they must sum to one.
+
+    Returns
+    -------
+    xi : ndarray of shape (k,)
+
+    Raises
+    ------
+    ValueError
+        If ``xi_bar`` does not sum to one or no finite ``xi`` represents it.
+
+    Examples
+    --------
+    >>> from skdistill import xi_bar_to_xi
+    >>> xi_bar_to_xi([-1.0, 1.0, 1.0])
+    array([0.5, 2. ])
+    """
+    xi_bar = np.asarray(xi_bar, dtype=np.float64).reshape(-1)
+    if xi_bar.size == 0:
+        raise ValueError("xi_bar must have at least one entry.")
+    if not np.all(np.isfinite(xi_bar)):
+        raise ValueError("xi_bar must be finite.")
+    total = xi_bar.sum()
+    scale = max(1.0, np.abs(xi_bar).sum())
+    if abs(total - 1.0) > 1e-8 * scale:
+        raise ValueError(f"xi_bar must sum to 1, got a sum of {total!r}.")
+    k = xi_bar.size - 1
+    # tail[m] = T_m = sum_{l >= m} xi_bar[l], with T_0 = 1 by definition.
+    tail = np.cumsum(xi_bar[::-1])[::-1].copy()
+    tail[0] = 1.0
+    if k and np.any(tail[1:] == 0.0):
+        raise ValueError(
+            "xi_bar has a vanishing tail sum, so no finite per-step xi represents it."
+        )
+    xi = np.empty(k)
+    for m in range(k):
+        # xi_{k-m} (1-based step index) = T_{m+1} / T_m
+        xi[k - 1 - m] = tail[m + 1] / tail[m]
+    return xi
+
+
+def _broadcast_steps(alpha, xi, n_steps):
+    alphas = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (n_steps + 1,))
+    xis = np.broadcast_to(np.asarray(xi, dtype=np.float64), (n_steps,))
+    return alphas, xis
+
+
+def filter_path(lam, alpha, xi, n_steps):
+    """Filter factors ``g_i(lam)`` of the teacher and every student.
+
+    Parameters
+    ----------
+    lam : array-like of shape (r,)
+        Non-negative eigenvalues (squared singular values).
+    alpha : float or array-like of shape (n_steps + 1,)
+        Regularisation of each step.
+    xi : float or array-like of shape (n_steps,)
+        Mixing weight of each student.
+    n_steps : int
+        Number of student steps.
+
+    Returns
+    -------
+    g : ndarray of shape (n_steps + 1, r)
+        Row ``i`` is the shrinkage of each direction's least-squares fit at
+        step ``i``; ridge is ``g = lam / (lam + alpha)``.
+
+    Examples
+    --------
+    >>> from skdistill import filter_path
+    >>> filter_path([1.0, 3.0], alpha=1.0, xi=1.0, n_steps=1)
+    array([[0.5   , 0.75  ],
+           [0.25  , 0.5625]])
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    alphas, xis = _broadcast_steps(alpha, xi, n_steps)
+    g = np.empty((n_steps + 1,) + lam.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g[0] = np.where(lam > 0, lam / (lam + alphas[0]), 0.0)
+        for i in range(1, n_steps + 1):
+            h = np.where(lam > 0, lam / (lam + alphas[i]), 0.0)
+            g[i] = h * (xis[i - 1] * g[i - 1] + 1.0 - xis[i - 1])
+    return g
+
+
+def inverse_filter_path(lam, alpha, xi, n_steps):
+    """Coefficient factors ``q_i = g_i(lam) / lam``, computed without dividing by lam.
+
+    The step-``i`` coefficients are ``B @ diag(q_i) @ P`` with ``B`` the
+    right singular vectors and ``P = B^T X^T y``. Entries where
+    ``lam + alpha_i == 0`` are set to zero (the minimum-norm convention: a
+    direction with no signal and no penalty contributes nothing).
+
+    Returns
+    -------
+    q : ndarray of shape (n_steps + 1, r)
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    alphas, xis = _broadcast_steps(alpha, xi, n_steps)
+    q = np.empty((n_steps + 1,) + lam.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        den = lam + alphas[0]
+        q[0] = np.where(den > 0, 1.0 / den, 0.0)
+        for i in range(1, n_steps + 1):
+            den = lam + alphas[i]
+            num = xis[i - 1] * lam * q[i - 1] + 1.0 - xis[i - 1]
+            q[i] = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return q

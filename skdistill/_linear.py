@@ -1,0 +1,266 @@
+"""Repeated self-distillation of ridge regression in closed form."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._filter import inverse_filter_path, xi_to_xi_bar
+from ._spectral import decompose, resolve_solver
+
+__all__ = ["RepeatedSelfDistillationRegressor"]
+
+
+def _check_step_array(value, name, length, *, non_negative):
+    """Broadcast a float or array parameter to ``length`` finite values."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(length, float(arr))
+    elif arr.ndim != 1 or arr.shape[0] != length:
+        raise ValueError(
+            f"{name} must be a float or an array of shape ({length},), "
+            f"got an array of shape {arr.shape}."
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    if non_negative and np.any(arr < 0):
+        raise ValueError(f"{name} must be non-negative, got {value!r}.")
+    return arr
+
+
+def _check_steps(alpha, xi, n_steps):
+    """Validated per-step ``alpha`` (n_steps + 1,) and ``xi`` (n_steps,)."""
+    alphas = _check_step_array(alpha, "alpha", n_steps + 1, non_negative=True)
+    xis = _check_step_array(xi, "xi", n_steps, non_negative=False)
+    return alphas, xis
+
+
+def _rank_rtol(solver, X):
+    eps = np.finfo(X.dtype).eps * max(X.shape)
+    return eps**2 if solver == "svd" else eps
+
+
+class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
+    """Ridge regression distilled into itself ``n_steps`` times, in closed form.
+
+    The teacher is ridge regression with penalty ``alpha``. Student ``i`` is
+    ridge regression fitted to the mixed labels
+    ``xi_i * (previous step's predictions) + (1 - xi_i) * y``. All steps are
+    computed from one decomposition of the training data as a spectral filter
+    (Pareek, Oh and Du, 2024): each principal direction of the least-squares
+    fit is shrunk by ``h * p_k(h)`` with ``h = s**2 / (s**2 + alpha)`` and
+    ``p_k(h) = sum_m xi_bar_[m] * h**m``, where ridge is ``p_k = 1``.
+
+    Parameters
+    ----------
+    alpha : float or array-like of shape (n_steps + 1,), default=1.0
+        Non-negative L2 penalty. An array gives the teacher and each student
+        its own penalty. ``alpha = 0`` gives minimum-norm least squares.
+    n_steps : int, default=1
+        Number of student steps ``k``; ``n_steps=0`` is ridge regression.
+    xi : float or array-like of shape (n_steps,), default=0.5
+        Weight of the previous step's predictions in each student's labels.
+        Any real number: optimal values are often negative or above one.
+    fit_intercept : bool, default=True
+        Whether to fit an intercept (the data are centred as in
+        :class:`~sklearn.linear_model.Ridge`).
+    solver : {"auto", "svd", "gram", "dual"}, default="auto"
+        How the training data are decomposed, once per fit:
+
+        - ``"svd"``: thin SVD of the centred ``X`` (dense only; most accurate);
+        - ``"gram"``: eigendecomposition of ``X^T X`` (best for ``n >> d`` and
+          for sparse ``X``);
+        - ``"dual"``: eigendecomposition of ``X X^T`` (best for ``d >> n``);
+        - ``"auto"``: ``"svd"`` when some ``alpha`` is zero on dense data,
+          otherwise ``"gram"`` when ``n >= d`` and ``"dual"`` when ``n < d``.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
+        Coefficients of the last student.
+    intercept_ : float or ndarray of shape (n_targets,)
+        Intercept of the last student.
+    coef_path_ : ndarray of shape (n_steps + 1, n_features) or \
+            (n_steps + 1, n_targets, n_features)
+        Coefficients of the teacher (index 0) and of every student.
+    intercept_path_ : ndarray of shape (n_steps + 1,) or (n_steps + 1, n_targets)
+        Intercepts of the teacher and of every student.
+    xi_bar_ : ndarray of shape (n_steps + 1,)
+        Effective polynomial coefficients of the filter; they sum to one.
+    singular_values_ : ndarray of shape (n_components,)
+        Singular values of the centred (weighted) training data.
+    solver_ : str
+        The solver used.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    SelfDistillCV : Tunes ``alpha``, ``xi`` and ``n_steps`` by exact
+        cross-validation.
+    sklearn.linear_model.Ridge : The teacher (``n_steps=0``).
+
+    References
+    ----------
+    .. [1] D. Pareek, S. Oh and S. S. Du. "Understanding the Gains from
+       Repeated Self-Distillation". NeurIPS 2024. arXiv:2407.04600.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import Ridge
+    >>> from skdistill import RepeatedSelfDistillationRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(50, 3))
+    >>> y = X @ [1.0, -2.0, 0.5] + rng.normal(scale=0.1, size=50)
+    >>> reg = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=2, xi=[0.5, 1.5])
+    >>> reg.fit(X, y).coef_.round(3)
+    array([ 1.015, -1.993,  0.483])
+    >>> reg.xi_bar_
+    array([-0.5 ,  0.75,  0.75])
+    >>> teacher = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=0).fit(X, y)
+    >>> bool(np.allclose(teacher.coef_, Ridge(alpha=1.0).fit(X, y).coef_))
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "alpha": [Interval(Real, 0, None, closed="left"), "array-like"],
+        "n_steps": [Interval(Integral, 0, None, closed="left")],
+        "xi": [Interval(Real, None, None, closed="neither"), "array-like"],
+        "fit_intercept": ["boolean"],
+        "solver": [StrOptions({"auto", "svd", "gram", "dual"})],
+    }
+
+    def __init__(
+        self, alpha=1.0, n_steps=1, xi=0.5, *, fit_intercept=True, solver="auto"
+    ):
+        self.alpha = alpha
+        self.n_steps = n_steps
+        self.xi = xi
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = self.solver != "svd"
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _validate_fit_data(self, X, y, sample_weight):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc", "coo"],
+            dtype=[np.float64, np.float32],
+            multi_output=True,
+            y_numeric=True,
+        )
+        y = np.asarray(y, dtype=X.dtype)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            )
+        return X, y, sample_weight
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the teacher and every student.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; integer weights equal repeated rows.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        alphas, xis = _check_steps(self.alpha, self.xi, self.n_steps)
+        X, y, sample_weight = self._validate_fit_data(X, y, sample_weight)
+        solver = resolve_solver(self.solver, X, alphas.min())
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        spectrum = decompose(
+            X,
+            Y,
+            sample_weight=sample_weight,
+            fit_intercept=self.fit_intercept,
+            solver=solver,
+        )
+        if alphas.min() == 0:
+            spectrum = spectrum.truncated(_rank_rtol(solver, X))
+        q_path = inverse_filter_path(spectrum.lam, alphas, xis, self.n_steps)
+        coef_path = np.stack([spectrum.coef(q) for q in q_path])  # (k+1, t, d)
+        intercept_path = spectrum.y_offset - coef_path @ spectrum.X_offset
+        if y.ndim == 1:
+            coef_path = coef_path[:, 0, :]
+            intercept_path = intercept_path[:, 0]
+        self.coef_path_ = coef_path
+        self.intercept_path_ = intercept_path
+        self.coef_ = coef_path[-1]
+        self.intercept_ = intercept_path[-1]
+        self.xi_bar_ = xi_to_xi_bar(xis)
+        self.singular_values_ = np.sqrt(spectrum.lam[::-1])
+        self.solver_ = solver
+        return self
+
+    def _check_predict_data(self, X):
+        check_is_fitted(self)
+        return validate_data(
+            self,
+            X,
+            accept_sparse=["csr", "csc", "coo"],
+            dtype=[np.float64, np.float32],
+            reset=False,
+        )
+
+    @staticmethod
+    def _linear_predict(X, coef, intercept):
+        return safe_sparse_dot(X, coef.T, dense_output=True) + intercept
+
+    def predict(self, X):
+        """Predict with the last student.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        """
+        X = self._check_predict_data(X)
+        return self._linear_predict(X, self.coef_, self.intercept_)
+
+    def staged_predict(self, X):
+        """Predictions of the teacher, then of each student in turn.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+
+        Yields
+        ------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Step ``i`` yields the predictions of student ``i`` (``i = 0`` is
+            the teacher); the last equals :meth:`predict`.
+        """
+        X = self._check_predict_data(X)
+        for coef, intercept in zip(self.coef_path_, self.intercept_path_):
+            yield self._linear_predict(X, coef, intercept)
