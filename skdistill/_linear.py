@@ -262,5 +262,5 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             the teacher); the last equals :meth:`predict`.
         """
         X = self._check_predict_data(X)
-        for coef, intercept in zip(self.coef_path_, self.intercept_path_):
+        for coef, intercept in zip(self.coef_path_, self.intercept_path_, strict=True):
             yield self._linear_predict(X, coef, intercept)
