@@ -1,11 +1,13 @@
 """skdistill: repeated self-distillation for scikit-learn."""
 
 from ._filter import filter_path, xi_bar_to_xi, xi_to_xi_bar
+from ._kernel import KernelSelfDistillationRegressor
 from ._linear import RepeatedSelfDistillationRegressor
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "KernelSelfDistillationRegressor",
     "RepeatedSelfDistillationRegressor",
     "filter_path",
     "xi_bar_to_xi",
