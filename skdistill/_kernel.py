@@ -30,7 +30,7 @@ __all__ = ["KernelSelfDistillationRegressor"]
 
 # "auto" uses the Cholesky solver above this many samples when it can: one
 # Cholesky factorisation is several times cheaper than one eigendecomposition.
-_EIGH_MAX_SAMPLES = 2000
+_EIGH_MAX_SAMPLES = 1000
 
 
 @dataclass
@@ -150,7 +150,7 @@ class KernelSelfDistillationRegressor(RegressorMixin, BaseEstimator):
           and two triangular solves per step, several times faster for large
           ``n_samples`` but without the diagnostics (they are ``None``);
         - ``"auto"``: ``"eigh"`` when ``alpha="constrained"``, some ``alpha``
-          is zero, or ``n_samples <= 2000``; otherwise ``"cholesky"``.
+          is zero, or ``n_samples <= 1000``; otherwise ``"cholesky"``.
 
     Attributes
     ----------
