@@ -116,7 +116,7 @@ def test_teacher_equals_kernel_ridge(kernel, params, solver):
     X, y = _data(n=25, n_targets=2)
     sw = np.random.default_rng(1).uniform(0.5, 2, size=25)
     X_test, _ = _data(n=9, seed=5)
-    for weights in (None, sw):
+    for weights in (None, sw, 2.5):
         reg = KernelSelfDistillationRegressor(
             alpha=0.3, n_steps=0, kernel=kernel, solver=solver, **params
         ).fit(X, y, sample_weight=weights)
