@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.metaestimators import _safe_split
 
 from ._spectral import decompose
 
@@ -30,6 +31,7 @@ __all__ = [
     "PreparedFold",
     "fold_statistics",
     "prepare_fold",
+    "prepare_spectral_fold",
     "solve_xi_bar",
 ]
 
@@ -90,6 +92,32 @@ def prepare_fold(X, Y, sample_weight, train, test, *, fit_intercept, solver):
     return PreparedFold(
         lam=spectrum.lam.astype(np.float64),
         A=_validation_basis(X[test], spectrum).astype(np.float64),
+        proj=spectrum.proj.astype(np.float64),
+        r=y_val - spectrum.y_offset,
+        y_val=y_val,
+        w_val=(
+            np.ones(y_val.shape[0]) if sample_weight is None else sample_weight[test]
+        ),
+        n_train=float(len(train) if w_tr is None else w_tr.sum()),
+    )
+
+
+def prepare_spectral_fold(estimator, X, Y, sample_weight, train, test):
+    """Decompose one training fold with ``estimator._spectral_fit``.
+
+    For estimators (such as :class:`KernelSelfDistillationRegressor`) whose
+    spectrum maps validation samples into the fold's basis themselves, with
+    ``predict_basis``. Precomputed kernels are sliced as cross-validation
+    slices them (rows and training columns).
+    """
+    w_tr = None if sample_weight is None else sample_weight[train]
+    X_tr, Y_tr = _safe_split(estimator, X, Y, train)
+    X_val, y_val = _safe_split(estimator, X, Y, test, train)
+    spectrum = estimator._spectral_fit(X_tr, Y_tr, w_tr)
+    y_val = np.asarray(y_val, dtype=np.float64)
+    return PreparedFold(
+        lam=spectrum.lam.astype(np.float64),
+        A=spectrum.predict_basis(X_val).astype(np.float64),
         proj=spectrum.proj.astype(np.float64),
         r=y_val - spectrum.y_offset,
         y_val=y_val,

@@ -11,9 +11,10 @@ from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skdistill import KernelSelfDistillationRegressor
+from skdistill import KernelSelfDistillationRegressor, SelfDistillCV
 from skdistill._filter import inverse_filter_path
 
 
@@ -350,3 +351,75 @@ def test_auto_solver():
     reg = KernelSelfDistillationRegressor(solver="cholesky").fit(X, y)
     assert reg.solver_ == "cholesky"
     assert reg.effective_dof_ is None and reg.filter_factors_ is None
+
+
+def _cv_data(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 2))
+    return X, np.sin(X.sum(axis=1)) + rng.normal(scale=0.3, size=n)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_selfdistillcv_fold_scores_match_naive_refits(weighted):
+    # The closed-form fold errors of the chosen candidate equal the weighted
+    # validation errors of naive KernelRidge loops refitted on each fold.
+    X, y = _cv_data()
+    sw = np.random.default_rng(1).uniform(0.2, 2, size=60) if weighted else None
+    cv = KFold(4, shuffle=True, random_state=0)
+    search = SelfDistillCV(
+        KernelSelfDistillationRegressor(gamma=0.5),
+        alphas=np.logspace(-3, 1, 7),
+        n_steps=(0, 1, 2),
+        cv=cv,
+    ).fit(X, y, sample_weight=sw)
+    best = search.best_index_
+    assert search.n_steps_ >= 1  # distillation is chosen on these data
+    xis = list(search.xi_)
+    alphas = [search.alpha_] * (search.n_steps_ + 1)
+    w = np.ones(60) if sw is None else sw
+    for i, (train, test) in enumerate(cv.split(X)):
+        models = _naive_path(
+            X[train],
+            y[train],
+            alphas,
+            xis,
+            None if sw is None else sw[train],
+            kernel="rbf",
+            gamma=0.5,
+        )
+        pred = models[-1].predict(X[test])
+        mse = np.average((pred - y[test]) ** 2, weights=w[test])
+        assert_allclose(
+            -search.cv_results_[f"split{i}_test_score"][best], mse, rtol=1e-7
+        )
+    # The refit uses the alpha rescaled from fold size to the full data.
+    assert_allclose(search.best_params_["alpha"], search.alpha_ * 4 / 3)
+    assert isinstance(search.best_estimator_, KernelSelfDistillationRegressor)
+
+
+def test_selfdistillcv_teacher_only_reproduces_grid_search():
+    X, y = _cv_data(seed=2)
+    alphas = np.logspace(-3, 1, 9)
+    cv = KFold(5, shuffle=True, random_state=0)
+    grid = GridSearchCV(
+        KernelRidge(kernel="rbf", gamma=0.5),
+        {"alpha": alphas},
+        cv=cv,
+        scoring="neg_mean_squared_error",
+    ).fit(X, y)
+    est = KernelSelfDistillationRegressor(gamma=0.5)
+    ridge_only = SelfDistillCV(est, alphas=alphas, n_steps=(0,), cv=cv).fit(X, y)
+    assert ridge_only.alpha_ == grid.best_params_["alpha"]
+    assert_allclose(ridge_only.best_score_, grid.best_score_, rtol=1e-9)
+    tuned = SelfDistillCV(est, alphas=alphas, n_steps=(0, 1, 2), cv=cv).fit(X, y)
+    assert tuned.best_score_ >= grid.best_score_ - 1e-12
+
+    # A precomputed kernel is sliced like in cross-validation: same result.
+    pre = SelfDistillCV(
+        KernelSelfDistillationRegressor(kernel="precomputed"),
+        alphas=alphas,
+        n_steps=(0, 1, 2),
+        cv=cv,
+    ).fit(rbf_kernel(X, gamma=0.5), y)
+    assert_allclose(pre.best_score_, tuned.best_score_, rtol=1e-9)
+    assert pre.best_params_["n_steps"] == tuned.best_params_["n_steps"]
