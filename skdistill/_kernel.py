@@ -291,8 +291,9 @@ class KernelSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 f"shape (n_samples, n_samples), got shape {X.shape}."
             )
         K = self._get_kernel(X)
-        K = K.toarray() if sp.issparse(K) else np.array(K, dtype=np.float64)
-        K = K.astype(np.float64, copy=False)
+        # A precomputed kernel is the user's X: copy it before scaling it.
+        K = K.toarray() if sp.issparse(K) else np.asarray(K)
+        K = K.astype(np.float64, copy=self.kernel == "precomputed")
         # Named kernels are symmetric by construction; check the others.
         user_kernel = callable(self.kernel) or self.kernel == "precomputed"
         scale = np.abs(K).max() if user_kernel and K.size else 0.0

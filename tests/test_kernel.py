@@ -137,6 +137,10 @@ def test_teacher_precomputed_callable_and_sparse():
     pre = KernelSelfDistillationRegressor(alpha=0.2, n_steps=0, kernel="precomputed")
     pre.fit(rbf_kernel(X, gamma=0.5), y)
     assert_allclose(pre.predict(rbf_kernel(X_test, X, gamma=0.5)), expected, atol=1e-8)
+    # The user's Gram matrix is left as it was, also when weights scale it.
+    K = rbf_kernel(X, gamma=0.5)
+    pre.fit(K, y, sample_weight=np.linspace(0.5, 2, 20))
+    assert_allclose(K, rbf_kernel(X, gamma=0.5), rtol=0, atol=0)
 
     def my_rbf(a, b, scale):
         return np.exp(-scale * np.sum((a - b) ** 2))
