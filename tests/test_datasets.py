@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skdistill.datasets import (
@@ -290,3 +292,22 @@ def test_generator_power_law_noise_and_seed():
 def test_generator_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_self_distillation_regression(n_samples=10, n_features=4, **kwargs)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    s=st.lists(st.floats(0.01, 100), min_size=1, max_size=5),
+    extra_rows=st.integers(0, 5),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_generator_singular_values_property(s, extra_rows, seed):
+    n_features = len(s) + 1
+    X, y, coef = make_self_distillation_regression(
+        n_samples=len(s) + extra_rows, n_features=n_features, singular_values=s,
+        coef_directions=[len(s) - 1], noise=0.0, random_state=seed,
+    )  # fmt: skip
+    sv = np.linalg.svd(X, compute_uv=False)
+    np.testing.assert_allclose(sv[: len(s)], np.sort(s)[::-1], rtol=1e-9)
+    # coef is the right singular vector of the last given singular value:
+    # X coef has norm exactly that value.
+    assert np.linalg.norm(X @ coef) == pytest.approx(s[-1], rel=1e-9)
