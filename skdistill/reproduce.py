@@ -24,7 +24,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from sklearn.model_selection import KFold, PredefinedSplit
 
+from ._cv import SelfDistillCV
 from ._filter import xi_bar_to_xi
 from ._linear import RepeatedSelfDistillationRegressor
 from .datasets import (
@@ -156,10 +158,6 @@ def table1(data_home=None, max_steps=4, verbose=True):
         from the training SVD, without converting to ``xi``); ``"cv5"`` and
         ``"cv5_ridge"``: dicts with ``test_mse``, ``alpha``, ``n_steps``.
     """
-    from sklearn.model_selection import KFold, PredefinedSplit
-
-    from ._cv import SelfDistillCV
-
     progress = _Progress(verbose)
     results = {}
     for name, X, y in _table1_data(data_home):

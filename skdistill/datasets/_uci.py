@@ -256,7 +256,7 @@ Air Quality data set
 --------------------
 
 Hourly responses of a gas multisensor device deployed in an Italian city,
-with reference analyser concentrations, March 2004 to February 2005
+with reference analyser concentrations, March 2004 to April 2005
 (UCI Machine Learning Repository, id 360).
 
 **Data Set Characteristics:**
