@@ -1,5 +1,6 @@
 """skdistill: repeated self-distillation for scikit-learn."""
 
+from ._cv import SelfDistillCV
 from ._filter import filter_path, xi_bar_to_xi, xi_to_xi_bar
 from ._linear import RepeatedSelfDistillationRegressor
 
@@ -7,6 +8,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "RepeatedSelfDistillationRegressor",
+    "SelfDistillCV",
     "filter_path",
     "xi_bar_to_xi",
     "xi_to_xi_bar",
