@@ -283,12 +283,20 @@ def test_cv_display_unfitted_and_missing_keys():
 )
 def test_cv_display_real_selfdistillcv(data):
     X, y = data
-    search = skdistill.SelfDistillCV(alphas=[0.1, 1.0, 10.0], n_steps=(0, 1, 2), cv=3)
-    search.fit(X, y)
+    alphas, steps = np.logspace(-3, 3, 7), (0, 1, 2)
+    search = skdistill.SelfDistillCV(alphas=alphas, n_steps=steps, cv=3).fit(X, y)
     display = SelfDistillCVDisplay.from_estimator(search)
-    assert display.cv_errors.shape == (3, 3)
-    best = search.best_index_
-    assert display.best_n_steps == search.cv_results_["param_n_steps"][best]
+    results = search.cv_results_
+    assert_allclose(display.alphas, alphas)
+    assert_allclose(display.n_steps, steps)
+    # Each drawn error is the negated mean_test_score of its own candidate.
+    for i, (alpha, k) in enumerate(
+        zip(results["param_alpha"], results["param_n_steps"], strict=True)
+    ):
+        row, col = steps.index(k), np.flatnonzero(np.isclose(alphas, alpha))[0]
+        assert display.cv_errors[row, col] == -results["mean_test_score"][i]
+    # The marked point is the validated candidate (alpha_, n_steps_), not the
+    # refit's rescaled alpha in best_params_.
+    assert display.best_alpha == pytest.approx(search.alpha_)
+    assert display.best_n_steps == search.n_steps_
     assert display.best_error == pytest.approx(-search.best_score_)
-    # The chosen candidate has the lowest error drawn.
-    assert display.best_error == pytest.approx(np.nanmin(display.cv_errors))
