@@ -8,6 +8,7 @@ with that reason, when the ``SKDISTILL_DATA`` environment variable is unset: the
 tests never download.
 """
 
+import ast
 import os
 import re
 import runpy
@@ -25,6 +26,19 @@ _NEEDS_DATA = re.compile(r"SKDISTILL_DATA|\bfetch_(air_quality|airfoil|appliance
 def test_examples_found():
     # Guards against a moved directory silently turning the tests below off.
     assert any(path.name == "plot_filter_factors.py" for path in EXAMPLES)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_example_has_gallery_header(path):
+    # sphinx-gallery needs a module docstring that opens with a title
+    # underlined by "="; without one the docs build fails.
+    docstring = ast.get_docstring(ast.parse(path.read_text()), clean=True)
+    assert docstring, f"{path.name} has no module docstring"
+    lines = [line for line in docstring.splitlines() if line.strip()]
+    title = lines[1] if set(lines[0]) == {"="} else lines[0]
+    underline = lines[2] if set(lines[0]) == {"="} else lines[1]
+    assert set(underline) == {"="}, f"{path.name}: title not underlined with '='"
+    assert len(underline) >= len(title), f"{path.name}: title underline too short"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
