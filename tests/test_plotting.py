@@ -136,6 +136,12 @@ def test_spectral_filter_unwraps_search_and_rejects_unknown(data):
     with pytest.raises(TypeError, match="neither singular_values_ nor eigenvalues_"):
         SpectralFilterDisplay.from_estimator(Ridge().fit(X, y))
 
+    # A kernel estimator's alpha="constrained" mode has no single filter.
+    reg = RepeatedSelfDistillationRegressor().fit(X, y)
+    reg.alpha = "constrained"
+    with pytest.raises(ValueError, match="needs numeric alpha"):
+        SpectralFilterDisplay.from_estimator(reg)
+
 
 def test_spectral_filter_unfitted_raises():
     from sklearn.exceptions import NotFittedError

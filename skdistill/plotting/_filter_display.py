@@ -188,6 +188,11 @@ class SpectralFilterDisplay:
         check_is_fitted(estimator)
         lam = _eigenvalues_of(estimator)
         n_steps = int(estimator.n_steps)
+        if isinstance(estimator.alpha, str):
+            raise ValueError(
+                f"alpha={estimator.alpha!r} has no fixed filter to draw; "
+                "SpectralFilterDisplay needs numeric alpha."
+            )
         alpha = np.asarray(estimator.alpha, dtype=np.float64)
         if alpha.ndim not in (0, 1):
             raise ValueError(f"alpha must be a float or 1-d, got shape {alpha.shape}.")
