@@ -20,7 +20,12 @@ __all__ = ["RepeatedSelfDistillationRegressor"]
 
 def _check_step_array(value, name, length, *, non_negative):
     """Broadcast a float or array parameter to ``length`` finite values."""
-    arr = np.asarray(value, dtype=np.float64)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} must be a float or an array of floats, got {value!r}."
+        ) from exc
     if arr.ndim == 0:
         arr = np.full(length, float(arr))
     elif arr.ndim != 1 or arr.shape[0] != length:
@@ -43,8 +48,14 @@ def _check_steps(alpha, xi, n_steps):
 
 
 def _rank_rtol(solver, X):
-    eps = np.finfo(X.dtype).eps * max(X.shape)
-    return eps**2 if solver == "svd" else eps
+    """Relative cut-off on ``lam = s**2`` below which a direction is null.
+
+    Matches :func:`numpy.linalg.lstsq` and :func:`numpy.linalg.pinv`
+    (``s <= eps * max(n, d) * s_max``) for the SVD; a Gram matrix carries an
+    absolute error of order ``eps * lam_max``, hence the looser cut-off there.
+    """
+    rtol = np.finfo(X.dtype).eps * max(X.shape)
+    return rtol**2 if solver == "svd" else rtol
 
 
 class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
@@ -94,8 +105,9 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         Intercepts of the teacher and of every student.
     xi_bar_ : ndarray of shape (n_steps + 1,)
         Effective polynomial coefficients of the filter; they sum to one.
-    singular_values_ : ndarray of shape (n_components,)
-        Singular values of the centred (weighted) training data.
+    singular_values_ : ndarray of shape (min(n_samples, n_features),)
+        Singular values of the centred (weighted) training data, in
+        decreasing order.
     solver_ : str
         The solver used.
     n_features_in_ : int
@@ -160,11 +172,19 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             self,
             X,
             y,
-            accept_sparse=["csr", "csc", "coo"],
-            dtype=[np.float64, np.float32],
-            multi_output=True,
-            y_numeric=True,
+            validate_separately=(
+                dict(
+                    accept_sparse=["csr", "csc", "coo"],
+                    dtype=[np.float64, np.float32],
+                ),
+                dict(ensure_2d=False, dtype="numeric"),
+            ),
         )
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(
+                "X and y have inconsistent numbers of samples: X has "
+                f"{X.shape[0]} rows and y has {y.shape[0]}."
+            )
         y = np.asarray(y, dtype=X.dtype)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
@@ -201,6 +221,8 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             fit_intercept=self.fit_intercept,
             solver=solver,
         )
+        # Singular values in decreasing order; every solver reports min(n, d).
+        singular_values = np.sqrt(np.sort(spectrum.lam)[::-1][: min(X.shape)])
         if alphas.min() == 0:
             spectrum = spectrum.truncated(_rank_rtol(solver, X))
         q_path = inverse_filter_path(spectrum.lam, alphas, xis, self.n_steps)
@@ -214,7 +236,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         self.coef_ = coef_path[-1]
         self.intercept_ = intercept_path[-1]
         self.xi_bar_ = xi_to_xi_bar(xis)
-        self.singular_values_ = np.sqrt(spectrum.lam[::-1])
+        self.singular_values_ = singular_values
         self.solver_ = solver
         return self
 
