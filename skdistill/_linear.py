@@ -226,7 +226,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         if alphas.min() == 0:
             spectrum = spectrum.truncated(_rank_rtol(solver, X))
         q_path = inverse_filter_path(spectrum.lam, alphas, xis, self.n_steps)
-        coef_path = np.stack([spectrum.coef(q) for q in q_path])  # (k+1, t, d)
+        coef_path = spectrum.coef_path(q_path)  # (k+1, t, d)
         intercept_path = spectrum.y_offset - coef_path @ spectrum.X_offset
         if y.ndim == 1:
             coef_path = coef_path[:, 0, :]
