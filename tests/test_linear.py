@@ -23,8 +23,11 @@ from sklearn.utils.estimator_checks import (
 )
 
 from skdistill import RepeatedSelfDistillationRegressor, xi_bar_to_xi
+from skdistill._filter import inverse_filter_path
+from skdistill._spectral import decompose
 
-SOLVERS = ["auto", "svd", "gram", "dual"]
+EIGEN_SOLVERS = ["auto", "svd", "gram", "dual"]
+SOLVERS = EIGEN_SOLVERS + ["cholesky"]  # "cholesky" needs every alpha > 0
 # solver="svd" rejects sparse X (test_bad_input_raises_in_fit checks that), so
 # it is left out of the sparse combinations rather than skipped.
 SOLVER_AND_SPARSE = [
@@ -46,6 +49,9 @@ ESTIMATORS = [
     RepeatedSelfDistillationRegressor(solver="svd", n_steps=3, xi=1.5),
     RepeatedSelfDistillationRegressor(solver="gram", n_steps=3, xi=1.5),
     RepeatedSelfDistillationRegressor(solver="dual", n_steps=3, xi=1.5),
+    RepeatedSelfDistillationRegressor(
+        solver="cholesky", n_steps=3, xi=[0.5, 2.0, -1.0], alpha=[1.0, 1.0, 0.3, 1.0]
+    ),
 ]
 
 
@@ -187,7 +193,7 @@ def test_closed_form_equals_ridge_loop(
     n_targets=st.sampled_from([None, 2]),
     fit_intercept=st.booleans(),
     weighted=st.booleans(),
-    solver=st.sampled_from(["auto", "gram", "dual"]),
+    solver=st.sampled_from(["auto", "gram", "dual", "cholesky"]),
     fmt=st.sampled_from(["csr", "csc", "coo"]),
     setting=distillation_settings(),
 )
@@ -265,20 +271,23 @@ def test_all_solvers_agree(seed, shape, weighted, setting):
         for solver in SOLVERS
     }
     ref = fits["svd"]
-    for solver in ["auto", "gram", "dual"]:
-        assert fits[solver].singular_values_.shape == (min(shape),)
-        # Eigenvalues of a Gram matrix carry an absolute error of order
-        # eps * max(n, d) * s_max**2, so zero singular values come out as
-        # about sqrt(eps * max(n, d)) * s_max.
-        assert_allclose(
-            fits[solver].singular_values_,
-            ref.singular_values_,
-            atol=np.sqrt(np.finfo(float).eps * max(shape)) * ref.singular_values_[0],
-        )
+    assert not hasattr(fits["cholesky"], "singular_values_")
+    for solver in ["auto", "gram", "dual", "cholesky"]:
+        if solver != "cholesky":
+            assert fits[solver].singular_values_.shape == (min(shape),)
+            # Eigenvalues of a Gram matrix carry an absolute error of order
+            # eps * max(n, d) * s_max**2, so zero singular values come out as
+            # about sqrt(eps * max(n, d)) * s_max.
+            assert_allclose(
+                fits[solver].singular_values_,
+                ref.singular_values_,
+                atol=np.sqrt(np.finfo(float).eps * max(shape))
+                * ref.singular_values_[0],
+            )
         for i in range(params["n_steps"] + 1):
             assert_normwise_close(fits[solver].coef_path_[i], ref.coef_path_[i], 1e-8)
         assert_normwise_close(fits[solver].predict(X), ref.predict(X), 1e-8)
-    for solver in ["gram", "dual"]:
+    for solver in ["gram", "dual", "cholesky"]:
         reg = RepeatedSelfDistillationRegressor(**params, solver=solver)
         reg.fit(sp.csr_matrix(X), y, sample_weight=sw)
         assert_normwise_close(reg.coef_, ref.coef_, 1e-8)
@@ -478,7 +487,9 @@ def make_rank_deficient(seed, n, d, rank):
 
 
 @pytest.mark.parametrize("shape", [(40, 10), (10, 40), (20, 20)])
-@pytest.mark.parametrize("solver, sparse_input", SOLVER_AND_SPARSE)
+@pytest.mark.parametrize(
+    "solver, sparse_input", [p for p in SOLVER_AND_SPARSE if p[0] != "cholesky"]
+)
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_rank_deficient_alpha_zero_is_minimum_norm(
     shape, solver, sparse_input, fit_intercept
@@ -627,6 +638,14 @@ def _with(array, index, value):
             "Sample weights must contain at least one non-zero number",
         ),
         (
+            {"solver": "cholesky", "n_steps": 1, "alpha": [1.0, 0.0]},
+            X_OK,
+            Y_OK,
+            {},
+            ValueError,
+            "solver='cholesky' needs every alpha > 0",
+        ),
+        (
             {"solver": "svd"},
             sp.csr_matrix(X_OK),
             Y_OK,
@@ -658,3 +677,30 @@ def test_error_messages_name_the_parameter_exactly():
     reg = RepeatedSelfDistillationRegressor(n_steps=1, alpha=[1.0, -0.5])
     with pytest.raises(ValueError, match=re.escape("got [1.0, -0.5]")):
         reg.fit(X_OK, Y_OK)
+
+
+@pytest.mark.parametrize(
+    "solver, sparse_input",
+    [p for p in SOLVER_AND_SPARSE if p[0] in ("svd", "gram", "dual")],
+)
+def test_spectrum_basis_gives_the_fitted_coefficients(solver, sparse_input):
+    """``basis @ diag(q) @ proj`` (used by the cross-validation) is the fit.
+
+    For "dual" the basis is formed lazily; both routes must agree with the
+    estimator's coefficients.
+    """
+    X, y, sw = make_problem(6, 15, 25, n_targets=2, weighted=True)
+    X_fit = sp.csr_matrix(X) if sparse_input else X
+    spectrum = decompose(X_fit, y, sample_weight=sw, solver=solver)
+    q = inverse_filter_path(spectrum.lam, 0.7, [1.5, -0.5], 2)
+    lazy = spectrum.coef_path(q)
+    explicit = np.stack(
+        [(spectrum.basis @ (qi[:, None] * spectrum.proj)).T for qi in q]
+    )
+    reg = RepeatedSelfDistillationRegressor(alpha=0.7, n_steps=2, xi=[1.5, -0.5])
+    reg.fit(X_fit, y, sample_weight=sw)
+    assert spectrum.basis.shape[0] == 25
+    for i in range(3):
+        assert_normwise_close(lazy[i], reg.coef_path_[i], rtol=1e-8)
+        assert_normwise_close(explicit[i], reg.coef_path_[i], rtol=1e-8)
+        assert_normwise_close(spectrum.coef(q[i]), reg.coef_path_[i], rtol=1e-8)
