@@ -11,6 +11,11 @@ Intercepts follow :class:`sklearn.linear_model.Ridge`: with ``fit_intercept``
 the columns of ``X`` and ``y`` are centred by their (weighted) means and rows
 are scaled by ``sqrt(sample_weight)``. Sparse ``X`` is never densified: the
 centring is applied implicitly to the small ``d x d`` or ``n x n`` Gram matrix.
+
+:func:`cholesky_path` evaluates the same chain of fits without a spectrum,
+from one Cholesky factor of the regularised Gram matrix per distinct ``alpha``:
+cheaper when ``d >> n``, where an ``n x n`` eigendecomposition costs several
+times the Cholesky factorisation that :class:`~sklearn.linear_model.Ridge` needs.
 """
 
 import numpy as np
@@ -201,12 +206,17 @@ def decompose(X, Y, *, sample_weight=None, fit_intercept=True, solver="gram"):
     Y : ndarray of shape (n, t)
     sample_weight : ndarray of shape (n,) or None
     fit_intercept : bool
-    solver : {"svd", "gram", "dual"}
+    solver : {"svd", "gram", "dual", "cholesky"}
+        ``"cholesky"`` (the estimator's solver that needs no spectrum) falls
+        back to ``"gram"`` when ``n >= d`` and ``"dual"`` otherwise, so that
+        callers holding such an estimator still get a spectrum.
 
     Returns
     -------
     Spectrum
     """
+    if solver == "cholesky":
+        solver = "gram" if X.shape[0] >= X.shape[1] else "dual"
     if solver not in ("svd", "gram", "dual"):
         raise ValueError(f"Unknown solver {solver!r}.")
     if solver == "svd" and sp.issparse(X):

@@ -704,3 +704,13 @@ def test_spectrum_basis_gives_the_fitted_coefficients(solver, sparse_input):
         assert_normwise_close(lazy[i], reg.coef_path_[i], rtol=1e-8)
         assert_normwise_close(explicit[i], reg.coef_path_[i], rtol=1e-8)
         assert_normwise_close(spectrum.coef(q[i]), reg.coef_path_[i], rtol=1e-8)
+
+
+@pytest.mark.parametrize("shape, expected", [((30, 5), "gram"), ((5, 30), "dual")])
+def test_decompose_accepts_the_cholesky_solver_name(shape, expected):
+    """An estimator with solver="cholesky" can still be decomposed (e.g. for CV)."""
+    X, y, _ = make_problem(0, *shape, n_targets=1)
+    got = decompose(X, y, solver="cholesky")
+    ref = decompose(X, y, solver=expected)
+    assert_array_equal(got.lam, ref.lam)
+    assert_array_equal(got.coef(1.0 / (got.lam + 1.0)), ref.coef(1.0 / (ref.lam + 1.0)))
