@@ -23,7 +23,12 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._filter import filter_path, inverse_filter_path, xi_to_xi_bar
+from ._filter import (
+    combine_pure_distillates,
+    filter_path,
+    inverse_filter_path,
+    xi_to_xi_bar,
+)
 from ._linear import _check_step_array
 
 __all__ = ["KernelSelfDistillationRegressor"]
@@ -537,6 +542,9 @@ def _cholesky_path(K, Yw, alphas, xis):
     path = np.empty((alphas.size,) + Yw.shape)
     diag = K.diagonal().copy()
     targets = Yw
+    # One alpha: build the pure distillates (xi = 1) and combine them by each
+    # step's xi_bar, the same evaluation as the eigendecomposition path.
+    pure = np.all(alphas == alphas[0])
     for i, a in enumerate(alphas):
         if a not in factors:
             K.flat[:: K.shape[0] + 1] = diag + a
@@ -546,10 +554,12 @@ def _cholesky_path(K, Yw, alphas, xis):
                 return None
             finally:
                 K.flat[:: K.shape[0] + 1] = diag
-        if i > 0:
+        if i > 0 and pure:
+            targets = K @ path[i - 1]
+        elif i > 0:
             targets = xis[i - 1] * (K @ path[i - 1]) + (1.0 - xis[i - 1]) * Yw
         path[i] = linalg.cho_solve(factors[a], targets, check_finite=False)
-    return path
+    return combine_pure_distillates(path, xis) if pure else path
 
 
 def _constrained_alphas(d, proj, total, epsilon, xis, n_steps):
