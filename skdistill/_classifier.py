@@ -130,6 +130,7 @@ def _fit_fixed_intercept(teacher, X, targets, sample_weight):
             "The fixed-intercept student did not converge "
             f"({res.message}); increase the estimator's max_iter.",
             ConvergenceWarning,
+            stacklevel=2,
         )
     student = clone(teacher)
     student.coef_ = res.x.reshape(teacher.coef_.shape)
@@ -249,17 +250,23 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
 
     Examples
     --------
+    Noisy labels (30% flipped) on the mixture of Takanami et al.: each stage
+    of hard pseudo-labels lowers the error against the clean test labels.
+
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
     >>> from skdistill import SelfDistillationClassifier
     >>> from skdistill.datasets import make_noisy_gaussian_mixture
-    >>> X, y, y_clean = make_noisy_gaussian_mixture(400, 50, random_state=0)
-    >>> clf = SelfDistillationClassifier(n_steps=2, pseudo_labels="hard")
+    >>> X, y, _ = make_noisy_gaussian_mixture(200, 200, random_state=0)
+    >>> X_test, _, y_test = make_noisy_gaussian_mixture(2000, 200, random_state=1)
+    >>> lr = LogisticRegression(C=1e-4, fit_intercept=False)
+    >>> clf = SelfDistillationClassifier(lr, n_steps=3, pseudo_labels="hard")
     >>> clf.fit(X, y).n_steps_
-    2
-    >>> clf.predict_proba(X[:2]).shape
+    3
+    >>> [round(float(np.mean(p != y_test)), 3) for p in clf.staged_predict(X_test)]
+    [0.243, 0.182, 0.164, 0.159]
+    >>> clf.predict_proba(X_test[:2]).shape
     (2, 2)
-    >>> [round(s, 2) for s in map(lambda p: (p.argmax(1) == y_clean).mean(),
-    ...                               clf.staged_predict_proba(X))]
-    [0.87, 0.92, 0.94]
     """
 
     _parameter_constraints: dict = {
@@ -384,6 +391,7 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
                 f"The targets of stage {stage} contain a single class; that "
                 "stage is a constant DummyClassifier predicting it.",
                 UserWarning,
+                stacklevel=3,
             )
             student = DummyClassifier(strategy="prior")
         return student.fit(_safe_indexing(X, rows), labels, sample_weight=weights[keep])
@@ -599,11 +607,12 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         X = self._check_X(X)
         est = self.estimators_[-1]
         scores = est.decision_function(X)
-        if self.classes_.shape[0] == 2 or scores.ndim == 2 and (
-            scores.shape[1] == self.classes_.shape[0]
+        if (
+            self.classes_.shape[0] == 2
+            or scores.ndim == 2
+            and (scores.shape[1] == self.classes_.shape[0])
         ):
             return scores
         if scores.ndim == 1:
             scores = np.column_stack([np.zeros_like(scores), scores])
         return self._expand(est, scores, fill=-np.inf)
-

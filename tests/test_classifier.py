@@ -135,9 +135,7 @@ def _soft_targets(teacher, X, y, xi, temperature):
     C=st.floats(0.05, 5.0),
     seed=st.integers(0, 1000),
 )
-def test_row_duplication_equals_soft_cross_entropy(
-    n_classes, xi, temperature, C, seed
-):
+def test_row_duplication_equals_soft_cross_entropy(n_classes, xi, temperature, C, seed):
     """The student on duplicated rows minimises the soft-target objective."""
     X, y = _data(n_classes, seed=seed)
     sw = np.random.default_rng(seed).uniform(0.5, 2.0, size=y.shape[0])
@@ -174,9 +172,7 @@ def test_fix_intercept_solves_objective_with_teacher_intercept(
     if pseudo_labels == "soft":
         T = _soft_targets(teacher, X, y, xi, temperature)
     else:
-        T = xi * np.eye(n_classes)[teacher.predict(X)] + (1 - xi) * np.eye(
-            n_classes
-        )[y]
+        T = xi * np.eye(n_classes)[teacher.predict(X)] + (1 - xi) * np.eye(n_classes)[y]
     W, _ = _soft_logreg(X, T, sw, C, intercept=teacher.intercept_)
     np.testing.assert_allclose(student.coef_, W, atol=1e-6, rtol=1e-6)
     # The students keep the intercept at every stage.
@@ -216,9 +212,9 @@ def test_xi_zero_equals_base_estimator(estimator, pseudo_labels):
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_hard_labels_are_zero_temperature_limit(n_classes):
     X, y = _data(n_classes, seed=4)
-    hard = SelfDistillationClassifier(
-        _tight_lr(), n_steps=3, pseudo_labels="hard"
-    ).fit(X, y)
+    hard = SelfDistillationClassifier(_tight_lr(), n_steps=3, pseudo_labels="hard").fit(
+        X, y
+    )
     soft = SelfDistillationClassifier(_tight_lr(), n_steps=3, temperature=1e-9).fit(
         X, y
     )
@@ -243,9 +239,9 @@ def test_predict_proba_temperature_path_without_decision_function():
     """Without decision_function, targets are normalised predict_proba ** (1/T)."""
     X, y = _data(3, seed=7)
     T, xi = 0.5, 0.8
-    clf = SelfDistillationClassifier(
-        GaussianNB(), n_steps=1, xi=xi, temperature=T
-    ).fit(X, y)
+    clf = SelfDistillationClassifier(GaussianNB(), n_steps=1, xi=xi, temperature=T).fit(
+        X, y
+    )
     P = GaussianNB().fit(X, y).predict_proba(X) ** (1 / T)
     P /= P.sum(axis=1, keepdims=True)
     targets = xi * P + (1 - xi) * np.eye(3)[y]
@@ -276,9 +272,7 @@ def test_string_labels_and_staged_outputs():
     np.testing.assert_allclose(
         clf.decision_function(X), clf.estimators_[-1].decision_function(X)
     )
-    np.testing.assert_allclose(
-        clf.predict_log_proba(X), np.log(clf.predict_proba(X))
-    )
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(clf.predict_proba(X)))
     assert clf.n_steps_ == 2
 
 

@@ -35,9 +35,7 @@ def test_class_ratio_and_flip_rate(class_ratio, flip_rate):
 
 def test_class_means_and_noise_variance():
     n, d, var = 20000, 16, 0.7
-    X, _, y = make_noisy_gaussian_mixture(
-        n, d, noise_variance=var, random_state=1
-    )
+    X, _, y = make_noisy_gaussian_mixture(n, d, noise_variance=var, random_state=1)
     mu = np.full(d, 1 / np.sqrt(d))
     for label, sign in [(1, 1.0), (0, -1.0)]:
         Xc = X[y == label]
