@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SKDISTILL_DATA ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),)
 export SKDISTILL_DATA
 
-.PHONY: install test demo lint format bench clean
+.PHONY: install test demo lint format bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The docs extra (sphinx, sphinx-gallery, numpydoc, theme, offline MathJax).
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -35,5 +41,12 @@ format: $(STAMP)
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+# Builds the site into docs/_build/html, warnings as errors, running the
+# gallery examples. Set SKDISTILL_DOCS_INTERSPHINX=1 (needs internet) to link
+# to scikit-learn, numpy, scipy and optuna.
+docs: $(DOCS_STAMP)
+	MPLBACKEND=Agg $(BIN)/sphinx-build -b html -W --keep-going docs docs/_build/html
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf docs/_build docs/auto_examples docs/generated docs/api.rst docs/sg_execution_times.rst

@@ -1,6 +1,7 @@
 """skdistill: repeated self-distillation for scikit-learn."""
 
 from ._classifier import SelfDistillationClassifier
+from ._cv import SelfDistillCV
 from ._filter import filter_path, xi_bar_to_xi, xi_to_xi_bar
 from ._linear import RepeatedSelfDistillationRegressor
 from ._meta import SelfDistillationRegressor
@@ -9,6 +10,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "RepeatedSelfDistillationRegressor",
+    "SelfDistillCV",
     "SelfDistillationClassifier",
     "SelfDistillationRegressor",
     "filter_path",

@@ -66,8 +66,10 @@ def xi_bar_to_xi(xi_bar):
 
     The inverse of :func:`xi_to_xi_bar`. Writing ``T_m = sum_{l >= m}
     xi_bar[l]``, the weights are ``xi_{k-m} = T_{m+1} / T_m``, so a
-    representation exists exactly when every tail sum ``T_1, ..., T_k`` is
-    non-zero. The tail sums are computed directly (not as ``1 - xi_bar[0]``)
+    representation exists exactly when no tail sum vanishes before a non-zero
+    one (a filter of lower degree padded with zeros is represented by steps
+    that ignore their teacher, ``xi = 0``). The tail sums are computed
+    directly (not as ``1 - xi_bar[0]``)
     so that tame ``xi_bar`` near ridge keep their accuracy even when the
     resulting ``xi`` are huge.
 
@@ -104,13 +106,18 @@ def xi_bar_to_xi(xi_bar):
     # tail[m] = T_m = sum_{l >= m} xi_bar[l], with T_0 = 1 by definition.
     tail = np.cumsum(xi_bar[::-1])[::-1].copy()
     tail[0] = 1.0
-    if k and np.any(tail[1:] == 0.0):
-        raise ValueError(
-            "xi_bar has a vanishing tail sum, so no finite per-step xi represents it."
-        )
-    xi = np.empty(k)
+    xi = np.zeros(k)
     for m in range(k):
         # xi_{k-m} (1-based step index) = T_{m+1} / T_m
+        if tail[m] == 0.0:
+            # Step k-m+1 ignores its teacher (xi = 0 there), so the earlier
+            # steps are free (left at 0) provided nothing remains to represent.
+            if np.any(tail[m:] != 0.0):
+                raise ValueError(
+                    "xi_bar has a vanishing tail sum followed by non-zero "
+                    "coefficients, so no finite per-step xi represents it."
+                )
+            break
         xi[k - 1 - m] = tail[m + 1] / tail[m]
     return xi
 
@@ -173,6 +180,8 @@ def inverse_filter_path(lam, alpha, xi, n_steps):
     """
     lam = np.asarray(lam, dtype=np.float64)
     alphas, xis = _broadcast_steps(alpha, xi, n_steps)
+    if np.all(alphas == alphas[0]):
+        return _polynomial_inverse_path(lam, alphas[0], xis)
     q = np.empty((n_steps + 1,) + lam.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         den = lam + alphas[0]
@@ -181,4 +190,28 @@ def inverse_filter_path(lam, alpha, xi, n_steps):
             den = lam + alphas[i]
             num = xis[i - 1] * lam * q[i - 1] + 1.0 - xis[i - 1]
             q[i] = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return q
+
+
+def polynomial_inverse_filter(lam, alpha, xi_bar):
+    """``q = p(h) / (lam + alpha)`` for the polynomial ``p(h) = sum xi_bar[m] h^m``.
+
+    Horner's rule on tame ``xi_bar`` stays accurate where the per-step
+    recursion would cancel catastrophically (``|xi|`` of 1e10 happens).
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    den = lam + alpha
+    safe = np.where(den > 0, den, 1.0)
+    h = np.where(den > 0, lam / safe, 0.0)
+    p = np.zeros_like(h)
+    for c in np.asarray(xi_bar, dtype=np.float64)[::-1]:
+        p = p * h + c
+    return np.where(den > 0, p / safe, 0.0)
+
+
+def _polynomial_inverse_path(lam, alpha, xis):
+    """``q_i`` for every step with one shared ``alpha``, via each prefix's xi_bar."""
+    q = np.empty((xis.size + 1,) + lam.shape)
+    for i in range(xis.size + 1):
+        q[i] = polynomial_inverse_filter(lam, alpha, xi_to_xi_bar(xis[:i]))
     return q

@@ -377,3 +377,44 @@ def test_nested_parameters_are_tunable():
     # Default estimator is a LogisticRegression.
     default = SelfDistillationClassifier().fit(X, y)
     assert isinstance(default.estimators_[0], LogisticRegression)
+
+
+def test_tuned_by_self_distill_cv():
+    """SelfDistillCV's optuna search tunes xi, temperature and estimator__C.
+
+    Classifiers are split stratified and scored with the given scorer: the
+    best score equals an independent cross_val_score of the best parameters.
+    """
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    from skdistill import SelfDistillCV
+
+    X, y, _ = make_noisy_gaussian_mixture(120, 10, random_state=0)
+    est = SelfDistillationClassifier(LogisticRegression(fit_intercept=False))
+    search = SelfDistillCV(
+        est,
+        cv=3,
+        scoring="neg_log_loss",
+        n_trials=6,
+        random_state=0,
+        param_distributions={
+            "n_steps": CategoricalDistribution([0, 1, 2]),
+            "xi": FloatDistribution(0.0, 1.0),
+            "temperature": FloatDistribution(0.1, 10.0, log=True),
+            "estimator__C": FloatDistribution(1e-3, 1e2, log=True),
+        },
+    ).fit(X, y)
+    assert set(search.best_params_) == {"n_steps", "xi", "temperature", "estimator__C"}
+    expected = cross_val_score(
+        clone(est).set_params(**search.best_params_),
+        X,
+        y,
+        cv=StratifiedKFold(3),
+        scoring="neg_log_loss",
+    )
+    np.testing.assert_allclose(search.best_score_, expected.mean(), rtol=1e-10)
+    assert search.best_score_ == np.max(search.cv_results_["mean_test_score"])
+    np.testing.assert_array_equal(search.classes_, [0, 1])
+    np.testing.assert_array_equal(search.predict(X), search.best_estimator_.predict(X))

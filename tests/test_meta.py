@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.linear_model import Ridge
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPRegressor
@@ -72,7 +72,7 @@ def test_default_is_ridge_and_matches_closed_form():
     [
         Ridge(alpha=3.0),
         DecisionTreeRegressor(max_depth=3, random_state=0),
-        HistGradientBoostingRegressor(max_iter=15, random_state=0),
+        GradientBoostingRegressor(n_estimators=15, random_state=0),
     ],
 )
 def test_xi_zero_equals_base_estimator(estimator):
@@ -123,3 +123,27 @@ def test_bad_parameters_raise_in_fit():
 def test_nested_parameters():
     reg = SelfDistillationRegressor(Ridge())
     assert {"xi", "n_steps", "estimator__alpha"} <= set(reg.get_params())
+
+
+def test_tuned_by_self_distill_cv():
+    """The default optuna space tunes n_steps, xi and estimator__alpha."""
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, cross_val_score
+
+    from skdistill import SelfDistillCV
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 5))
+    y = X @ rng.normal(size=5) + rng.normal(size=60)
+    est = SelfDistillationRegressor(Ridge())
+    search = SelfDistillCV(est, n_steps=(0, 1, 2), n_trials=6, random_state=0)
+    search.fit(X, y)
+    assert {"n_steps", "estimator__alpha"} <= set(search.best_params_)
+    expected = cross_val_score(
+        clone(est).set_params(**search.best_params_),
+        X,
+        y,
+        cv=KFold(5),
+        scoring="neg_mean_squared_error",
+    )
+    np.testing.assert_allclose(search.best_score_, expected.mean(), rtol=1e-10)

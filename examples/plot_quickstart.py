@@ -1,0 +1,126 @@
+"""
+==========
+Quickstart
+==========
+
+Compare :class:`~sklearn.linear_model.RidgeCV` with
+:class:`~skdistill.SelfDistillCV`, which tunes the ridge penalty, the number of
+self-distillation steps and each step's mixing weight by exact
+cross-validation, on two problems:
+
+* scikit-learn's diabetes data, on shuffled 70/30 splits (test MSE);
+* a fixed-design instance of Pareek, Oh and Du (2024): a design with
+  power-law singular values and true coefficients aligned with its top
+  singular direction (excess risk ``|X (coef - coef*)|^2``).
+
+Both searches use the same alphas and the same folds, so ridge is one of
+``SelfDistillCV``'s candidates and its cross-validation error is never worse.
+Whether that carries over to new data depends on the problem: the table
+shows what happens here, split by split.
+"""
+
+# %%
+# Fit both models on one split
+# ----------------------------
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_diabetes
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import RidgeCV
+from sklearn.metrics import mean_squared_error
+from sklearn.model_selection import KFold, train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from skdistill import SelfDistillCV
+from skdistill.datasets import make_self_distillation_regression
+
+warnings.simplefilter("ignore", ConvergenceWarning)
+
+X, y = load_diabetes(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
+scaler = StandardScaler().fit(X_train)
+X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+cv = KFold(5, shuffle=True, random_state=0)
+
+search = SelfDistillCV(n_steps=(0, 1, 2, 3), cv=cv).fit(X_train, y_train)
+alphas = np.unique(search.cv_results_["param_alpha"].astype(float))
+ridge = RidgeCV(alphas=alphas, cv=cv, scoring="neg_mean_squared_error")
+ridge.fit(X_train, y_train)
+
+print(f"chosen: n_steps={search.n_steps_}, alpha={search.alpha_:.4g}")
+print(f"xi = {np.round(search.xi_, 3)}, xi_bar = {np.round(search.xi_bar_, 3)}")
+print(
+    f"CV MSE:   RidgeCV {-ridge.best_score_:.1f}  "
+    f"SelfDistillCV {-search.best_score_:.1f}"
+)
+print(
+    f"test MSE: RidgeCV {mean_squared_error(y_test, ridge.predict(X_test)):.1f}  "
+    f"SelfDistillCV {mean_squared_error(y_test, search.predict(X_test)):.1f}"
+)
+
+# %%
+# Several splits and seeds
+# ------------------------
+# The ratio is SelfDistillCV's error divided by RidgeCV's (below 1: the
+# distilled model wins).
+
+
+def diabetes_ratio(seed):
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=seed)
+    sc = StandardScaler().fit(X_tr)
+    X_tr, X_te = sc.transform(X_tr), sc.transform(X_te)
+    folds = KFold(5, shuffle=True, random_state=seed)
+    sd = SelfDistillCV(n_steps=(0, 1, 2, 3), cv=folds).fit(X_tr, y_tr)
+    grid = np.unique(sd.cv_results_["param_alpha"].astype(float))
+    rc = RidgeCV(alphas=grid, cv=folds, scoring="neg_mean_squared_error")
+    rc.fit(X_tr, y_tr)
+    return (
+        mean_squared_error(y_te, sd.predict(X_te))
+        / mean_squared_error(y_te, rc.predict(X_te)),
+        sd.n_steps_,
+    )
+
+
+def synthetic_ratio(seed):
+    X_s, y_s, coef = make_self_distillation_regression(
+        n_samples=500, n_features=20, decay=0.5, noise=0.1, random_state=seed
+    )
+    folds = KFold(5, shuffle=True, random_state=seed)
+    sd = SelfDistillCV(n_steps=(0, 1, 2, 3), cv=folds).fit(X_s, y_s)
+    grid = np.unique(sd.cv_results_["param_alpha"].astype(float))
+    rc = RidgeCV(alphas=grid, cv=folds, scoring="neg_mean_squared_error")
+    rc.fit(X_s, y_s)
+
+    def excess(model):
+        return np.sum((X_s @ (model.coef_ - coef)) ** 2)
+
+    return excess(sd) / excess(rc), sd.n_steps_
+
+
+rows = []
+for name, fn in [
+    ("diabetes, test MSE", diabetes_ratio),
+    ("fixed design, excess risk", synthetic_ratio),
+]:
+    out = [fn(seed) for seed in range(5)]
+    ratios = np.array([r for r, _ in out])
+    rows.append((name, ratios, [k for _, k in out]))
+
+print(f"\n{'problem':<27} {'mean':>6} {'median':>6} {'worst':>6}  per seed")
+for name, ratios, steps in rows:
+    print(
+        f"{name:<27} {ratios.mean():6.3f} {np.median(ratios):6.3f} "
+        f"{ratios.max():6.3f}  {np.round(ratios, 3)} n_steps={steps}"
+    )
+
+# %%
+# Reading the table
+# -----------------
+# On the diabetes data self-distillation buys nothing: its cross-validation
+# gain is a fraction of a percent and does not survive on held-out data. On
+# the fixed-design instance, where the signal lies in the top singular
+# direction and the other directions carry noise, the multi-step filter can
+# shrink the noise directions harder than any ridge penalty can while keeping
+# the signal: that is the setting of the paper's theory (see
+# ``python -m skdistill.reproduce separation``).

@@ -1,0 +1,353 @@
+"""Tests of SelfDistillCV against independent computations."""
+
+import os
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LinearRegression, RidgeCV
+from sklearn.metrics import mean_squared_error, r2_score
+from sklearn.model_selection import (
+    GridSearchCV,
+    GroupKFold,
+    KFold,
+    PredefinedSplit,
+    cross_val_score,
+)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skdistill import (
+    RepeatedSelfDistillationRegressor,
+    SelfDistillCV,
+    xi_bar_to_xi,
+)
+
+ALPHAS = np.logspace(-2, 2, 9)
+
+
+def _data(n=60, d=6, t=None, seed=0, noise=0.5):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * np.linspace(3, 0.2, d)
+    coef = rng.normal(size=(d,) if t is None else (d, t))
+    y = X @ coef + noise * rng.normal(size=(n,) if t is None else (n, t))
+    return X, y
+
+
+def _refit_cv_scores(X, y, folds, alpha, n_steps, xi_bar, sample_weight=None, **kw):
+    """Per-fold negative MSE of the candidate, by fitting each training fold."""
+    xi = xi_bar_to_xi(xi_bar)
+    out = []
+    for train, test in folds:
+        w_tr = None if sample_weight is None else sample_weight[train]
+        w_te = None if sample_weight is None else sample_weight[test]
+        est = RepeatedSelfDistillationRegressor(
+            alpha=alpha, n_steps=n_steps, xi=xi, solver="svd", **kw
+        ).fit(X[train], y[train], sample_weight=w_tr)
+        out.append(
+            -mean_squared_error(y[test], est.predict(X[test]), sample_weight=w_te)
+        )
+    return np.array(out)
+
+
+@parametrize_with_checks(
+    [
+        SelfDistillCV(cv=3, n_steps=(0, 1)),
+        SelfDistillCV(cv=3, n_steps=2, alphas=[0.1, 1.0, 10.0]),
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        # Tiny check data often puts the optimum at the edge of the grid.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n_steps=st.sampled_from([(0,), (0, 1), (1, 2), (0, 1, 2, 3)]),
+    fit_intercept=st.booleans(),
+    weighted=st.booleans(),
+    wide=st.booleans(),
+)
+def test_cv_results_equal_refits_on_every_fold(
+    seed, n_steps, fit_intercept, weighted, wide
+):
+    # Each candidate's reported split scores are the validation errors of the
+    # model refitted on that training fold with the reported xi_bar.
+    X, y = _data(n=30, d=45 if wide else 5, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    w = rng.uniform(0.2, 3.0, size=len(y)) if weighted else None
+    folds = list(KFold(3, shuffle=True, random_state=seed).split(X))
+    est = RepeatedSelfDistillationRegressor(fit_intercept=fit_intercept)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = SelfDistillCV(est, alphas=ALPHAS, n_steps=n_steps, cv=folds).fit(
+            X, y, sample_weight=w
+        )
+    res = search.cv_results_
+    for idx in rng.choice(len(res["params"]), size=4, replace=False):
+        p = res["params"][idx]
+        xi_bar = res["param_xi_bar"][idx]
+        expected = _refit_cv_scores(
+            X,
+            y,
+            folds,
+            p["alpha"],
+            p["n_steps"],
+            xi_bar,
+            w,
+            fit_intercept=fit_intercept,
+        )
+        got = np.array([res[f"split{i}_test_score"][idx] for i in range(3)])
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-10)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), t=st.sampled_from([None, 2]))
+def test_never_worse_than_ridgecv_and_steps_zero_is_ridgecv(seed, t):
+    X, y = _data(n=40, d=8, t=t, seed=seed)
+    cv = KFold(4, shuffle=True, random_state=seed)
+    ridge = RidgeCV(alphas=ALPHAS, cv=cv, scoring="neg_mean_squared_error").fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        zero = SelfDistillCV(alphas=ALPHAS, n_steps=0, cv=cv).fit(X, y)
+        tuned = SelfDistillCV(alphas=ALPHAS, n_steps=(0, 1, 2, 3), cv=cv).fit(X, y)
+    assert zero.alpha_ == pytest.approx(ridge.alpha_)
+    assert zero.best_score_ == pytest.approx(ridge.best_score_, rel=1e-9)
+    assert tuned.best_score_ >= ridge.best_score_ - 1e-9 * abs(ridge.best_score_)
+
+
+def test_at_least_as_good_as_brute_force_grid_over_xi():
+    X, y = _data(n=50, d=6, seed=3, noise=2.0)
+    folds = list(KFold(5, shuffle=True, random_state=0).split(X))
+    xi_grid = np.linspace(-1.0, 3.0, 11)
+    grid = GridSearchCV(
+        RepeatedSelfDistillationRegressor(n_steps=2, solver="svd"),
+        {"alpha": ALPHAS, "xi": [[a, b] for a in xi_grid for b in xi_grid]},
+        cv=folds,
+        scoring="neg_mean_squared_error",
+    ).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = SelfDistillCV(alphas=ALPHAS, n_steps=2, cv=folds).fit(X, y)
+    assert search.best_score_ >= grid.best_score_ - 1e-9 * abs(grid.best_score_)
+    # And the brute force agrees with the closed form where both are defined.
+    p = search.best_params_
+    honest = _refit_cv_scores(X, y, folds, search.alpha_, 2, search.xi_bar_).mean()
+    assert search.best_score_ == pytest.approx(honest, rel=1e-8)
+    assert p["n_steps"] == 2
+
+
+def test_refit_filter_equals_chosen_xi_bar_and_alpha_rescaling():
+    X, y = _data(n=80, d=10, seed=5, noise=1.0)
+    search = SelfDistillCV(n_steps=(0, 1, 2, 3, 4), cv=4).fit(X, y)
+    best = search.best_estimator_
+    assert best.n_steps == search.n_steps_
+    rel = np.linalg.norm(best.xi_bar_ - search.xi_bar_) / np.linalg.norm(search.xi_bar_)
+    assert rel < 1e-8
+    # Training folds of 60 rows, refit on 80: alpha scaled by 80 / 60.
+    assert search.best_params_["alpha"] == pytest.approx(search.alpha_ * 80 / 60)
+    assert best.alpha == search.best_params_["alpha"]
+    # The refitted coefficients are the chosen polynomial filter, computed here
+    # with a dense SVD.
+    Xc, yc = X - X.mean(0), y - y.mean()
+    U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+    h = s**2 / (s**2 + best.alpha)
+    phi = h * np.polyval(search.xi_bar_[::-1], h)
+    coef = Vt.T @ (phi / s * (U.T @ yc))
+    np.testing.assert_allclose(best.coef_, coef, rtol=1e-7, atol=1e-10)
+    no_rescale = SelfDistillCV(n_steps=(0, 1), cv=4, rescale_alpha=False).fit(X, y)
+    assert no_rescale.best_params_["alpha"] == no_rescale.alpha_
+
+
+def test_predefined_split_and_r2_scoring():
+    X, y = _data(n=60, d=5, seed=7, noise=1.0)
+    fold = np.r_[np.full(40, -1), np.zeros(20)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = SelfDistillCV(
+            alphas=ALPHAS, n_steps=(0, 1, 2), cv=PredefinedSplit(fold), scoring="r2"
+        ).fit(X, y)
+    assert search.n_splits_ == 1
+    est = RepeatedSelfDistillationRegressor(
+        alpha=search.alpha_, n_steps=search.n_steps_, xi=search.xi_
+    ).fit(X[:40], y[:40])
+    assert search.best_score_ == pytest.approx(r2_score(y[40:], est.predict(X[40:])))
+
+
+def test_alpha_per_target_equals_separate_fits():
+    X, Y = _data(n=60, d=5, t=2, seed=11)
+    Y[:, 1] = np.sin(X[:, 0]) * 4  # a second target with another optimum
+    cv = KFold(3, shuffle=True, random_state=0)
+    kw = dict(alphas=ALPHAS, n_steps=(0, 1, 2), cv=cv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        joint = SelfDistillCV(alpha_per_target=True, **kw).fit(X, Y)
+        sep = [SelfDistillCV(**kw).fit(X, Y[:, j]) for j in range(2)]
+    for j in range(2):
+        assert joint.alpha_[j] == sep[j].alpha_
+        assert joint.n_steps_[j] == sep[j].n_steps_
+        np.testing.assert_allclose(joint.xi_bar_[j], sep[j].xi_bar_)
+    np.testing.assert_allclose(
+        joint.predict(X), np.column_stack([s.predict(X) for s in sep])
+    )
+    assert joint.coef_.shape == (2, 5)
+
+
+def test_groups_and_sample_weight_are_used():
+    X, y = _data(n=60, d=4, seed=2)
+    groups = np.repeat(np.arange(6), 10)
+    search = SelfDistillCV(alphas=ALPHAS, cv=GroupKFold(3)).fit(X, y, groups=groups)
+    for train, test in GroupKFold(3).split(X, y, groups):
+        assert not set(groups[train]) & set(groups[test])
+    assert search.n_splits_ == 3
+    # Integer weights on the validation side: a weighted fold equals repeats
+    # of its rows (checked through the reported score of ridge).
+    w = np.random.default_rng(0).integers(1, 4, size=60).astype(float)
+    folds = list(KFold(3).split(X))
+    ws = SelfDistillCV(alphas=[1.0], n_steps=0, cv=folds).fit(X, y, sample_weight=w)
+    expected = _refit_cv_scores(X, y, folds, 1.0, 0, np.ones(1), w)
+    got = [ws.cv_results_[f"split{i}_test_score"][0] for i in range(3)]
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_pipeline_nested_cv_clone_and_pickle():
+    X, y = _data(n=80, d=5, seed=4)
+    pipe = make_pipeline(StandardScaler(), SelfDistillCV(n_steps=(0, 1), cv=3))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and np.all(scores > 0.5)
+    outer = GridSearchCV(pipe, {"selfdistillcv__n_steps": [(0,), (0, 1, 2)]}, cv=3)
+    outer.fit(X, y)
+    assert outer.best_estimator_[-1].n_steps_ in (0, 1, 2)
+    fitted = pipe.fit(X, y)
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict(X), fitted.predict(X))
+    assert clone(pipe).get_params()["selfdistillcv__cv"] == 3
+
+
+def test_edge_of_grid_warning():
+    X, y = _data(n=50, d=4, seed=0, noise=0.01)
+    with pytest.warns(ConvergenceWarning, match="smallest value of the grid"):
+        SelfDistillCV(alphas=[1e3, 1e4], n_steps=0, cv=3).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"alphas": [1.0, -1.0]}, "alphas must be positive"),
+        ({"alphas": [0.0]}, "alphas must be positive"),
+        ({"n_steps": []}, "n_steps must name at least one"),
+        ({"n_steps": [1.5]}, "n_steps must be non-negative integers"),
+        ({"search": "grid"}, "search"),
+        ({"cv": 100}, "cv=100 cannot split"),
+        ({"estimator": LinearRegression(), "search": "closed_form"}, "closed_form"),
+    ],
+)
+def test_bad_input(params, match):
+    X, y = _data(n=20, d=3)
+    with pytest.raises(ValueError, match=match):
+        SelfDistillCV(**params).fit(X, y)
+
+
+def test_estimator_without_tunable_parameters():
+    X, y = _data(n=20, d=3)
+    with pytest.raises(ValueError, match="param_distributions"):
+        SelfDistillCV(LinearRegression()).fit(X, y)
+
+
+def test_nan_in_y_is_rejected():
+    X, y = _data(n=20, d=3)
+    y[3] = np.nan
+    with pytest.raises(ValueError, match="y"):
+        SelfDistillCV().fit(X, y)
+
+
+def test_verbose_reports_progress(capsys):
+    X, y = _data(n=40, d=3)
+    SelfDistillCV(n_steps=(0, 1), cv=3, verbose=2).fit(X, y)
+    out = capsys.readouterr().out
+    assert out.count("decomposed") == 3
+    assert "best n_steps" in out
+    assert len(out.splitlines()) < 10
+
+
+def test_optuna_search_is_reproducible_and_not_worse_than_its_teacher():
+    X, y = _data(n=60, d=5, seed=9, noise=1.0)
+    kw = dict(search="optuna", n_trials=15, n_steps=(0, 1), cv=3, alphas=ALPHAS)
+    a = SelfDistillCV(random_state=0, **kw).fit(X, y)
+    b = SelfDistillCV(random_state=0, **kw).fit(X, y)
+    assert a.best_params_["alpha"] == b.best_params_["alpha"]
+    assert len(a.cv_results_["params"]) == 15
+    # The first trial is the teacher at the geometric middle of the grid.
+    first = a.cv_results_["params"][0]
+    assert first["n_steps"] == 0
+    assert a.best_score_ >= a.cv_results_["mean_test_score"][0]
+    # Scores are honest cross-validated errors of the reported parameters.
+    p = a.best_params_
+    est = RepeatedSelfDistillationRegressor(**p)
+    expected = cross_val_score(est, X, y, cv=3, scoring="neg_mean_squared_error")
+    assert a.best_score_ == pytest.approx(expected.mean())
+
+
+def test_optuna_honours_other_scorers():
+    X, y = _data(n=60, d=5, seed=9, noise=1.0)
+    search = SelfDistillCV(
+        scoring="neg_mean_absolute_error", n_trials=8, cv=3, random_state=0
+    ).fit(X, y)
+    assert hasattr(search, "study_")
+    assert search.best_score_ < 0
+
+
+def test_closed_form_is_much_faster_than_optuna_at_equal_or_better_score():
+    X, y = _data(n=100, d=8, seed=12, noise=2.0)
+    folds = list(KFold(5, shuffle=True, random_state=0).split(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        closed = SelfDistillCV(alphas=ALPHAS, n_steps=2, cv=folds).fit(X, y)
+        opt = SelfDistillCV(
+            alphas=ALPHAS,
+            n_steps=2,
+            cv=folds,
+            search="optuna",
+            n_trials=20,
+            random_state=0,
+        ).fit(X, y)
+    assert closed.best_score_ >= opt.best_score_ - 1e-9 * abs(opt.best_score_)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SKDISTILL_DATA"), reason="SKDISTILL_DATA is not set"
+)
+def test_more_steps_do_not_lose_on_real_data_held_out():
+    # DESIGN.md section 2: with the alpha rescaling, high-degree filters tuned
+    # by CV do not lose to low-degree ones on held-out data (Airfoil).
+    path = Path(os.environ["SKDISTILL_DATA"]) / "airfoil_self_noise.dat"
+    data = np.loadtxt(path)
+    X, y = data[:, :5], data[:, 5]
+    ratios = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(len(y))
+        tr, te = perm[: int(0.7 * len(y))], perm[int(0.7 * len(y)) :]
+        scaler = StandardScaler().fit(X[tr])
+        Xtr, Xte = scaler.transform(X[tr]), scaler.transform(X[te])
+        cv = KFold(5, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            low = SelfDistillCV(n_steps=(0, 1), cv=cv).fit(Xtr, y[tr])
+            high = SelfDistillCV(n_steps=(0, 1, 2, 3, 4), cv=cv).fit(Xtr, y[tr])
+        ratios.append(
+            mean_squared_error(y[te], high.predict(Xte))
+            / mean_squared_error(y[te], low.predict(Xte))
+        )
+    assert np.mean(ratios) <= 1.0
+    assert max(ratios) <= 1.01
