@@ -418,3 +418,32 @@ def test_tuned_by_self_distill_cv():
     assert search.best_score_ == np.max(search.cv_results_["mean_test_score"])
     np.testing.assert_array_equal(search.classes_, [0, 1])
     np.testing.assert_array_equal(search.predict(X), search.best_estimator_.predict(X))
+
+
+def test_student_missing_a_class():
+    """A class absent from a student's pseudo-labels gets probability 0."""
+    rng = np.random.default_rng(0)
+    X = np.vstack(
+        [
+            rng.normal(-2, 1, (45, 2)),
+            rng.normal(2, 1, (45, 2)),
+            rng.normal(0, 1, (10, 2)),
+        ]
+    )
+    y = np.repeat(["a", "b", "c"], [45, 45, 10])
+    lr = LogisticRegression(C=0.01)
+    clf = SelfDistillationClassifier(lr, n_steps=1, pseudo_labels="hard").fit(X, y)
+    teacher = LogisticRegression(C=0.01).fit(X, y)
+    assert "c" not in teacher.predict(X)  # the premise of the test
+    # Independent: a binary logistic regression on the teacher's predictions.
+    student = LogisticRegression(C=0.01).fit(X, teacher.predict(X))
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba[:, :2], student.predict_proba(X), rtol=1e-6)
+    np.testing.assert_array_equal(proba[:, 2], 0.0)
+    scores = clf.decision_function(X)
+    assert scores.shape == (100, 3)
+    np.testing.assert_array_equal(scores[:, 2], -np.inf)
+    np.testing.assert_allclose(
+        scores[:, 1] - scores[:, 0], student.decision_function(X), rtol=1e-6
+    )
+    np.testing.assert_array_equal(clf.predict(X), student.predict(X))
