@@ -36,8 +36,29 @@ that refit their intercept drift, while students that keep the teacher's
 Speed is reported as ratios to one logistic-regression fit on the same data,
 in the same run.
 
-Run ``python benchmarks/bench_noisy_labels.py`` (about 3 minutes on 2 cores);
+Run ``python benchmarks/bench_noisy_labels.py`` (about 2 minutes on 2 cores);
 ``--quick`` for a smaller run.
+
+One run (d = 200, 5 seeds, C on a 7-point grid from 1e-5 to 10) gave:
+
+- n = d, hard labels, oracle C: 0.229 / 0.188 / 0.168 for 0 / 1 / 5 stages
+  (paper: 0.24 / 0.19 / 0.16); with C chosen on the noisy validation set:
+  0.229 / 0.189 / 0.174.
+- Gain of the best hard student over the teacher (oracle C) by n / d:
+  0.049 (0.5), 0.061 (1), 0.066 (2), 0.046 (4), 0.016 (16): largest at
+  moderate sizes, fading for large n, as the paper finds.
+- Soft labels at temperature 1 were *not* worse than hard ones here
+  (n = d, oracle C: 0.178 / 0.158 for 1 / 5 stages), so the paper's "hard
+  beats soft" is not reproduced at temperature 1 on finite data. Under the
+  strong regularisation that is optimal here the logits are small, the soft
+  targets are nearly linear in them, and each soft stage acts like a step of
+  power iteration on X^T X, whose top direction is the class-mean direction
+  of this model.
+- Imbalance (class_ratio 0.2, n = 2 d, oracle C): students refitting their
+  intercept 0.198 -> 0.189 -> 0.199 -> 0.199; with fix_intercept=True
+  0.198 -> 0.135 -> 0.117 -> 0.109.
+- Speed: the estimator costs 1.15x (hard) and 1.05x (soft) a hand-written
+  loop of logistic-regression refits.
 """
 
 import argparse
