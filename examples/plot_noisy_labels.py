@@ -158,3 +158,18 @@ ax.legend()
 fig.tight_layout()
 print(f"total {time.perf_counter() - t_start:.0f} s")
 plt.show()
+
+# %%
+# Reading the result
+# ------------------
+# In one run of this script, the hard-label students with the oracle ``C``
+# went from 0.237 (teacher) to 0.193 after one stage and 0.172 after five,
+# close to the paper's 0.24 / 0.19 / 0.16, and choosing ``C`` on the noisy
+# validation set cost little (0.174 after five stages). The gain is largest
+# at moderate ``n / d`` and small at ``n / d = 16`` (0.099 -> 0.086).
+#
+# Soft pseudo-labels at temperature 1 did about as well as hard ones after
+# one or two stages, which does not reproduce the paper's "hard beats soft"
+# at this temperature; they were less stable over more stages when ``C`` was
+# chosen on the validation set. ``benchmarks/bench_noisy_labels.py`` has the
+# larger comparison.
