@@ -1,9 +1,11 @@
 """skdistill: repeated self-distillation for scikit-learn."""
 
+from ._classifier import SelfDistillationClassifier
 from ._cv import SelfDistillCV
 from ._filter import filter_path, xi_bar_to_xi, xi_to_xi_bar
 from ._kernel import KernelSelfDistillationRegressor
 from ._linear import RepeatedSelfDistillationRegressor
+from ._meta import SelfDistillationRegressor
 
 __version__ = "0.1.0.dev0"
 
@@ -11,6 +13,8 @@ __all__ = [
     "KernelSelfDistillationRegressor",
     "RepeatedSelfDistillationRegressor",
     "SelfDistillCV",
+    "SelfDistillationClassifier",
+    "SelfDistillationRegressor",
     "filter_path",
     "xi_bar_to_xi",
     "xi_to_xi_bar",

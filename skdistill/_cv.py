@@ -110,7 +110,8 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         Optuna search space: parameter name to an
         :mod:`optuna.distributions` object. ``None`` searches ``alpha``
         (log-uniform), ``n_steps`` (categorical), each step's ``xi`` in
-        ``[-1, 2]`` and, when the estimator has them, ``temperature`` and
+        ``[-1, 2]`` (clipped to the estimator's own range, ``[0, 1]`` for
+        classifiers) and, when the estimator has them, ``temperature`` and
         ``estimator__C`` / ``estimator__alpha`` (log-uniform).
 
     Attributes
