@@ -226,9 +226,11 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         Class labels.
     n_steps_ : int
         Number of students kept (``n_steps`` unless stopped early).
-    validation_scores_ : ndarray of shape (n_steps_ + 1,) or (n_steps_ + 2,)
+    validation_scores_ : ndarray of shape (n_stages,)
         Held-out accuracy of each stage fitted, including the rejected one
-        when stopped early. Only with ``early_stopping=True``.
+        when stopped early (``n_stages`` is ``n_steps_ + 1``, or
+        ``n_steps_ + 2`` when stopped early). Only with
+        ``early_stopping=True``.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)

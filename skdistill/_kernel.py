@@ -161,30 +161,30 @@ class KernelSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     ----------
     dual_coef_ : ndarray of shape (n_samples,) or (n_samples, n_targets)
         Dual coefficients of the last student.
-    dual_coef_path_ : ndarray of shape (n_steps_ + 1, n_samples) or \
-            (n_steps_ + 1, n_samples, n_targets)
+    dual_coef_path_ : ndarray of shape (n_rounds + 1, n_samples) or \
+            (n_rounds + 1, n_samples, n_targets)
         Dual coefficients of the teacher (index 0) and of every student.
     X_fit_ : {ndarray, sparse matrix} of shape (n_samples, n_features)
         Training data, needed for prediction (the Gram matrix for
         ``kernel="precomputed"``).
     n_steps_ : int
-        Number of student steps fitted; less than ``n_steps`` only when a
-        constrained fit collapsed.
-    alphas_ : ndarray of shape (n_steps_ + 1,)
+        Number of student steps fitted, written ``n_rounds`` in the shapes
+        here; less than ``n_steps`` only when a constrained fit collapsed.
+    alphas_ : ndarray of shape (n_rounds + 1,)
         Penalty of each step (chosen by the constraint for
         ``alpha="constrained"``).
-    xi_bar_ : ndarray of shape (n_steps_ + 1,)
+    xi_bar_ : ndarray of shape (n_rounds + 1,)
         Effective polynomial coefficients of the filter (see
         :func:`xi_to_xi_bar`); they describe the filter exactly when all
         ``alphas_`` are equal.
     eigenvalues_ : ndarray of shape (n_samples,) or None
         Eigenvalues of the (weighted) training Gram matrix, in decreasing
         order. ``None`` for the Cholesky solver.
-    filter_factors_ : ndarray of shape (n_steps_ + 1, n_samples) or None
+    filter_factors_ : ndarray of shape (n_rounds + 1, n_samples) or None
         Shrinkage ``g_i(d_j)`` of each eigen-direction (ordered as
         ``eigenvalues_``) at each step: the fitted training values of step
         ``i`` are ``Q diag(g_i) Q^T y``. ``None`` for the Cholesky solver.
-    effective_dof_ : ndarray of shape (n_steps_ + 1,) or None
+    effective_dof_ : ndarray of shape (n_rounds + 1,) or None
         Effective number of basis functions of each step, the sum of its
         filter factors (the trace of its hat matrix). ``None`` for the
         Cholesky solver.
