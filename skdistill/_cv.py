@@ -5,6 +5,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
@@ -288,8 +289,6 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
             splits = list(cv.split(X, y, groups))
         except ValueError as exc:
             raise ValueError(f"cv={self.cv!r} cannot split these data: {exc}") from exc
-        if len(splits) < 2 and not isinstance(self.cv, Integral):
-            pass  # a single predefined split is legitimate
         for train, test in splits:
             if len(train) == 0 or len(test) == 0:
                 raise ValueError(f"cv={self.cv!r} produced an empty fold.")
@@ -356,7 +355,7 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         if not spectral:
             fit_intercept = estimator.fit_intercept
             solver = resolve_solver(estimator.solver, X, 1.0)
-            if solver == "svd" and not _is_dense(X):
+            if solver == "svd" and sp.issparse(X):
                 solver = "gram"
         max_steps = max(steps)
         scoring = "r2" if self.scoring == "r2" else "neg_mean_squared_error"
@@ -598,10 +597,6 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
     def classes_(self):
         self._check_refitted()
         return self.best_estimator_.classes_
-
-
-def _is_dense(X):
-    return isinstance(X, np.ndarray)
 
 
 class _PerTargetEstimator:

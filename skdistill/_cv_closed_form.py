@@ -51,8 +51,6 @@ class FoldStatistics:
     R: np.ndarray  # (n_alphas, t, K + 2, K + 2)
     norm: np.ndarray  # (t,)
     scale: np.ndarray  # (t,): |r|^2 / norm, the error of predicting the mean
-    lam_max: float
-    n_train: float  # weight sum of the training fold
 
 
 @dataclass
@@ -159,7 +157,7 @@ def fold_statistics(fold, *, alphas, max_steps, scoring="neg_mean_squared_error"
         stacked[:, :, :K1] = Z.transpose(2, 0, 1)
         stacked[:, :, K1] = rw.T
         R[a] = _r_factor(stacked, K1 + 1)
-    return FoldStatistics(R, norm, scale, fold.lam_max, fold.n_train)
+    return FoldStatistics(R, norm, scale)
 
 
 def _r_factor(M, p):
