@@ -1,7 +1,7 @@
 """
-=====================================================
+=======================================================
 Reproducing Table 1 of Pareek, Oh and Du (NeurIPS 2024)
-=====================================================
+=======================================================
 
 The paper compares optimal ridge regression with optimal 1- and 2-step
 self-distillation on three UCI data sets, following a fixed protocol: rows
