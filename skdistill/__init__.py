@@ -3,6 +3,7 @@
 from ._cv import SelfDistillCV
 from ._filter import filter_path, xi_bar_to_xi, xi_to_xi_bar
 from ._linear import RepeatedSelfDistillationRegressor
+from ._streaming import hash_folds
 
 __version__ = "0.1.0.dev0"
 
@@ -10,6 +11,7 @@ __all__ = [
     "RepeatedSelfDistillationRegressor",
     "SelfDistillCV",
     "filter_path",
+    "hash_folds",
     "xi_bar_to_xi",
     "xi_to_xi_bar",
     "__version__",
