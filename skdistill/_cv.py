@@ -317,6 +317,7 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         steps = self._check_n_steps()
         alphas = self._check_alphas()
         closed = self._use_closed_form(estimator)
+        self._closed_form_ = closed
         scoring = self.scoring
         if scoring is None and not _is_classifier(estimator):
             scoring = "neg_mean_squared_error"
@@ -576,7 +577,7 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
         self._check_refitted()
-        return self.best_estimator_.predict(X)
+        return self.best_estimator_.predict(self._validated(X))
 
     def score(self, X, y, sample_weight=None):
         """The score of ``best_estimator_`` (R^2 for regressors).
@@ -592,7 +593,21 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         score : float
         """
         self._check_refitted()
-        return self.best_estimator_.score(X, y, sample_weight=sample_weight)
+        return self.best_estimator_.score(
+            self._validated(X), y, sample_weight=sample_weight
+        )
+
+    def _validated(self, X):
+        """``X`` as ``best_estimator_`` saw it: the closed form refits on arrays."""
+        if not self._closed_form_:
+            return X
+        return validate_data(
+            self,
+            X,
+            accept_sparse=["csr", "csc"],
+            dtype=[np.float64, np.float32],
+            reset=False,
+        )
 
     @property
     def coef_(self):

@@ -52,7 +52,7 @@ def xi_to_xi_bar(xi):
     >>> xi_to_xi_bar([0.5])
     array([0.5, 0.5])
     >>> xi_to_xi_bar([0.5, 2.0])
-    array([-1. ,  1. ,  1. ])
+    array([-1.,  1.,  1.])
     """
     xi = np.asarray(xi, dtype=np.float64).reshape(-1)
     xi_bar = np.ones(1)

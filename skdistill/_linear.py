@@ -13,14 +13,19 @@ from sklearn.utils.validation import (
 )
 
 from ._filter import inverse_filter_path, xi_to_xi_bar
-from ._spectral import decompose, resolve_solver
+from ._spectral import cholesky_path, decompose, resolve_solver
 
 __all__ = ["RepeatedSelfDistillationRegressor"]
 
 
 def _check_step_array(value, name, length, *, non_negative):
     """Broadcast a float or array parameter to ``length`` finite values."""
-    arr = np.asarray(value, dtype=np.float64)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} must be a float or an array of floats, got {value!r}."
+        ) from exc
     if arr.ndim == 0:
         arr = np.full(length, float(arr))
     elif arr.ndim != 1 or arr.shape[0] != length:
@@ -43,8 +48,14 @@ def _check_steps(alpha, xi, n_steps):
 
 
 def _rank_rtol(solver, X):
-    eps = np.finfo(X.dtype).eps * max(X.shape)
-    return eps**2 if solver == "svd" else eps
+    """Relative cut-off on ``lam = s**2`` below which a direction is null.
+
+    Matches :func:`numpy.linalg.lstsq` and :func:`numpy.linalg.pinv`
+    (``s <= eps * max(n, d) * s_max``) for the SVD; a Gram matrix carries an
+    absolute error of order ``eps * lam_max``, hence the looser cut-off there.
+    """
+    rtol = np.finfo(X.dtype).eps * max(X.shape)
+    return rtol**2 if solver == "svd" else rtol
 
 
 class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
@@ -71,7 +82,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     fit_intercept : bool, default=True
         Whether to fit an intercept (the data are centred as in
         :class:`~sklearn.linear_model.Ridge`).
-    solver : {"auto", "svd", "gram", "dual"}, default="auto"
+    solver : {"auto", "svd", "gram", "dual", "cholesky"}, default="auto"
         How the training data are decomposed, once per fit:
 
         - ``"svd"``: thin SVD of the centred ``X`` (dense only; most accurate);
@@ -79,7 +90,16 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
           for sparse ``X``);
         - ``"dual"``: eigendecomposition of ``X X^T`` (best for ``d >> n``);
         - ``"auto"``: ``"svd"`` when some ``alpha`` is zero on dense data,
-          otherwise ``"gram"`` when ``n >= d`` and ``"dual"`` when ``n < d``.
+          otherwise ``"gram"`` when ``n >= d`` and ``"dual"`` when ``n < d``;
+        - ``"cholesky"``: no eigendecomposition; one Cholesky factorisation of
+          ``X^T X + alpha I`` (or ``X X^T + alpha I`` when ``n < d``) per
+          distinct ``alpha``, then two triangular solves per step. About the
+          cost of one :class:`~sklearn.linear_model.Ridge` fit when ``d > n``,
+          where an eigendecomposition is several times dearer. Needs every
+          ``alpha > 0`` and does not set ``singular_values_``. It runs the
+          per-step recursion in ``xi``, which loses accuracy when ``|xi|`` is
+          large (cross-validated weights of 1e3 and more are common): the
+          spectral solvers evaluate the filter from ``xi_bar_`` instead.
 
     Attributes
     ----------
@@ -94,8 +114,9 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         Intercepts of the teacher and of every student.
     xi_bar_ : ndarray of shape (n_steps + 1,)
         Effective polynomial coefficients of the filter; they sum to one.
-    singular_values_ : ndarray of shape (n_components,)
-        Singular values of the centred (weighted) training data.
+    singular_values_ : ndarray of shape (min(n_samples, n_features),)
+        Singular values of the centred (weighted) training data, in
+        decreasing order. Not set by ``solver="cholesky"``.
     solver_ : str
         The solver used.
     n_features_in_ : int
@@ -124,7 +145,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     >>> y = X @ [1.0, -2.0, 0.5] + rng.normal(scale=0.1, size=50)
     >>> reg = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=2, xi=[0.5, 1.5])
     >>> reg.fit(X, y).coef_.round(3)
-    array([ 1.015, -1.993,  0.483])
+    array([ 0.953, -1.827,  0.487])
     >>> reg.xi_bar_
     array([-0.5 ,  0.75,  0.75])
     >>> teacher = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=0).fit(X, y)
@@ -137,7 +158,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         "n_steps": [Interval(Integral, 0, None, closed="left")],
         "xi": [Interval(Real, None, None, closed="neither"), "array-like"],
         "fit_intercept": ["boolean"],
-        "solver": [StrOptions({"auto", "svd", "gram", "dual"})],
+        "solver": [StrOptions({"auto", "svd", "gram", "dual", "cholesky"})],
     }
 
     def __init__(
@@ -160,11 +181,19 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             self,
             X,
             y,
-            accept_sparse=["csr", "csc", "coo"],
-            dtype=[np.float64, np.float32],
-            multi_output=True,
-            y_numeric=True,
+            validate_separately=(
+                dict(
+                    accept_sparse=["csr", "csc", "coo"],
+                    dtype=[np.float64, np.float32],
+                ),
+                dict(ensure_2d=False, dtype="numeric"),
+            ),
         )
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(
+                "X and y have inconsistent numbers of samples: X has "
+                f"{X.shape[0]} rows and y has {y.shape[0]}."
+            )
         y = np.asarray(y, dtype=X.dtype)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
@@ -195,18 +224,37 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         self.__dict__.pop("_stream", None)  # fit forgets partial_fit's data
         solver = resolve_solver(self.solver, X, alphas.min())
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        spectrum = decompose(
-            X,
-            Y,
-            sample_weight=sample_weight,
-            fit_intercept=self.fit_intercept,
-            solver=solver,
-        )
-        if alphas.min() == 0:
-            spectrum = spectrum.truncated(_rank_rtol(solver, X))
-        q_path = inverse_filter_path(spectrum.lam, alphas, xis, self.n_steps)
-        coef_path = np.stack([spectrum.coef(q) for q in q_path])  # (k+1, t, d)
-        intercept_path = spectrum.y_offset - coef_path @ spectrum.X_offset
+        if solver == "cholesky":
+            if alphas.min() <= 0:
+                raise ValueError(
+                    "solver='cholesky' needs every alpha > 0, got "
+                    f"alpha={self.alpha!r}; use solver='svd' for alpha=0."
+                )
+            coef_path, X_offset, y_offset = cholesky_path(
+                X,
+                Y,
+                alphas,
+                xis,
+                sample_weight=sample_weight,
+                fit_intercept=self.fit_intercept,
+            )
+            singular_values = None
+        else:
+            spectrum = decompose(
+                X,
+                Y,
+                sample_weight=sample_weight,
+                fit_intercept=self.fit_intercept,
+                solver=solver,
+            )
+            # Singular values in decreasing order; every solver reports min(n, d).
+            singular_values = np.sqrt(np.sort(spectrum.lam)[::-1][: min(X.shape)])
+            if alphas.min() == 0:
+                spectrum = spectrum.truncated(_rank_rtol(solver, X))
+            q_path = inverse_filter_path(spectrum.lam, alphas, xis, self.n_steps)
+            coef_path = spectrum.coef_path(q_path)  # (k+1, t, d)
+            X_offset, y_offset = spectrum.X_offset, spectrum.y_offset
+        intercept_path = y_offset - coef_path @ X_offset
         if y.ndim == 1:
             coef_path = coef_path[:, 0, :]
             intercept_path = intercept_path[:, 0]
@@ -215,7 +263,10 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         self.coef_ = coef_path[-1]
         self.intercept_ = intercept_path[-1]
         self.xi_bar_ = xi_to_xi_bar(xis)
-        self.singular_values_ = np.sqrt(spectrum.lam[::-1])
+        if singular_values is not None:
+            self.singular_values_ = singular_values
+        elif hasattr(self, "singular_values_"):
+            del self.singular_values_
         self.solver_ = solver
         return self
 

@@ -11,26 +11,72 @@ Intercepts follow :class:`sklearn.linear_model.Ridge`: with ``fit_intercept``
 the columns of ``X`` and ``y`` are centred by their (weighted) means and rows
 are scaled by ``sqrt(sample_weight)``. Sparse ``X`` is never densified: the
 centring is applied implicitly to the small ``d x d`` or ``n x n`` Gram matrix.
-"""
 
-from dataclasses import dataclass
+:func:`cholesky_path` evaluates the same chain of fits without a spectrum,
+from one Cholesky factor of the regularised Gram matrix per distinct ``alpha``:
+cheaper when ``d >> n``, where an ``n x n`` eigendecomposition costs several
+times the Cholesky factorisation that :class:`~sklearn.linear_model.Ridge` needs.
+"""
 
 import numpy as np
 import scipy.sparse as sp
 from scipy import linalg
 
-__all__ = ["Spectrum", "decompose", "resolve_solver"]
+__all__ = ["Spectrum", "cholesky_path", "decompose", "resolve_solver"]
 
 
-@dataclass
 class Spectrum:
-    """Eigen-representation of a centred least-squares problem."""
+    """Eigen-representation of a centred least-squares problem.
 
-    lam: np.ndarray  # (r,) eigenvalues of Xc^T Xc, non-negative
-    basis: np.ndarray  # (d, r)
-    proj: np.ndarray  # (r, t)
-    X_offset: np.ndarray  # (d,)
-    y_offset: np.ndarray  # (t,)
+    Parameters
+    ----------
+    lam : ndarray of shape (r,)
+        Eigenvalues of ``Xc^T Xc``, non-negative.
+    basis : ndarray of shape (d, r) or None
+        ``V`` (``"svd"``, ``"gram"``) or ``Xc^T U`` (``"dual"``). May be None
+        when ``left`` and ``rmatmat`` are given: it is then formed on first
+        access as ``rmatmat(left)``.
+    proj : ndarray of shape (r, t)
+    X_offset : ndarray of shape (d,)
+    y_offset : ndarray of shape (t,)
+    left : ndarray of shape (n, r), default=None
+        Eigenvectors ``U`` of ``Xc Xc^T`` (``"dual"`` only).
+    rmatmat : callable, default=None
+        ``M -> Xc^T @ M`` for ``M`` of shape (n, m) (``"dual"`` only).
+
+    Notes
+    -----
+    With ``d >> n``, forming the ``(d, r)`` basis costs as much as the Gram
+    matrix itself, whereas the coefficients need only
+    ``Xc^T (U diag(q) proj)``: one thin product. :meth:`coef` and
+    :meth:`coef_path` use that route until the basis has been asked for.
+    """
+
+    def __init__(
+        self, lam, basis, proj, X_offset, y_offset, *, left=None, rmatmat=None
+    ):
+        if basis is None and (left is None or rmatmat is None):
+            raise ValueError("Spectrum needs basis, or left and rmatmat.")
+        self.lam = lam
+        self._basis = basis
+        self.proj = proj
+        self.X_offset = X_offset
+        self.y_offset = y_offset
+        self.left = left
+        self._rmatmat = rmatmat
+
+    @property
+    def basis(self):
+        """Matrix ``(d, r)`` such that coefficients are ``basis @ diag(q) @ proj``."""
+        if self._basis is None:
+            self._basis = self._rmatmat(self.left)
+        return self._basis
+
+    def __repr__(self):
+        return (
+            f"Spectrum(r={self.lam.shape[0]}, d={self.X_offset.shape[0]}, "
+            f"t={self.y_offset.shape[0]})"
+        )
 
     def truncated(self, rtol):
         """Drop directions with ``lam <= rtol * max(lam)`` (minimum-norm solutions)."""
@@ -39,16 +85,30 @@ class Spectrum:
         keep = self.lam > rtol * self.lam.max()
         return Spectrum(
             self.lam[keep],
-            self.basis[:, keep],
+            None if self._basis is None else self._basis[:, keep],
             self.proj[keep],
             self.X_offset,
             self.y_offset,
+            left=None if self.left is None else self.left[:, keep],
+            rmatmat=self._rmatmat,
         )
 
     def coef(self, q):
         """Coefficients ``(t, d)`` for the factors ``q`` of shape (r,)."""
-        q = np.asarray(q, dtype=self.basis.dtype)
-        return (self.basis @ (q[:, None] * self.proj)).T
+        return self.coef_path(np.asarray(q)[None, :])[0]
+
+    def coef_path(self, q_path):
+        """Coefficients ``(m, t, d)`` for ``m`` rows of factors ``q_path`` (m, r)."""
+        dtype = self.proj.dtype
+        q_path = np.asarray(q_path, dtype=dtype)
+        m, t = q_path.shape[0], self.proj.shape[1]
+        # (r, m * t): column block i holds diag(q_i) @ proj.
+        scaled = (q_path.T[:, :, None] * self.proj[:, None, :]).reshape(-1, m * t)
+        if self._basis is not None:
+            coef = self._basis @ scaled
+        else:
+            coef = self._rmatmat(self.left @ scaled)
+        return np.ascontiguousarray(coef.reshape(-1, m, t).transpose(1, 2, 0))
 
 
 def resolve_solver(solver, X, alpha_min):
@@ -73,6 +133,70 @@ def _weighted_mean(A, w):
     return np.average(A, axis=0, weights=w)
 
 
+class _CentredData:
+    """``Xc = diag(sqrt_w) (X - 1 X_offset^T)`` and ``Yc`` likewise, as Ridge does.
+
+    Dense ``X`` is centred in a copy. Sparse ``X`` is never densified: with
+    ``Xs = diag(sqrt_w) X`` and ``c = sqrt_w`` (or ones), ``Xc = Xs - c m^T``
+    and the centring is applied to the small Gram matrices and products.
+    """
+
+    def __init__(self, X, Y, sample_weight, fit_intercept):
+        n, d = X.shape
+        dtype = X.dtype
+        w = sample_weight
+        if fit_intercept:
+            self.X_offset = _weighted_mean(X, w).astype(dtype, copy=False)
+            self.y_offset = np.average(Y, axis=0, weights=w).astype(dtype, copy=False)
+        else:
+            self.X_offset = np.zeros(d, dtype=dtype)
+            self.y_offset = np.zeros(Y.shape[1], dtype=dtype)
+        sqrt_w = None if w is None else np.sqrt(w).astype(dtype, copy=False)
+        Yc = Y - self.y_offset
+        if sqrt_w is not None:
+            Yc = Yc * sqrt_w[:, None]
+        self.Yc = Yc
+        self.sparse = sp.issparse(X)
+        if self.sparse:
+            self.Xs = X.tocsr() if sqrt_w is None else sp.diags(sqrt_w) @ X.tocsr()
+            self.c = np.ones(n, dtype=dtype) if sqrt_w is None else sqrt_w
+        else:
+            Xc = X - self.X_offset
+            if sqrt_w is not None:
+                Xc *= sqrt_w[:, None]
+            self.Xc = Xc
+
+    def gram(self):
+        """``Xc^T Xc`` of shape (d, d)."""
+        if not self.sparse:
+            return self.Xc.T @ self.Xc
+        m, c = self.X_offset, self.c
+        # Xs^T c = (c @ c) m when m is the weighted mean, or m = 0.
+        return np.asarray((self.Xs.T @ self.Xs).toarray()) - (c @ c) * np.outer(m, m)
+
+    def kernel(self):
+        """``Xc Xc^T`` of shape (n, n)."""
+        if not self.sparse:
+            return self.Xc @ self.Xc.T
+        m, c, Xs = self.X_offset, self.c, self.Xs
+        Xm = np.asarray(Xs @ m).ravel()
+        K = np.asarray((Xs @ Xs.T).toarray())
+        K -= np.outer(Xm, c) + np.outer(c, Xm)
+        K += (m @ m) * np.outer(c, c)
+        return K
+
+    def rmatmat(self, M):
+        """``Xc^T @ M`` for ``M`` of shape (n, m)."""
+        if not self.sparse:
+            return self.Xc.T @ M
+        return np.asarray(self.Xs.T @ M) - np.outer(self.X_offset, self.c @ M)
+
+
+def _eigh(A):
+    lam, vectors = linalg.eigh(A, overwrite_a=True, check_finite=False, driver="evd")
+    return np.maximum(lam, 0), vectors
+
+
 def decompose(X, Y, *, sample_weight=None, fit_intercept=True, solver="gram"):
     """Eigendecompose the centred, weighted least-squares problem ``(X, Y)``.
 
@@ -82,62 +206,94 @@ def decompose(X, Y, *, sample_weight=None, fit_intercept=True, solver="gram"):
     Y : ndarray of shape (n, t)
     sample_weight : ndarray of shape (n,) or None
     fit_intercept : bool
-    solver : {"svd", "gram", "dual"}
+    solver : {"svd", "gram", "dual", "cholesky"}
+        ``"cholesky"`` (the estimator's solver that needs no spectrum) falls
+        back to ``"gram"`` when ``n >= d`` and ``"dual"`` otherwise, so that
+        callers holding such an estimator still get a spectrum.
 
     Returns
     -------
     Spectrum
     """
-    n, d = X.shape
-    dtype = X.dtype
-    w = sample_weight
-    if fit_intercept:
-        X_offset = _weighted_mean(X, w).astype(dtype, copy=False)
-        y_offset = np.average(Y, axis=0, weights=w).astype(dtype, copy=False)
-    else:
-        X_offset = np.zeros(d, dtype=dtype)
-        y_offset = np.zeros(Y.shape[1], dtype=dtype)
-    sqrt_w = None if w is None else np.sqrt(w).astype(dtype, copy=False)
-
-    Yc = Y - y_offset
-    if sqrt_w is not None:
-        Yc = Yc * sqrt_w[:, None]
-
-    if sp.issparse(X):
-        if solver == "svd":
-            raise TypeError(
-                "solver='svd' does not support sparse X; use solver='gram', "
-                "'dual' or 'auto'."
-            )
-        # Xc = Xs - c m^T, with Xs = diag(sqrt_w) X and c = sqrt_w (or ones).
-        Xs = X.tocsr() if sqrt_w is None else sp.diags(sqrt_w) @ X.tocsr()
-        c = np.ones(n, dtype=dtype) if sqrt_w is None else sqrt_w
-        m = X_offset
-        if solver == "gram":
-            G = np.asarray((Xs.T @ Xs).toarray()) - (c @ c) * np.outer(m, m)
-            b = np.asarray(Xs.T @ Yc) - np.outer(m, c @ Yc)
-            lam, V = linalg.eigh(G, overwrite_a=True)
-            return Spectrum(np.maximum(lam, 0), V, V.T @ b, X_offset, y_offset)
-        Xm = np.asarray(Xs @ m).ravel()
-        K = np.asarray((Xs @ Xs.T).toarray())
-        K -= np.outer(Xm, c) + np.outer(c, Xm)
-        K += (m @ m) * np.outer(c, c)
-        lam, U = linalg.eigh(K, overwrite_a=True)
-        basis = np.asarray(Xs.T @ U) - np.outer(m, c @ U)
-        return Spectrum(np.maximum(lam, 0), basis, U.T @ Yc, X_offset, y_offset)
-
-    Xc = X - X_offset
-    if sqrt_w is not None:
-        Xc *= sqrt_w[:, None]
+    if solver == "cholesky":
+        solver = "gram" if X.shape[0] >= X.shape[1] else "dual"
+    if solver not in ("svd", "gram", "dual"):
+        raise ValueError(f"Unknown solver {solver!r}.")
+    if solver == "svd" and sp.issparse(X):
+        raise TypeError(
+            "solver='svd' does not support sparse X; use solver='gram', "
+            "'dual' or 'auto'."
+        )
+    data = _CentredData(X, Y, sample_weight, fit_intercept)
+    X_offset, y_offset, Yc = data.X_offset, data.y_offset, data.Yc
     if solver == "svd":
         U, s, Vt = linalg.svd(
-            Xc, full_matrices=False, overwrite_a=True, check_finite=False
+            data.Xc, full_matrices=False, overwrite_a=True, check_finite=False
         )
         return Spectrum(s**2, Vt.T, s[:, None] * (U.T @ Yc), X_offset, y_offset)
     if solver == "gram":
-        lam, V = linalg.eigh(Xc.T @ Xc, overwrite_a=True, check_finite=False)
-        return Spectrum(np.maximum(lam, 0), V, V.T @ (Xc.T @ Yc), X_offset, y_offset)
-    if solver == "dual":
-        lam, U = linalg.eigh(Xc @ Xc.T, overwrite_a=True, check_finite=False)
-        return Spectrum(np.maximum(lam, 0), Xc.T @ U, U.T @ Yc, X_offset, y_offset)
-    raise ValueError(f"Unknown solver {solver!r}.")
+        lam, V = _eigh(data.gram())
+        return Spectrum(lam, V, V.T @ data.rmatmat(Yc), X_offset, y_offset)
+    lam, U = _eigh(data.kernel())
+    # The (d, r) basis Xc^T U costs as much as the Gram matrix itself: it is
+    # formed only if asked for, as coefficients need one thin product with Xc^T.
+    return Spectrum(
+        lam, None, U.T @ Yc, X_offset, y_offset, left=U, rmatmat=data.rmatmat
+    )
+
+
+def cholesky_path(X, Y, alphas, xis, *, sample_weight=None, fit_intercept=True):
+    """Coefficients of the teacher and every student from Cholesky factors.
+
+    The same chain as the spectral filter, evaluated without an
+    eigendecomposition: with ``M = Xc^T Xc`` (``d <= n``) or ``Xc Xc^T``
+    (``d > n``), one Cholesky factorisation of ``M + alpha I`` per distinct
+    ``alpha``, then per step one product with ``M`` and one pair of triangular
+    solves, ``a_i = (M + alpha_i I)^{-1} (xi_i M a_{i-1} + (1 - xi_i) b)``.
+    With a single ``alpha`` this costs about one :class:`~sklearn.linear_model.Ridge`
+    fit. Every ``alpha`` must be positive.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n, d)
+    Y : ndarray of shape (n, t)
+    alphas : ndarray of shape (k + 1,)
+    xis : ndarray of shape (k,)
+    sample_weight : ndarray of shape (n,) or None
+    fit_intercept : bool
+
+    Returns
+    -------
+    coef_path : ndarray of shape (k + 1, t, d)
+    X_offset : ndarray of shape (d,)
+    y_offset : ndarray of shape (t,)
+    """
+    n, d = X.shape
+    data = _CentredData(X, Y, sample_weight, fit_intercept)
+    dual = d > n
+    M = data.kernel() if dual else data.gram()
+    rhs = data.Yc if dual else data.rmatmat(data.Yc)
+    factors = {}
+
+    def solve(alpha, B):
+        if alpha not in factors:
+            A = M.copy()
+            A.flat[:: A.shape[0] + 1] += alpha
+            factors[alpha] = linalg.cho_factor(A, overwrite_a=True, check_finite=False)
+        return linalg.cho_solve(factors[alpha], B, check_finite=False)
+
+    steps = [solve(alphas[0], rhs)]
+    for alpha, xi in zip(alphas[1:], xis, strict=True):
+        steps.append(solve(alpha, xi * (M @ steps[-1]) + (1.0 - xi) * rhs))
+    S = np.stack(steps)  # (k + 1, r, t)
+    k1, r, t = S.shape
+    if dual:
+        coef = data.rmatmat(S.transpose(1, 0, 2).reshape(r, k1 * t))  # (d, k1 t)
+        coef_path = coef.reshape(d, k1, t).transpose(1, 2, 0)
+    else:
+        coef_path = S.transpose(0, 2, 1)
+    return (
+        np.ascontiguousarray(coef_path, dtype=X.dtype),
+        data.X_offset,
+        data.y_offset,
+    )

@@ -351,3 +351,19 @@ def test_more_steps_do_not_lose_on_real_data_held_out():
         )
     assert np.mean(ratios) <= 1.0
     assert max(ratios) <= 1.01
+
+
+def test_pandas_input_keeps_feature_names_without_warnings():
+    pd = pytest.importorskip("pandas")
+    X, y = _data(n=40, d=3)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    search = SelfDistillCV(alphas=ALPHAS, n_steps=(0, 1), cv=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(df, pd.Series(y))
+        pred = search.predict(df)
+    np.testing.assert_array_equal(search.feature_names_in_, ["a", "b", "c"])
+    np.testing.assert_allclose(pred, search.predict(X))
+    with pytest.raises(ValueError, match="feature names"):
+        search.predict(df[["c", "b", "a"]])
