@@ -287,6 +287,8 @@ def set_regressor_from_factor(est, R, n_features, alphas, xis, *, n_samples, y_n
     number costs.
     """
     spectrum = spectrum_from_factor(R, n_features, fit_intercept=est.fit_intercept)
+    # Decreasing, min(n, d) of them, as fit reports them.
+    singular_values = np.sqrt(spectrum.lam[: min(n_samples, n_features)])
     if alphas.min() == 0:
         rtol = (np.finfo(np.float64).eps * max(n_samples, n_features)) ** 2
         spectrum = spectrum.truncated(rtol)
@@ -301,7 +303,7 @@ def set_regressor_from_factor(est, R, n_features, alphas, xis, *, n_samples, y_n
     est.coef_ = coef_path[-1]
     est.intercept_ = intercept_path[-1]
     est.xi_bar_ = xi_to_xi_bar(xis)
-    est.singular_values_ = np.sqrt(spectrum.lam[::-1])
+    est.singular_values_ = singular_values
     est.solver_ = "svd"
     return est
 
