@@ -99,7 +99,7 @@ def hash_folds(row_ids, n_splits, seed=0):
     >>> from skdistill import hash_folds
     >>> folds = hash_folds(np.arange(10_000), n_splits=5, seed=0)
     >>> np.bincount(folds).tolist()
-    [2034, 1965, 2020, 1973, 2008]
+    [2086, 1994, 1992, 1970, 1958]
     >>> bool(np.all(hash_folds(np.arange(5000, 10_000), 5) == folds[5000:]))
     True
     """
