@@ -298,7 +298,8 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
             chunks) goes to fold :func:`hash_folds` ``(i, cv, seed)`` with
             ``seed = random_state`` (0 when None). Dask computes the factors
             of its chunks with the active scheduler (threads, processes or a
-            ``dask.distributed`` client).
+            ``dask.distributed`` client); the lengths of a dask DataFrame's
+            partitions are computed first (persist it to avoid a second read).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target values (a dask array or Series with dask ``X``).
         sample_weight : array-like of shape (n_samples,), default=None
