@@ -175,6 +175,35 @@ def test_partial_fit_stays_accurate_where_the_gram_solver_does_not():
     assert err_gram > 1e3 * err_stream  # what squaring the condition number costs
 
 
+def test_one_pass_centring_survives_a_large_offset():
+    # Means of 1e6 and spreads of 1: centring one-pass moments
+    # (X^T X - n m m^T) cancels about 12 digits; the R factor's does not.
+    X, y = _data(n=300, d=4, seed=6, shift=1e6)
+    kw = dict(alpha=1e-3, n_steps=2, xi=[0.5, 1.5])
+    ref = RepeatedSelfDistillationRegressor(solver="svd", **kw).fit(X, y)
+    est = RepeatedSelfDistillationRegressor(**kw)
+    for start in range(0, 300, 50):
+        est.partial_fit(X[start : start + 50], y[start : start + 50])
+    norm = np.linalg.norm(ref.coef_)
+    assert np.linalg.norm(est.coef_ - ref.coef_) / norm < 1e-7
+    # The naive one-pass moments, for contrast (ridge coefficients).
+    n, m, my = len(y), X.mean(0), y.mean()
+    G = X.T @ X - n * np.outer(m, m)
+    b = X.T @ y - n * m * my
+    naive = np.linalg.solve(G + 1e-3 * np.eye(4), b)
+    ridge = RepeatedSelfDistillationRegressor(alpha=1e-3, n_steps=0, solver="svd")
+    ridge_coef = ridge.fit(X, y).coef_
+    stream_ridge = RepeatedSelfDistillationRegressor(alpha=1e-3, n_steps=0)
+    for start in range(0, 300, 50):
+        stream_ridge.partial_fit(X[start : start + 50], y[start : start + 50])
+    err_naive = np.linalg.norm(naive - ridge_coef) / np.linalg.norm(ridge_coef)
+    err_stream = np.linalg.norm(stream_ridge.coef_ - ridge_coef) / np.linalg.norm(
+        ridge_coef
+    )
+    assert err_stream < 1e-7
+    assert err_naive > 1e3 * err_stream
+
+
 def test_fit_discards_partial_fit_data_and_shapes_are_checked():
     X, y = _data(n=60, d=4)
     est = RepeatedSelfDistillationRegressor(alpha=1.0).partial_fit(X[:30], y[:30])
