@@ -116,14 +116,16 @@ def bench_grid_and_optuna(n_subset, n_trials):
 
     print(f"\n3. vs search='optuna' with {n_trials} trials over (alpha, xi_1, xi_2)")
     opt, t_opt = _timed(
-        lambda: SelfDistillCV(
+        SelfDistillCV(
             alphas=alphas,
             n_steps=2,
             cv=folds,
             search="optuna",
             n_trials=n_trials,
             random_state=0,
-        ).fit(X, y)
+        ),
+        X,
+        y,
     )
     print(
         f"   closed form {t_sd:.3f}s (CV MSE {-sd.best_score_:.5f}), optuna "

@@ -5,6 +5,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
@@ -21,14 +22,24 @@ from sklearn.utils.validation import (
 )
 
 from . import _streaming
-from ._cv_closed_form import fold_statistics, prepare_fold, solve_xi_bar
+from ._cv_closed_form import (
+    fold_statistics,
+    prepare_fold,
+    prepare_spectral_fold,
+    solve_xi_bar,
+)
 from ._filter import xi_bar_to_xi, xi_to_xi_bar
+from ._kernel import KernelSelfDistillationRegressor
 from ._linear import RepeatedSelfDistillationRegressor
 from ._spectral import resolve_solver
 
 __all__ = ["SelfDistillCV"]
 
 _CLOSED_FORM_SCORINGS = (None, "neg_mean_squared_error", "r2")
+_CLOSED_FORM_ESTIMATORS = (
+    RepeatedSelfDistillationRegressor,
+    KernelSelfDistillationRegressor,
+)
 _DEFAULT_ALPHA_SPAN = (-6.0, 1.0, 50)
 
 
@@ -53,12 +64,16 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
     estimator : estimator object, default=None
         The model to tune. ``None`` means
         ``RepeatedSelfDistillationRegressor()``. Its ``fit_intercept`` and
-        ``solver`` are kept; ``alpha``, ``xi`` and ``n_steps`` are tuned.
+        ``solver`` are kept; ``alpha``, ``xi`` and ``n_steps`` are tuned. A
+        :class:`KernelSelfDistillationRegressor` (whose kernel parameters are
+        kept) is tuned by the same closed form, from one eigendecomposition of
+        each training fold's Gram matrix.
     alphas : array-like of shape (n_alphas,), default=None
         Positive penalties to try. ``None`` uses 50 values
         ``lam_max * np.logspace(-6, 1, 50)``, where ``lam_max`` is the mean
         over training folds of the largest eigenvalue of the centred
-        (weighted) ``X^T X``: the grid scales with the data. With
+        (weighted) ``X^T X`` (of the Gram matrix for kernel estimators): the
+        grid scales with the data. With
         ``search="optuna"``, ``alpha`` is searched log-uniformly between the
         grid's end points.
     n_steps : int or iterable of int, default=(0, 1, 2)
@@ -97,7 +112,8 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         Optuna search space: parameter name to an
         :mod:`optuna.distributions` object. ``None`` searches ``alpha``
         (log-uniform), ``n_steps`` (categorical), each step's ``xi`` in
-        ``[-1, 2]`` and, when the estimator has them, ``temperature`` and
+        ``[-1, 2]`` (clipped to the estimator's own range, ``[0, 1]`` for
+        classifiers) and, when the estimator has them, ``temperature`` and
         ``estimator__C`` / ``estimator__alpha`` (log-uniform).
 
     Attributes
@@ -249,13 +265,14 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         return alphas
 
     def _use_closed_form(self, estimator):
-        applies = type(estimator) is RepeatedSelfDistillationRegressor and (
+        applies = type(estimator) in _CLOSED_FORM_ESTIMATORS and (
             self.scoring in _CLOSED_FORM_SCORINGS
         )
         if self.search == "closed_form" and not applies:
             raise ValueError(
-                "search='closed_form' needs estimator=None or a "
-                "RepeatedSelfDistillationRegressor and scoring in "
+                "search='closed_form' needs estimator=None, a "
+                "RepeatedSelfDistillationRegressor or a "
+                "KernelSelfDistillationRegressor and scoring in "
                 f"{_CLOSED_FORM_SCORINGS}; got estimator={estimator!r}, "
                 f"scoring={self.scoring!r}. Use search='optuna'."
             )
@@ -273,8 +290,6 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
             splits = list(cv.split(X, y, groups))
         except ValueError as exc:
             raise ValueError(f"cv={self.cv!r} cannot split these data: {exc}") from exc
-        if len(splits) < 2 and not isinstance(self.cv, Integral):
-            pass  # a single predefined split is legitimate
         for train, test in splits:
             if len(train) == 0 or len(test) == 0:
                 raise ValueError(f"cv={self.cv!r} produced an empty fold.")
@@ -324,7 +339,7 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
             scoring = "neg_mean_squared_error"
         self.scorer_ = check_scoring(estimator, scoring=scoring)
         if _streaming.is_dask_collection(X) or _streaming.is_chunk_stream(X, y):
-            if not closed:
+            if not closed or type(estimator) is not RepeatedSelfDistillationRegressor:
                 raise ValueError(
                     "Streamed and dask data need the closed-form search "
                     "(a RepeatedSelfDistillationRegressor and scoring in "
@@ -362,22 +377,29 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         Y = np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
         splits = self._splits(X, y, groups, classifier=False)
         self.n_splits_ = len(splits)
-        fit_intercept = estimator.fit_intercept
-        solver = resolve_solver(estimator.solver, X, 1.0)
-        if solver == "svd" and not _is_dense(X):
-            solver = "gram"
+        spectral = hasattr(estimator, "_spectral_fit")
+        if not spectral:
+            fit_intercept = estimator.fit_intercept
+            solver = resolve_solver(estimator.solver, X, 1.0)
+            if solver == "svd" and sp.issparse(X):
+                solver = "gram"
 
         def _prepare(train, test):
             tic = time.perf_counter()
-            fold = prepare_fold(
-                X,
-                Y,
-                sample_weight,
-                train,
-                test,
-                fit_intercept=fit_intercept,
-                solver=solver,
-            )
+            if spectral:
+                fold = prepare_spectral_fold(
+                    estimator, X, Y, sample_weight, train, test
+                )
+            else:
+                fold = prepare_fold(
+                    X,
+                    Y,
+                    sample_weight,
+                    train,
+                    test,
+                    fit_intercept=fit_intercept,
+                    solver=solver,
+                )
             return fold, time.perf_counter() - tic
 
         out = Parallel(n_jobs=self.n_jobs)(
@@ -624,10 +646,6 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
     def classes_(self):
         self._check_refitted()
         return self.best_estimator_.classes_
-
-
-def _is_dense(X):
-    return isinstance(X, np.ndarray)
 
 
 class _PerTargetEstimator:

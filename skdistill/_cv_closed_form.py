@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.metaestimators import _safe_split
 
 from ._spectral import decompose
 
@@ -30,6 +31,7 @@ __all__ = [
     "PreparedFold",
     "fold_statistics",
     "prepare_fold",
+    "prepare_spectral_fold",
     "solve_xi_bar",
 ]
 
@@ -49,8 +51,6 @@ class FoldStatistics:
     R: np.ndarray  # (n_alphas, t, K + 2, K + 2)
     norm: np.ndarray  # (t,)
     scale: np.ndarray  # (t,): |r|^2 / norm, the error of predicting the mean
-    lam_max: float
-    n_train: float  # weight sum of the training fold
 
 
 @dataclass
@@ -100,6 +100,32 @@ def prepare_fold(X, Y, sample_weight, train, test, *, fit_intercept, solver):
     )
 
 
+def prepare_spectral_fold(estimator, X, Y, sample_weight, train, test):
+    """Decompose one training fold with ``estimator._spectral_fit``.
+
+    For estimators (such as :class:`KernelSelfDistillationRegressor`) whose
+    spectrum maps validation samples into the fold's basis themselves, with
+    ``predict_basis``. Precomputed kernels are sliced as cross-validation
+    slices them (rows and training columns).
+    """
+    w_tr = None if sample_weight is None else sample_weight[train]
+    X_tr, Y_tr = _safe_split(estimator, X, Y, train)
+    X_val, y_val = _safe_split(estimator, X, Y, test, train)
+    spectrum = estimator._spectral_fit(X_tr, Y_tr, w_tr)
+    y_val = np.asarray(y_val, dtype=np.float64)
+    return PreparedFold(
+        lam=spectrum.lam.astype(np.float64),
+        A=spectrum.predict_basis(X_val).astype(np.float64),
+        proj=spectrum.proj.astype(np.float64),
+        r=y_val - spectrum.y_offset,
+        y_val=y_val,
+        w_val=(
+            np.ones(y_val.shape[0]) if sample_weight is None else sample_weight[test]
+        ),
+        n_train=float(len(train) if w_tr is None else w_tr.sum()),
+    )
+
+
 def fold_statistics(fold, *, alphas, max_steps, scoring="neg_mean_squared_error"):
     """Validation factors of a prepared fold for every alpha and up to K steps."""
     lam, A, proj, r, w_val = fold.lam, fold.A, fold.proj, fold.r, fold.w_val
@@ -131,7 +157,7 @@ def fold_statistics(fold, *, alphas, max_steps, scoring="neg_mean_squared_error"
         stacked[:, :, :K1] = Z.transpose(2, 0, 1)
         stacked[:, :, K1] = rw.T
         R[a] = _r_factor(stacked, K1 + 1)
-    return FoldStatistics(R, norm, scale, fold.lam_max, fold.n_train)
+    return FoldStatistics(R, norm, scale)
 
 
 def _r_factor(M, p):

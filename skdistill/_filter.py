@@ -196,8 +196,8 @@ def inverse_filter_path(lam, alpha, xi, n_steps):
 def polynomial_inverse_filter(lam, alpha, xi_bar):
     """``q = p(h) / (lam + alpha)`` for the polynomial ``p(h) = sum xi_bar[m] h^m``.
 
-    Horner's rule on tame ``xi_bar`` stays accurate where the per-step
-    recursion would cancel catastrophically (``|xi|`` of 1e10 happens).
+    Horner's rule on ``xi_bar``, the coefficients cross-validation chooses
+    (the per-step ``xi`` realising them can be of order 1e9).
     """
     lam = np.asarray(lam, dtype=np.float64)
     den = lam + alpha
@@ -215,3 +215,28 @@ def _polynomial_inverse_path(lam, alpha, xis):
     for i in range(xis.size + 1):
         q[i] = polynomial_inverse_filter(lam, alpha, xi_to_xi_bar(xis[:i]))
     return q
+
+
+def combine_pure_distillates(pure, xi):
+    """Every step of the chain from the pure distillates of one ``alpha``.
+
+    ``pure[m]`` holds the coefficients of the filter ``h^m / (lam + alpha)``
+    (``pure[0]`` is ridge, ``pure[m] = (M + alpha I)^{-1} M pure[m-1]``);
+    step ``i`` is ``sum_m xi_bar^{(i)}_m pure[m]`` with ``xi_bar^{(i)}`` the
+    coefficients of the first ``i`` weights.
+
+    Parameters
+    ----------
+    pure : ndarray of shape (k + 1, ...)
+    xi : ndarray of shape (k,)
+
+    Returns
+    -------
+    path : ndarray of shape (k + 1, ...)
+    """
+    pure = np.asarray(pure)
+    path = np.empty_like(pure)
+    for i in range(pure.shape[0]):
+        xi_bar = xi_to_xi_bar(np.asarray(xi)[:i]).astype(pure.dtype)
+        path[i] = np.tensordot(xi_bar, pure[: i + 1], axes=1)
+    return path

@@ -96,10 +96,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
           distinct ``alpha``, then two triangular solves per step. About the
           cost of one :class:`~sklearn.linear_model.Ridge` fit when ``d > n``,
           where an eigendecomposition is several times dearer. Needs every
-          ``alpha > 0`` and does not set ``singular_values_``. It runs the
-          per-step recursion in ``xi``, which loses accuracy when ``|xi|`` is
-          large (cross-validated weights of 1e3 and more are common): the
-          spectral solvers evaluate the filter from ``xi_bar_`` instead.
+          ``alpha > 0`` and does not set ``singular_values_``.
 
     Attributes
     ----------

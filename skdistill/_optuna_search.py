@@ -6,6 +6,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy.stats import rankdata
 from sklearn.base import clone, is_classifier
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
 __all__ = ["default_distributions", "fit_optuna"]
@@ -13,6 +14,16 @@ __all__ = ["default_distributions", "fit_optuna"]
 
 def _has_param(estimator, name):
     return name in estimator.get_params(deep=True)
+
+
+def xi_bounds(estimator, default=(-1.0, 2.0)):
+    """Search range of ``xi``: ``default`` clipped to the estimator's constraint."""
+    for c in getattr(estimator, "_parameter_constraints", {}).get("xi", []):
+        if isinstance(c, Interval):
+            lo = default[0] if c.left is None else max(c.left, default[0])
+            hi = default[1] if c.right is None else min(c.right, default[1])
+            return float(lo), float(hi)
+    return default
 
 
 def default_distributions(estimator, alphas, steps):
@@ -84,6 +95,7 @@ def fit_optuna(search, estimator, X, y, sample_weight, groups, steps, alphas):
     fixed_steps = steps[0] if len(steps) == 1 else None
     max_steps = max(steps)
     scorer = search.scorer_
+    xi_lim = xi_bounds(estimator)
 
     def params_of(trial):
         params = {
@@ -94,7 +106,7 @@ def fit_optuna(search, estimator, X, y, sample_weight, groups, steps, alphas):
         if has_xi:
             k = params.get("n_steps", estimator.get_params().get("n_steps", 1))
             params["xi"] = np.array(
-                [trial.suggest_float(f"xi_{i}", -1.0, 2.0) for i in range(k)]
+                [trial.suggest_float(f"xi_{i}", *xi_lim) for i in range(k)]
             )
         return params
 

@@ -22,6 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import linalg
 
+from ._filter import combine_pure_distillates
+
 __all__ = ["Spectrum", "cholesky_path", "decompose", "resolve_solver"]
 
 
@@ -283,9 +285,16 @@ def cholesky_path(X, Y, alphas, xis, *, sample_weight=None, fit_intercept=True):
         return linalg.cho_solve(factors[alpha], B, check_finite=False)
 
     steps = [solve(alphas[0], rhs)]
-    for alpha, xi in zip(alphas[1:], xis, strict=True):
-        steps.append(solve(alpha, xi * (M @ steps[-1]) + (1.0 - xi) * rhs))
-    S = np.stack(steps)  # (k + 1, r, t)
+    if np.all(alphas == alphas[0]):
+        # One alpha: the pure distillates combined by each step's xi_bar,
+        # the same evaluation as the spectral solvers.
+        for _ in xis:
+            steps.append(solve(alphas[0], M @ steps[-1]))
+        S = combine_pure_distillates(np.stack(steps), xis)
+    else:
+        for alpha, xi in zip(alphas[1:], xis, strict=True):
+            steps.append(solve(alpha, xi * (M @ steps[-1]) + (1.0 - xi) * rhs))
+        S = np.stack(steps)  # (k + 1, r, t)
     k1, r, t = S.shape
     if dual:
         coef = data.rmatmat(S.transpose(1, 0, 2).reshape(r, k1 * t))  # (d, k1 t)

@@ -367,3 +367,26 @@ def test_pandas_input_keeps_feature_names_without_warnings():
     np.testing.assert_allclose(pred, search.predict(X))
     with pytest.raises(ValueError, match="feature names"):
         search.predict(df[["c", "b", "a"]])
+
+
+def test_optuna_default_search_of_a_classifier_respects_its_xi_range():
+    from sklearn.datasets import make_classification
+
+    from skdistill import SelfDistillationClassifier
+
+    X, y = make_classification(n_samples=80, n_features=5, random_state=0)
+    search = SelfDistillCV(
+        SelfDistillationClassifier(), n_steps=(1, 2), n_trials=6, cv=3, random_state=0
+    ).fit(X, y)
+    xis = np.concatenate([np.atleast_1d(p["xi"]) for p in search.cv_results_["params"]])
+    assert xis.size and np.all((xis >= 0) & (xis <= 1))
+    assert set(search.classes_) == {0, 1}
+    # Classification splitters are stratified by default, as in scikit-learn.
+    assert search.best_score_ == pytest.approx(
+        cross_val_score(
+            clone(SelfDistillationClassifier()).set_params(**search.best_params_),
+            X,
+            y,
+            cv=3,
+        ).mean()
+    )
