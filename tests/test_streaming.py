@@ -9,7 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
-from skdistill import RepeatedSelfDistillationRegressor, SelfDistillCV, hash_folds
+from skdistill import (
+    KernelSelfDistillationRegressor,
+    RepeatedSelfDistillationRegressor,
+    SelfDistillCV,
+    hash_folds,
+)
 from skdistill._spectral import decompose
 from skdistill._streaming import FoldFactors, _import_dask, spectrum_from_factor
 
@@ -308,6 +313,11 @@ def test_csv_chunks_with_pandas_keep_feature_names(tmp_path):
         ({"cv": 40}, None, "empty"),
         ({"cv": 3, "search": "optuna"}, None, "closed-form"),
         ({"cv": 3}, [], "no chunk"),
+        (
+            {"cv": 3, "estimator": KernelSelfDistillationRegressor()},
+            None,
+            "closed-form",
+        ),
     ],
 )
 def test_streamed_bad_input(kwargs, chunks, match):
