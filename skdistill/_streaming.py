@@ -383,8 +383,9 @@ def _check_stream_cv(search):
 def _unpack_chunk(chunk):
     if not isinstance(chunk, tuple | list) or len(chunk) not in (2, 3):
         raise ValueError(
-            "Each chunk of X must be a tuple (X, y) or (X, y, sample_weight); "
-            f"got {type(chunk).__name__}."
+            "With y=None, X must be an iterable of chunks, each a tuple (X, y) "
+            f"or (X, y, sample_weight); got a chunk of type {type(chunk).__name__}. "
+            "To fit a data matrix, pass y."
         )
     return chunk if len(chunk) == 3 else (*chunk, None)
 
