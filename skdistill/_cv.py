@@ -21,6 +21,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import _streaming
 from ._cv_closed_form import (
     fold_statistics,
     prepare_fold,
@@ -296,15 +297,26 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, sample_weight=None, *, groups=None):
+    def fit(self, X, y=None, sample_weight=None, *, groups=None):
         """Search the candidates by cross-validation, then refit the best.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), \
+                dask array or DataFrame, or iterable of chunks
+            Training data. Data larger than memory can be given as a dask
+            array or DataFrame, or as an iterable of ``(X, y)`` or
+            ``(X, y, sample_weight)`` chunks (with ``y=None``), for example
+            from :func:`pandas.read_csv` with ``chunksize``. These are read
+            once, into per-fold triangular factors, by the closed form only;
+            ``cv`` must then be an int: row ``i`` (counting from 0 over all
+            chunks) goes to fold :func:`hash_folds` ``(i, cv, seed)`` with
+            ``seed = random_state`` (0 when None). Dask computes the factors
+            of its chunks with the active scheduler (threads, processes or a
+            ``dask.distributed`` client); the lengths of a dask DataFrame's
+            partitions are computed first (persist it to avoid a second read).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            Target values.
+            Target values (a dask array or Series with dask ``X``).
         sample_weight : array-like of shape (n_samples,), default=None
             Weights used both to fit each fold and to weight its validation
             error.
@@ -326,6 +338,20 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         if scoring is None and not _is_classifier(estimator):
             scoring = "neg_mean_squared_error"
         self.scorer_ = check_scoring(estimator, scoring=scoring)
+        if _streaming.is_dask_collection(X) or _streaming.is_chunk_stream(X, y):
+            if not closed or type(estimator) is not RepeatedSelfDistillationRegressor:
+                raise ValueError(
+                    "Streamed and dask data need the closed-form search "
+                    "(a RepeatedSelfDistillationRegressor and scoring in "
+                    f"{_CLOSED_FORM_SCORINGS})."
+                )
+            if groups is not None:
+                raise ValueError("groups are not supported for streamed data.")
+            if _streaming.is_dask_collection(X):
+                return _streaming.fit_dask(
+                    self, estimator, X, y, sample_weight, steps, alphas
+                )
+            return _streaming.fit_chunks(self, estimator, X, steps, alphas)
         if closed:
             self._fit_closed_form(estimator, X, y, sample_weight, groups, steps, alphas)
         else:
@@ -357,8 +383,6 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
             solver = resolve_solver(estimator.solver, X, 1.0)
             if solver == "svd" and sp.issparse(X):
                 solver = "gram"
-        max_steps = max(steps)
-        scoring = "r2" if self.scoring == "r2" else "neg_mean_squared_error"
 
         def _prepare(train, test):
             tic = time.perf_counter()
@@ -383,10 +407,41 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         )
         folds = [f for f, _ in out]
         fit_times = np.array([t for _, t in out])
+        n_ref = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+
+        def refit_one(p, targets, single):
+            est = clone(estimator).set_params(
+                alpha=p["alpha"], n_steps=p["n_steps"], xi=p["xi"]
+            )
+            y_sub = y if single else Y[:, targets[0]]
+            return est.fit(X, y_sub, sample_weight=sample_weight)
+
+        self._select_closed_form(
+            estimator,
+            folds,
+            fit_times,
+            steps,
+            alphas,
+            n_targets=Y.shape[1],
+            n_ref=n_ref,
+            refit_one=refit_one,
+        )
+
+    def _select_closed_form(
+        self, estimator, folds, fit_times, steps, alphas, *, n_targets, n_ref, refit_one
+    ):
+        """Score every candidate on prepared folds, choose, and refit.
+
+        ``refit_one(params, targets, single)`` returns the estimator refitted
+        on all the data (``single``: one estimator for every target).
+        """
+        self.n_splits_ = len(folds)
+        max_steps = max(steps)
+        scoring = "r2" if self.scoring == "r2" else "neg_mean_squared_error"
         if self.verbose > 1:
             for i, t in enumerate(fit_times):
                 print(
-                    f"[SelfDistillCV] fold {i + 1}/{len(splits)} decomposed in {t:.3f}s"
+                    f"[SelfDistillCV] fold {i + 1}/{len(folds)} decomposed in {t:.3f}s"
                 )
         if alphas is None:
             lam_ref = np.mean([f.lam_max for f in folds])
@@ -397,7 +452,6 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
             fold_statistics(f, alphas=alphas, max_steps=max_steps, scoring=scoring)
             for f in folds
         ]
-        n_targets = Y.shape[1]
         groups_of_targets = (
             [np.array([j]) for j in range(n_targets)]
             if self.alpha_per_target and n_targets > 1
@@ -406,7 +460,7 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         # For each target group, each candidate: xi_bar and per-fold errors.
         cands = [(k, a) for k in steps for a in range(alphas.size)]
         xi_bars = [[None] * len(cands) for _ in groups_of_targets]
-        errors = np.empty((len(groups_of_targets), len(cands), len(splits)))
+        errors = np.empty((len(groups_of_targets), len(cands), len(folds)))
         for g, targets in enumerate(groups_of_targets):
             for c, (k, a) in enumerate(cands):
                 xi_bars[g][c], errors[g, c] = solve_xi_bar(stats, a, k, targets)
@@ -431,7 +485,6 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         )
         self.best_index_ = best_index
         self.best_score_ = float(row_scores[best_index].mean())
-        n_ref = float(X.shape[0] if sample_weight is None else sample_weight.sum())
         n_train = np.mean([f.n_train for f in folds])
         scale = n_ref / n_train if self.rescale_alpha else 1.0
         self.alpha_refit_scale_ = scale
@@ -466,7 +519,7 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
             ]
         if self.verbose:
             print(
-                f"[SelfDistillCV] {len(splits)} folds x {len(cands)} candidates "
+                f"[SelfDistillCV] {len(folds)} folds x {len(cands)} candidates "
                 f"(closed form): best n_steps={self.n_steps_}, alpha={self.alpha_}, "
                 f"score={self.best_score_:.6g}"
             )
@@ -474,11 +527,7 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
             tic = time.perf_counter()
             fitted = []
             for p, targets in zip(params, groups_of_targets, strict=True):
-                est = clone(estimator).set_params(
-                    alpha=p["alpha"], n_steps=p["n_steps"], xi=p["xi"]
-                )
-                y_sub = y if len(params) == 1 else Y[:, targets[0]]
-                fitted.append(est.fit(X, y_sub, sample_weight=sample_weight))
+                fitted.append(refit_one(p, targets, len(params) == 1))
             if len(fitted) == 1:
                 self.best_estimator_ = fitted[0]
             else:

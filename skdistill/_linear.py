@@ -218,6 +218,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         """
         alphas, xis = _check_steps(self.alpha, self.xi, self.n_steps)
         X, y, sample_weight = self._validate_fit_data(X, y, sample_weight)
+        self.__dict__.pop("_stream", None)  # fit forgets partial_fit's data
         solver = resolve_solver(self.solver, X, alphas.min())
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         if solver == "cholesky":
@@ -265,6 +266,71 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             del self.singular_values_
         self.solver_ = solver
         return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Add a chunk of rows to the data seen so far and refit on all of it.
+
+        The rows are folded into a float64 triangular factor of
+        ``[sqrt(w), sqrt(w) X, sqrt(w) y]`` (TSQR), so memory stays
+        ``O((n_features + n_targets)**2)`` whatever the number of rows, and
+        the coefficients after any sequence of chunks equal those of one
+        :meth:`fit` on their concatenation with ``solver="svd"``. The centring
+        and the decomposition come from the factor, never from ``X^T X``:
+        unlike ``solver="gram"`` they keep their accuracy on ill-conditioned
+        ``X`` (the Gram matrix squares the condition number, so ``"gram"``
+        loses all digits at a condition number near ``1e8``). ``solver`` is
+        ignored and ``solver_`` is ``"svd"``. Each call costs one QR of the
+        chunk and one SVD of a ``n_features x n_features`` factor. A call to
+        :meth:`fit` discards the data seen by ``partial_fit``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A chunk of training data (sparse chunks are densified).
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Its targets; the number of targets must not change between calls.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the chunk's rows.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skdistill import RepeatedSelfDistillationRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(100, 3))
+        >>> y = X @ [1.0, -2.0, 0.5] + rng.normal(scale=0.1, size=100)
+        >>> reg = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=2)
+        >>> for start in range(0, 100, 30):
+        ...     reg = reg.partial_fit(X[start : start + 30], y[start : start + 30])
+        >>> full = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=2).fit(X, y)
+        >>> bool(np.allclose(reg.coef_, full.coef_, rtol=1e-10))
+        True
+        """
+        from ._streaming import partial_fit_regressor
+
+        alphas, xis = _check_steps(self.alpha, self.xi, self.n_steps)
+        first = getattr(self, "_stream", None) is None
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=first,
+            accept_sparse=["csr", "csc", "coo"],
+            dtype=[np.float64, np.float32],
+            multi_output=True,
+            y_numeric=True,
+        )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        return partial_fit_regressor(self, X, y, sample_weight, alphas, xis)
 
     def _check_predict_data(self, X):
         check_is_fitted(self)

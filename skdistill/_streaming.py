@@ -1,0 +1,598 @@
+"""Fitting from triangular factors: chunked, out-of-core and distributed data.
+
+Everything the closed forms need from a set of rows is held by the triangular
+factor ``R`` (``p x p``, ``p = 1 + n_features + n_targets``) of the augmented
+matrix ``M = [sqrt(w), sqrt(w) * X, sqrt(w) * Y]``, accumulated in float64 by
+TSQR: the running ``R`` is stacked on top of each new chunk's rows and the
+stack is factorised again (Householder QR). ``R`` is as small as the Gram
+matrix ``M^T M`` and pools across chunks, folds or machines the same way
+(stack the factors, factorise again), but it never forms ``M^T M``: the
+singular values of its blocks are those of the data, not their squares, and
+every squared error is evaluated as ``|R v|^2`` of a vector ``v``, without the
+cancellation of an expanded quadratic (see :mod:`skdistill._cv_closed_form`).
+
+From ``R``, with ``q_0 = sqrt(w) / |sqrt(w)|`` the first column of ``Q``:
+
+- ``R[0, 0]**2`` is the weight sum and ``R[0, 1:] / R[0, 0]`` the weighted
+  means of ``X`` and ``Y`` (a stable, one-pass centring);
+- ``R[1:, 1:]`` is the R factor of the centred data ``[Xc, Yc]``, because
+  ``Q[:, 1:] @ R[1:, 1:] = M - q_0 q_0^T M``. Its leading ``d x d`` block
+  ``R_X`` has the singular values of ``Xc``; with ``R_X = U S V^T`` and
+  ``R_Xy`` the block beside it, the problem's spectrum is ``lam = s**2``,
+  ``basis = V`` and ``proj = S U^T R_Xy``, exactly what
+  ``decompose(..., solver="svd")`` returns for the raw rows;
+- any weighted squared error ``sum_i w_i (a_i + x_i b + y_i c)^2`` equals
+  ``|R (a, b, c)|^2``: the rows of ``R`` stand in for the data rows.
+
+Cross-validation folds are assigned to rows by a seeded hash of their global
+row index (:func:`hash_folds`), so the fold of a row does not depend on how
+the data were chunked, and each fold keeps its own ``R``. A training fold's
+factor is the pooled factor of the other folds.
+"""
+
+import numbers
+import time
+from collections.abc import Iterable
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import linalg
+from scipy.linalg import lapack
+from sklearn.base import clone
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+from ._cv_closed_form import PreparedFold
+from ._filter import inverse_filter_path, xi_to_xi_bar
+from ._spectral import Spectrum
+
+__all__ = [
+    "FoldFactors",
+    "hash_folds",
+    "prepared_fold_from_factors",
+    "spectrum_from_factor",
+]
+
+_DASK_HINT = (
+    "Fitting dask collections needs dask: pip install skdistill[dask] "
+    "(or pip install 'dask[array,dataframe,distributed]')."
+)
+
+# splitmix64 constants (Steele, Lea and Flood, 2014).
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(z):
+    z = np.asarray(z, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = z + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def hash_folds(row_ids, n_splits, seed=0):
+    """Fold of each row from a seeded hash of its global row index.
+
+    The fold of row ``i`` is ``splitmix64(i + splitmix64(seed)) % n_splits``:
+    deterministic, independent of how the rows are chunked, and close to a
+    uniform random assignment (fold sizes are multinomial, not exactly equal).
+
+    Parameters
+    ----------
+    row_ids : array-like of int, shape (n,)
+        Global row indices (0 for the first row of the data).
+    n_splits : int
+        Number of folds.
+    seed : int, default=0
+        Seed of the assignment.
+
+    Returns
+    -------
+    folds : ndarray of shape (n,), dtype int64
+        Values in ``range(n_splits)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdistill import hash_folds
+    >>> folds = hash_folds(np.arange(10_000), n_splits=5, seed=0)
+    >>> np.bincount(folds).tolist()
+    [2086, 1994, 1992, 1970, 1958]
+    >>> bool(np.all(hash_folds(np.arange(5000, 10_000), 5) == folds[5000:]))
+    True
+    """
+    salt = _splitmix64(np.uint64(int(seed) % 2**64))
+    with np.errstate(over="ignore"):
+        z = np.asarray(row_ids, dtype=np.uint64) + salt
+    return (_splitmix64(z) % np.uint64(n_splits)).astype(np.int64)
+
+
+# ------------------------------------------------------------------ factors
+def _qr_r(B):
+    """Upper-triangular R (n_cols x n_cols) of a Fortran array; B is overwritten."""
+    m, p = B.shape
+    if m < p:
+        B = np.vstack([B, np.zeros((p - m, p))])
+    nb = max(1, min(16, p))
+    a, _, info = lapack.dgeqrt(nb, B, overwrite_a=1)
+    if info != 0:  # pragma: no cover - LAPACK argument errors only
+        raise RuntimeError(f"dgeqrt failed with info={info}.")
+    return np.triu(a[:p])
+
+
+def _stack_r(*factors):
+    """R factor of the rows of several R factors stacked (their pooled factor)."""
+    B = np.asfortranarray(np.vstack(factors), dtype=np.float64)
+    return _qr_r(B)
+
+
+class FoldFactors:
+    """Per-fold R factors of ``[sqrt(w), sqrt(w) X, sqrt(w) Y]``, in float64.
+
+    Parameters
+    ----------
+    n_folds : int
+    n_features : int
+    n_targets : int
+    """
+
+    def __init__(self, n_folds, n_features, n_targets):
+        self.n_features = n_features
+        self.n_targets = n_targets
+        p = 1 + n_features + n_targets
+        self.R = np.zeros((n_folds, p, p))
+        self.n_rows = np.zeros(n_folds, dtype=np.int64)
+
+    @property
+    def n_columns(self):
+        return self.R.shape[-1]
+
+    def add(self, X, Y, sample_weight=None, folds=None):
+        """Fold the rows of a chunk into the factors of their folds.
+
+        ``X`` is (n, d) and ``Y`` (n, t); ``folds`` (n,) gives each row's fold
+        (``None``: all in fold 0).
+        """
+        if sp.issparse(X):
+            X = X.toarray()
+        n, d = X.shape
+        p = self.n_columns
+        if folds is None:
+            folds = np.zeros(n, dtype=np.int64)
+        sw = None if sample_weight is None else np.sqrt(sample_weight)
+        for f in range(self.R.shape[0]):
+            idx = np.flatnonzero(folds == f)
+            if idx.size == 0:
+                continue
+            B = np.empty((p + idx.size, p), order="F")
+            B[:p] = self.R[f]
+            rows = slice(p, None)
+            if sw is None:
+                B[rows, 0] = 1.0
+                B[rows, 1 : 1 + d] = X[idx]
+                B[rows, 1 + d :] = Y[idx]
+            else:
+                s = sw[idx]
+                B[rows, 0] = s
+                B[rows, 1 : 1 + d] = X[idx] * s[:, None]
+                B[rows, 1 + d :] = Y[idx] * s[:, None]
+            self.R[f] = _qr_r(B)
+            self.n_rows[f] += idx.size
+        return self
+
+    def merge(self, other):
+        """Pool another accumulator's factors into this one, fold by fold."""
+        for f in range(self.R.shape[0]):
+            self.R[f] = _stack_r(self.R[f], other.R[f])
+        self.n_rows += other.n_rows
+        return self
+
+    def pooled(self, exclude=None):
+        """R factor of all folds but ``exclude`` (all folds when None)."""
+        keep = [f for f in range(self.R.shape[0]) if f != exclude]
+        return _stack_r(*self.R[keep])
+
+
+# ----------------------------------------------------------------- spectrum
+def spectrum_from_factor(R, n_features, *, fit_intercept=True):
+    """The :class:`Spectrum` of the rows behind an augmented R factor.
+
+    Equals ``decompose(X, Y, sample_weight=w, fit_intercept=fit_intercept,
+    solver="svd")`` on those rows (up to the signs of singular vectors and
+    padding with zero singular values when there are fewer rows than
+    features): the SVD is of the small ``d x d`` factor of the centred data,
+    whose singular values are those of the data (no squared condition number).
+
+    Parameters
+    ----------
+    R : ndarray of shape (p, p)
+        Upper-triangular factor of ``[sqrt(w), sqrt(w) X, sqrt(w) Y]``.
+    n_features : int
+    fit_intercept : bool, default=True
+
+    Returns
+    -------
+    Spectrum
+    """
+    d = n_features
+    t = R.shape[1] - 1 - d
+    if fit_intercept:
+        r00 = R[0, 0]
+        if r00 == 0:
+            raise ValueError("The weights of the rows sum to zero.")
+        X_offset = R[0, 1 : 1 + d] / r00
+        y_offset = R[0, 1 + d :] / r00
+        Rc = R[1:, 1:]
+    else:
+        X_offset = np.zeros(d)
+        y_offset = np.zeros(t)
+        Rc = _stack_r(R[:, 1:])
+    U, s, Vt = linalg.svd(Rc[:d, :d], check_finite=False)
+    proj = s[:, None] * (U.T @ Rc[:d, d:])
+    return Spectrum(s**2, Vt.T, proj, X_offset, y_offset)
+
+
+def prepared_fold_from_factors(R_train, R_val, n_features, *, fit_intercept=True):
+    """The :class:`PreparedFold` of a split, from the R factors of its two sides.
+
+    :func:`~skdistill._cv_closed_form.fold_statistics` sees the rows of
+    ``R_val`` in place of the validation rows. The weighted validation rows
+    enter it only through linear maps of ``M_val = Q_val R_val``, whose R
+    factors (and so every squared error) are those of the same maps of
+    ``R_val``. To keep the weight sum (the MSE's denominator) and the weighted
+    total sum of squares (R^2's) those of the real rows, each row of ``R_val``
+    is given the weight ``W / (2 p)`` and divided by its square root, and
+    ``p`` rows with ``A = r = 0`` carry the opposite centred targets so that
+    the pseudo targets' weighted mean is zero and their total sum of squares
+    is that of the validation targets.
+    """
+    d = n_features
+    p = R_val.shape[0]
+    t = p - 1 - d
+    spectrum = spectrum_from_factor(R_train, d, fit_intercept=fit_intercept)
+    W_val = R_val[0, 0] ** 2
+    if W_val <= 0:
+        raise ValueError("A validation fold has no rows or a zero weight sum.")
+    r = spectrum.lam.size
+    offset_row = -(spectrum.X_offset @ spectrum.basis)[None, :]
+    Tx = np.vstack([offset_row, spectrum.basis, np.zeros((t, r))])
+    Ty = np.vstack([-spectrum.y_offset[None, :], np.zeros((d, t)), np.eye(t)])
+    c = np.sqrt(W_val / (2 * p))
+    A = np.zeros((2 * p, r))
+    res = np.zeros((2 * p, t))
+    A[:p] = (R_val @ Tx) / c
+    res[:p] = (R_val @ Ty) / c
+    Yc = np.zeros((p, t))
+    Yc[: p - 1] = R_val[1:, 1 + d :] / (np.sqrt(2.0) * c)
+    return PreparedFold(
+        lam=spectrum.lam,
+        A=A,
+        proj=spectrum.proj,
+        r=res,
+        y_val=np.vstack([Yc, -Yc]),
+        w_val=np.full(2 * p, c**2),
+        n_train=float(R_train[0, 0] ** 2),
+    )
+
+
+# ------------------------------------------------------ regressor from R
+def set_regressor_from_factor(est, R, n_features, alphas, xis, *, n_samples, y_ndim):
+    """Set the fitted attributes of a RepeatedSelfDistillationRegressor from R.
+
+    The same filter as ``fit`` computes, from an SVD of the centred factor:
+    this is the accurate ``solver="svd"`` path even for ill-conditioned ``X``,
+    where ``solver="gram"`` loses the digits that squaring the condition
+    number costs.
+    """
+    spectrum = spectrum_from_factor(R, n_features, fit_intercept=est.fit_intercept)
+    # Decreasing, min(n, d) of them, as fit reports them.
+    singular_values = np.sqrt(spectrum.lam[: min(n_samples, n_features)])
+    if alphas.min() == 0:
+        rtol = (np.finfo(np.float64).eps * max(n_samples, n_features)) ** 2
+        spectrum = spectrum.truncated(rtol)
+    q_path = inverse_filter_path(spectrum.lam, alphas, xis, est.n_steps)
+    coef_path = np.stack([spectrum.coef(q) for q in q_path])  # (k+1, t, d)
+    intercept_path = spectrum.y_offset - coef_path @ spectrum.X_offset
+    if y_ndim == 1:
+        coef_path = coef_path[:, 0, :]
+        intercept_path = intercept_path[:, 0]
+    est.coef_path_ = coef_path
+    est.intercept_path_ = intercept_path
+    est.coef_ = coef_path[-1]
+    est.intercept_ = intercept_path[-1]
+    est.xi_bar_ = xi_to_xi_bar(xis)
+    est.singular_values_ = singular_values
+    est.solver_ = "svd"
+    return est
+
+
+class _Stream:
+    """State of ``partial_fit``: one R factor and the shape of what it holds."""
+
+    def __init__(self, n_features, n_targets, y_ndim):
+        self.factors = FoldFactors(1, n_features, n_targets)
+        self.y_ndim = y_ndim
+
+
+def partial_fit_regressor(est, X, y, sample_weight, alphas, xis):
+    """Accumulate a chunk into ``est._stream`` and refresh its coefficients.
+
+    ``X``, ``y`` and ``sample_weight`` are validated by the caller.
+    """
+    Y = y.reshape(-1, 1) if y.ndim == 1 else y
+    state = getattr(est, "_stream", None)
+    if state is None:
+        state = _Stream(X.shape[1], Y.shape[1], y.ndim)
+    elif (Y.shape[1], y.ndim) != (state.factors.n_targets, state.y_ndim):
+        raise ValueError(
+            "y has a different number of targets (or dimensions) than in "
+            f"previous calls to partial_fit: shape {y.shape[1:]} instead of "
+            f"{(state.factors.n_targets,) if state.y_ndim == 2 else ()}."
+        )
+    w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+    state.factors.add(X, np.asarray(Y, dtype=np.float64), w)
+    est._stream = state
+    return set_regressor_from_factor(
+        est,
+        state.factors.R[0],
+        X.shape[1],
+        alphas,
+        xis,
+        n_samples=int(state.factors.n_rows[0]),
+        y_ndim=state.y_ndim,
+    )
+
+
+# ------------------------------------------------------- SelfDistillCV
+def is_dask_collection(X):
+    """Whether ``X`` is a dask collection (without importing dask)."""
+    return hasattr(X, "__dask_graph__") and callable(X.__dask_graph__)
+
+
+def is_chunk_stream(X, y):
+    """Whether ``SelfDistillCV.fit(X, y)`` was given an iterable of chunks."""
+    return (
+        y is None
+        and isinstance(X, Iterable)
+        and not isinstance(X, str | bytes)
+        and not hasattr(X, "shape")
+        and not hasattr(X, "__array__")
+        and not sp.issparse(X)
+        and not is_dask_collection(X)
+    )
+
+
+def _check_stream_cv(search):
+    if not isinstance(search.cv, numbers.Integral) or search.cv < 2:
+        raise ValueError(
+            "Streamed and dask data need cv to be an int >= 2 (rows are "
+            f"assigned to folds by a seeded hash of their index); got cv={search.cv!r}."
+        )
+    rs = search.random_state
+    if rs is None:
+        seed = 0
+    elif isinstance(rs, numbers.Integral):
+        seed = int(rs)
+    else:
+        seed = int(rs.randint(2**31))
+    return int(search.cv), seed
+
+
+def _unpack_chunk(chunk):
+    if not isinstance(chunk, tuple | list) or len(chunk) not in (2, 3):
+        raise ValueError(
+            "With y=None, X must be an iterable of chunks, each a tuple (X, y) "
+            f"or (X, y, sample_weight); got a chunk of type {type(chunk).__name__}. "
+            "To fit a data matrix, pass y."
+        )
+    return chunk if len(chunk) == 3 else (*chunk, None)
+
+
+def fit_chunks(search, estimator, chunks, steps, alphas):
+    """Closed-form SelfDistillCV over an iterable of chunks, read once."""
+    n_splits, seed = _check_stream_cv(search)
+    factors, offset, y_ndim, n_ref = None, 0, None, 0.0
+    tic = time.perf_counter()
+    for chunk in chunks:
+        Xc, yc, wc = _unpack_chunk(chunk)
+        if Xc is None or getattr(Xc, "shape", (1,))[0] == 0:
+            continue
+        Xc, yc = validate_data(
+            search,
+            Xc,
+            yc,
+            reset=factors is None,
+            accept_sparse=["csr", "csc"],
+            dtype=[np.float64, np.float32],
+            multi_output=True,
+            y_numeric=True,
+        )
+        Yc = np.asarray(yc, dtype=np.float64).reshape(Xc.shape[0], -1)
+        if factors is None:
+            factors = FoldFactors(n_splits, Xc.shape[1], Yc.shape[1])
+            y_ndim = yc.ndim
+        elif yc.ndim != y_ndim or Yc.shape[1] != factors.n_targets:
+            raise ValueError("Every chunk of y must have the same number of targets.")
+        if wc is not None:
+            wc = _check_sample_weight(
+                wc, Xc, dtype=np.float64, ensure_non_negative=True
+            )
+            n_ref += float(wc.sum())
+        else:
+            n_ref += Xc.shape[0]
+        n = Xc.shape[0]
+        folds = hash_folds(np.arange(offset, offset + n), n_splits, seed)
+        offset += n
+        factors.add(Xc, Yc, wc, folds)
+    if factors is None:
+        raise ValueError("X yielded no chunk with rows.")
+    return _search_factors(
+        search, estimator, factors, steps, alphas, y_ndim, n_ref, offset, tic
+    )
+
+
+def _search_factors(
+    search, estimator, factors, steps, alphas, y_ndim, n_ref, n_rows, tic
+):
+    """Select and refit from per-fold factors with SelfDistillCV's machinery."""
+    d = factors.n_features
+    n_splits = factors.R.shape[0]
+    if np.any(factors.n_rows == 0):
+        empty = np.flatnonzero(factors.n_rows == 0).tolist()
+        raise ValueError(
+            f"cv={search.cv!r} left folds {empty} empty: too few rows for "
+            "that many folds."
+        )
+    folds = [
+        prepared_fold_from_factors(
+            factors.pooled(exclude=f),
+            factors.R[f],
+            d,
+            fit_intercept=estimator.fit_intercept,
+        )
+        for f in range(n_splits)
+    ]
+    fit_times = np.full(n_splits, (time.perf_counter() - tic) / n_splits)
+    R_all = factors.pooled()
+    n_features_in = search.n_features_in_
+    names = getattr(search, "feature_names_in_", None)
+
+    def refit(params, targets, single):
+        est = clone(estimator).set_params(
+            alpha=params["alpha"], n_steps=params["n_steps"], xi=params["xi"]
+        )
+        alphas_, xis_ = _steps(params, est.n_steps)
+        if single:
+            R, ndim = R_all, y_ndim
+        else:
+            cols = list(range(1 + d)) + [1 + d + int(targets[0])]
+            R, ndim = _stack_r(R_all[:, cols]), 1
+        est.n_features_in_ = n_features_in
+        if names is not None:
+            est.feature_names_in_ = names
+        return set_regressor_from_factor(
+            est, R, d, alphas_, xis_, n_samples=n_rows, y_ndim=ndim
+        )
+
+    search._select_closed_form(
+        estimator,
+        folds,
+        fit_times,
+        steps,
+        alphas,
+        n_targets=factors.n_targets,
+        n_ref=n_ref,
+        refit_one=refit,
+    )
+    return search
+
+
+def _steps(params, n_steps):
+    alphas = np.full(n_steps + 1, float(params["alpha"]))
+    xis = np.asarray(params["xi"], dtype=np.float64).reshape(n_steps)
+    return alphas, xis
+
+
+# --------------------------------------------------------------- dask
+def _import_dask():
+    try:
+        import dask
+        import dask.array as da
+    except ImportError as exc:  # pragma: no cover - exercised without dask
+        raise ImportError(_DASK_HINT) from exc
+    return dask, da
+
+
+def _as_dask_array(obj, name):
+    _, da = _import_dask()
+    if obj is None:
+        return None
+    if hasattr(obj, "to_dask_array"):  # dask DataFrame or Series
+        arr = obj.to_dask_array(lengths=True)
+    elif isinstance(obj, da.Array):
+        arr = obj
+    else:
+        arr = da.from_array(np.asarray(obj))
+    if any(np.isnan(c) for c in arr.chunks[0]):
+        arr = arr.compute_chunk_sizes()
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"{name} must be 1-D or 2-D, got {arr.ndim} dimensions.")
+    return arr
+
+
+def _block_factors(X, y, w, offset, n_splits, seed, n_targets):
+    """Per-fold factors of one block (runs on a dask worker)."""
+    from sklearn.utils import check_array
+
+    X = check_array(X, dtype=np.float64)
+    Y = check_array(np.asarray(y).reshape(X.shape[0], -1), dtype=np.float64)
+    if w is not None:
+        w = np.asarray(w, dtype=np.float64)
+        if np.any(w < 0) or not np.all(np.isfinite(w)):
+            raise ValueError("sample_weight must be finite and non-negative.")
+    folds = hash_folds(np.arange(offset, offset + X.shape[0]), n_splits, seed)
+    return FoldFactors(n_splits, X.shape[1], n_targets).add(X, Y, w, folds)
+
+
+def _merge(a, b):
+    return a.merge(b)
+
+
+def fit_dask(search, estimator, X, y, sample_weight, steps, alphas):
+    """Closed-form SelfDistillCV on dask arrays or DataFrames, read once."""
+    dask, _ = _import_dask()
+    n_splits, seed = _check_stream_cv(search)
+    columns = getattr(X, "columns", None)
+    X = _as_dask_array(X, "X")
+    y = _as_dask_array(y, "y")
+    if X.ndim != 2:
+        raise ValueError("X must be 2-D.")
+    if y is None:
+        raise ValueError("SelfDistillCV requires y to be passed, but y is None.")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"X and y have different numbers of rows: {X.shape[0]} and {y.shape[0]}."
+        )
+    X = X.rechunk({1: -1})
+    y = y.rechunk({0: X.chunks[0]} if y.ndim == 1 else {0: X.chunks[0], 1: -1})
+    w = _as_dask_array(sample_weight, "sample_weight")
+    if w is not None:
+        w = w.rechunk({0: X.chunks[0]})
+    tic = time.perf_counter()
+    d = X.shape[1]
+    n_targets = 1 if y.ndim == 1 else y.shape[1]
+    search.n_features_in_ = d
+    if columns is not None and all(isinstance(c, str) for c in columns):
+        search.feature_names_in_ = np.asarray(columns, dtype=object)
+    elif hasattr(search, "feature_names_in_"):
+        del search.feature_names_in_
+    xb = X.to_delayed().ravel()
+    yb = y.to_delayed().ravel()
+    wb = [None] * len(xb) if w is None else w.to_delayed().ravel()
+    offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]])
+    parts = [
+        dask.delayed(_block_factors)(xi, yi, wi, int(o), n_splits, seed, n_targets)
+        for xi, yi, wi, o in zip(xb, yb, wb, offsets, strict=True)
+    ]
+    while len(parts) > 1:  # pairwise tree reduction of the factors
+        pairs = [parts[i : i + 2] for i in range(0, len(parts), 2)]
+        parts = [dask.delayed(_merge)(*pr) if len(pr) == 2 else pr[0] for pr in pairs]
+    if w is None:
+        (factors,) = dask.compute(parts[0])
+        n_ref = float(X.shape[0])
+    else:
+        factors, n_ref = dask.compute(parts[0], w.sum())
+        n_ref = float(n_ref)
+    return _search_factors(
+        search,
+        estimator,
+        factors,
+        steps,
+        alphas,
+        y.ndim,
+        n_ref,
+        int(X.shape[0]),
+        tic,
+    )
