@@ -1,4 +1,5 @@
 # Set-up and common tasks. `make test` and `make demo` work on a fresh machine
+# (the test install includes the optional dask extra so its tests run too)
 # with only Python 3.10+ and make.
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ export SKDISTILL_DATA
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[test,dev,dask]"
 	touch $(STAMP)
 
 install: $(STAMP)
