@@ -1,6 +1,6 @@
 # Set-up and common tasks. `make test` and `make demo` work on a fresh machine
-# (the test install includes the optional dask extra so its tests run too)
-# with only Python 3.10+ and make.
+# with only Python 3.10+ and make. The test install includes the optional
+# dask extra, so that its tests run too.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

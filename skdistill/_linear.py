@@ -235,24 +235,60 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 sample_weight=sample_weight,
                 fit_intercept=self.fit_intercept,
             )
-            singular_values = None
-        else:
-            spectrum = decompose(
-                X,
-                Y,
-                sample_weight=sample_weight,
-                fit_intercept=self.fit_intercept,
-                solver=solver,
+            return self._set_path(
+                coef_path, X_offset, y_offset, xis, y_ndim=y.ndim, solver=solver
             )
-            # Singular values in decreasing order; every solver reports min(n, d).
-            singular_values = np.sqrt(np.sort(spectrum.lam)[::-1][: min(X.shape)])
-            if alphas.min() == 0:
-                spectrum = spectrum.truncated(_rank_rtol(solver, X))
-            q_path = inverse_filter_path(spectrum.lam, alphas, xis, self.n_steps)
-            coef_path = spectrum.coef_path(q_path)  # (k+1, t, d)
-            X_offset, y_offset = spectrum.X_offset, spectrum.y_offset
+        spectrum = decompose(
+            X,
+            Y,
+            sample_weight=sample_weight,
+            fit_intercept=self.fit_intercept,
+            solver=solver,
+        )
+        return self._set_from_spectrum(
+            spectrum,
+            alphas,
+            xis,
+            y_ndim=y.ndim,
+            n_components=min(X.shape),
+            rank_rtol=_rank_rtol(solver, X),
+            solver=solver,
+        )
+
+    def _set_from_spectrum(
+        self, spectrum, alphas, xis, *, y_ndim, n_components, rank_rtol, solver
+    ):
+        """Fitted attributes from one decomposition (``fit`` and ``partial_fit``)."""
+        # Singular values in decreasing order; every solver reports min(n, d).
+        singular_values = np.sqrt(np.sort(spectrum.lam)[::-1][:n_components])
+        if alphas.min() == 0:
+            spectrum = spectrum.truncated(rank_rtol)
+        q_path = inverse_filter_path(spectrum.lam, alphas, xis, self.n_steps)
+        coef_path = spectrum.coef_path(q_path)  # (k+1, t, d)
+        return self._set_path(
+            coef_path,
+            spectrum.X_offset,
+            spectrum.y_offset,
+            xis,
+            y_ndim=y_ndim,
+            solver=solver,
+            singular_values=singular_values,
+        )
+
+    def _set_path(
+        self,
+        coef_path,
+        X_offset,
+        y_offset,
+        xis,
+        *,
+        y_ndim,
+        solver,
+        singular_values=None,
+    ):
+        """Fitted attributes from the coefficient path of every step."""
         intercept_path = y_offset - coef_path @ X_offset
-        if y.ndim == 1:
+        if y_ndim == 1:
             coef_path = coef_path[:, 0, :]
             intercept_path = intercept_path[:, 0]
         self.coef_path_ = coef_path

@@ -42,7 +42,6 @@ from sklearn.base import clone
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ._cv_closed_form import PreparedFold
-from ._filter import inverse_filter_path, xi_to_xi_bar
 from ._spectral import Spectrum
 
 __all__ = [
@@ -287,25 +286,15 @@ def set_regressor_from_factor(est, R, n_features, alphas, xis, *, n_samples, y_n
     number costs.
     """
     spectrum = spectrum_from_factor(R, n_features, fit_intercept=est.fit_intercept)
-    # Decreasing, min(n, d) of them, as fit reports them.
-    singular_values = np.sqrt(spectrum.lam[: min(n_samples, n_features)])
-    if alphas.min() == 0:
-        rtol = (np.finfo(np.float64).eps * max(n_samples, n_features)) ** 2
-        spectrum = spectrum.truncated(rtol)
-    q_path = inverse_filter_path(spectrum.lam, alphas, xis, est.n_steps)
-    coef_path = np.stack([spectrum.coef(q) for q in q_path])  # (k+1, t, d)
-    intercept_path = spectrum.y_offset - coef_path @ spectrum.X_offset
-    if y_ndim == 1:
-        coef_path = coef_path[:, 0, :]
-        intercept_path = intercept_path[:, 0]
-    est.coef_path_ = coef_path
-    est.intercept_path_ = intercept_path
-    est.coef_ = coef_path[-1]
-    est.intercept_ = intercept_path[-1]
-    est.xi_bar_ = xi_to_xi_bar(xis)
-    est.singular_values_ = singular_values
-    est.solver_ = "svd"
-    return est
+    return est._set_from_spectrum(
+        spectrum,
+        alphas,
+        xis,
+        y_ndim=y_ndim,
+        n_components=min(n_samples, n_features),
+        rank_rtol=(np.finfo(np.float64).eps * max(n_samples, n_features)) ** 2,
+        solver="svd",
+    )
 
 
 class _Stream:
