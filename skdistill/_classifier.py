@@ -24,31 +24,13 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
-    check_is_fitted,
     has_fit_parameter,
     validate_data,
 )
 
+from ._validation import check_predict_X, check_step_array
+
 __all__ = ["SelfDistillationClassifier"]
-
-
-def _check_xi(xi, n_steps, *, low=None, high=None):
-    """Broadcast ``xi`` to an array of shape (n_steps,) and check its range."""
-    arr = np.asarray(xi, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = np.full(n_steps, float(arr))
-    elif arr.ndim != 1 or arr.shape[0] != n_steps:
-        raise ValueError(
-            f"xi must be a float or an array of shape ({n_steps},), "
-            f"got an array of shape {arr.shape}."
-        )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"xi must be finite, got {xi!r}.")
-    if (low is not None and np.any(arr < low)) or (
-        high is not None and np.any(arr > high)
-    ):
-        raise ValueError(f"xi must lie in [{low}, {high}], got {xi!r}.")
-    return arr
 
 
 def _tempered_proba(logits, temperature):
@@ -444,7 +426,7 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
             ensure_all_finite=not get_tags(self).input_tags.allow_nan,
         )
         check_classification_targets(y)
-        xis = _check_xi(self.xi, self.n_steps, low=0.0, high=1.0)
+        xis = check_step_array(self.xi, "xi", self.n_steps, low=0.0, high=1.0)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         user_weight = sample_weight is not None
         sample_weight = _check_sample_weight(
@@ -494,16 +476,6 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
 
     # -------------------------------------------------------------- predict
 
-    def _check_X(self, X):
-        check_is_fitted(self)
-        return validate_data(
-            self,
-            X,
-            accept_sparse=["csr", "csc"],
-            ensure_all_finite=not get_tags(self).input_tags.allow_nan,
-            reset=False,
-        )
-
     def predict(self, X):
         """Predict class labels with the last stage.
 
@@ -516,7 +488,7 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        X = self._check_X(X)
+        X = check_predict_X(self, X)
         return self.classes_[self.estimators_[-1].predict(X).astype(np.intp)]
 
     def staged_predict(self, X):
@@ -531,7 +503,7 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         ------
         y_pred : ndarray of shape (n_samples,)
         """
-        X = self._check_X(X)
+        X = check_predict_X(self, X)
         for est in self.estimators_:
             yield self.classes_[est.predict(X).astype(np.intp)]
 
@@ -550,7 +522,7 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
             Columns follow ``classes_``; a class that a student never saw in
             its targets gets probability zero.
         """
-        X = self._check_X(X)
+        X = check_predict_X(self, X)
         est = self.estimators_[-1]
         return self._expand(est, est.predict_proba(X))
 
@@ -585,7 +557,7 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
             Stage ``t`` yields the probabilities of stage ``t`` (``t = 0``
             is the teacher); the last equals :meth:`predict_proba`.
         """
-        X = self._check_X(X)
+        X = check_predict_X(self, X)
         for est in self.estimators_:
             yield self._expand(est, est.predict_proba(X))
 
@@ -606,7 +578,7 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
             ``-inf``; a student that saw only two of them scores the second
             against the first, as the columns ``(0, score)``.
         """
-        X = self._check_X(X)
+        X = check_predict_X(self, X)
         est = self.estimators_[-1]
         scores = est.decision_function(X)
         if (

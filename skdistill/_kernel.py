@@ -29,7 +29,7 @@ from ._filter import (
     inverse_filter_path,
     xi_to_xi_bar,
 )
-from ._linear import _check_step_array
+from ._validation import check_step_array
 
 __all__ = ["KernelSelfDistillationRegressor"]
 
@@ -336,12 +336,10 @@ class KernelSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 "alpha='constrained' requires epsilon, the training mean squared "
                 "error of every round; got epsilon=None."
             )
-        xis = _check_step_array(self.xi, "xi", self.n_steps, non_negative=False)
+        xis = check_step_array(self.xi, "xi", self.n_steps)
         if constrained:
             return None, xis
-        alphas = _check_step_array(
-            self.alpha, "alpha", self.n_steps + 1, non_negative=True
-        )
+        alphas = check_step_array(self.alpha, "alpha", self.n_steps + 1, low=0)
         return alphas, xis
 
     def _resolve_solver(self, n, alphas):

@@ -14,36 +14,15 @@ from sklearn.utils.validation import (
 
 from ._filter import inverse_filter_path, xi_to_xi_bar
 from ._spectral import cholesky_path, decompose, resolve_solver
+from ._validation import check_step_array
 
 __all__ = ["RepeatedSelfDistillationRegressor"]
 
 
-def _check_step_array(value, name, length, *, non_negative):
-    """Broadcast a float or array parameter to ``length`` finite values."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{name} must be a float or an array of floats, got {value!r}."
-        ) from exc
-    if arr.ndim == 0:
-        arr = np.full(length, float(arr))
-    elif arr.ndim != 1 or arr.shape[0] != length:
-        raise ValueError(
-            f"{name} must be a float or an array of shape ({length},), "
-            f"got an array of shape {arr.shape}."
-        )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}.")
-    if non_negative and np.any(arr < 0):
-        raise ValueError(f"{name} must be non-negative, got {value!r}.")
-    return arr
-
-
 def _check_steps(alpha, xi, n_steps):
     """Validated per-step ``alpha`` (n_steps + 1,) and ``xi`` (n_steps,)."""
-    alphas = _check_step_array(alpha, "alpha", n_steps + 1, non_negative=True)
-    xis = _check_step_array(xi, "xi", n_steps, non_negative=False)
+    alphas = check_step_array(alpha, "alpha", n_steps + 1, low=0)
+    xis = check_step_array(xi, "xi", n_steps)
     return alphas, xis
 
 

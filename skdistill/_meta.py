@@ -15,12 +15,11 @@ from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import (
     _check_sample_weight,
-    check_is_fitted,
     has_fit_parameter,
     validate_data,
 )
 
-from ._classifier import _check_xi
+from ._validation import check_predict_X, check_step_array
 
 __all__ = ["SelfDistillationRegressor"]
 
@@ -147,7 +146,7 @@ class SelfDistillationRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimato
             y_numeric=True,
         )
         y = np.asarray(y, dtype=np.float64)
-        xis = _check_xi(self.xi, self.n_steps)
+        xis = check_step_array(self.xi, "xi", self.n_steps)
         base = self._base_estimator()
         fit_params = {}
         if sample_weight is not None:
@@ -167,16 +166,6 @@ class SelfDistillationRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimato
         self.estimators_ = estimators
         return self
 
-    def _check_X(self, X):
-        check_is_fitted(self)
-        return validate_data(
-            self,
-            X,
-            accept_sparse=["csr", "csc"],
-            ensure_all_finite=not get_tags(self).input_tags.allow_nan,
-            reset=False,
-        )
-
     def predict(self, X):
         """Predict with the last student.
 
@@ -189,7 +178,7 @@ class SelfDistillationRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimato
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
-        X = self._check_X(X)
+        X = check_predict_X(self, X)
         return self.estimators_[-1].predict(X)
 
     def staged_predict(self, X):
@@ -206,6 +195,6 @@ class SelfDistillationRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimato
             Step ``i`` yields the predictions of step ``i`` (``i = 0`` is the
             teacher); the last equals :meth:`predict`.
         """
-        X = self._check_X(X)
+        X = check_predict_X(self, X)
         for est in self.estimators_:
             yield est.predict(X)
