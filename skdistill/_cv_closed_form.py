@@ -6,7 +6,8 @@ k-step student's predictions are ``Z @ xi_bar`` where column ``m`` of ``Z``
 holds the predictions of the pure m-fold distillate, ``q_m = h^m / (lam +
 alpha)``. The validation error is therefore a quadratic in ``xi_bar``; the
 per-fold quadratics are summed and minimised under ``sum(xi_bar) = 1`` by one
-small constrained least-squares solve.
+small constrained least-squares solve
+(:mod:`skdistill._cv_engine`).
 
 Numerics: the columns of ``Z`` are nearly collinear when ``h`` is close to 0
 or 1, and the optimal ``xi_bar`` can then be large. Normal equations
@@ -24,15 +25,15 @@ import numpy as np
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.metaestimators import _safe_split
 
-from ._spectral import decompose
+from ._spectral import _CentredData, _eigh, decompose
 
 __all__ = [
     "FoldStatistics",
     "PreparedFold",
     "fold_statistics",
+    "loo_statistics",
     "prepare_fold",
     "prepare_spectral_fold",
-    "solve_xi_bar",
 ]
 
 
@@ -51,6 +52,7 @@ class FoldStatistics:
     R: np.ndarray  # (n_alphas, t, K + 2, K + 2)
     norm: np.ndarray  # (t,)
     scale: np.ndarray  # (t,): |r|^2 / norm, the error of predicting the mean
+    lam: np.ndarray  # (r,): the training fold's eigenvalues
 
 
 @dataclass
@@ -157,7 +159,7 @@ def fold_statistics(fold, *, alphas, max_steps, scoring="neg_mean_squared_error"
         stacked[:, :, :K1] = Z.transpose(2, 0, 1)
         stacked[:, :, K1] = rw.T
         R[a] = _r_factor(stacked, K1 + 1)
-    return FoldStatistics(R, norm, scale)
+    return FoldStatistics(R, norm, scale, lam)
 
 
 def _r_factor(M, p):
@@ -170,59 +172,98 @@ def _r_factor(M, p):
     return R
 
 
-# Relative singular-value cutoff of the xi_bar solve, on column-normalised
-# factors. At small alpha every h is close to 1, the columns h^m are nearly
-# collinear and the exact optimum can have |xi_bar| of 1e14: a polynomial that
-# fits validation noise and that the refit (whose h differ slightly) cannot
-# reproduce. Truncating directions below 1e-8 keeps |xi_bar| moderate (1e4 on
-# the Airfoil data) at a negligible cost in CV error; every reported error is
-# still evaluated exactly at the returned xi_bar.
-XI_RCOND = 1e-8
+def loo_statistics(
+    X,
+    Y,
+    sample_weight,
+    *,
+    fit_intercept,
+    alphas,
+    max_steps,
+    scoring="neg_mean_squared_error",
+    n_blocks=10,
+):
+    """Exact leave-one-out statistics of every pure distillate, in blocks of rows.
 
+    From one decomposition of all the data. With the hat matrix ``H`` of the
+    (weighted, intercept-augmented) ridge problem, the prediction at row ``i``
+    of the pure m-fold distillate trained without row ``i``, ``g_m``, follows
+    from the self-stability of ridge (training on all rows with row ``i``'s
+    label replaced by the leave-one-out prediction gives the leave-one-out
+    model) applied at every step::
 
-def _constrained_lstsq(M, v):
-    """Minimise ``|M x - v|`` subject to ``sum(x) = 1`` (minimum-norm solution)."""
-    k1 = M.shape[1]
-    if k1 == 1:
-        return np.ones(1)
-    # x = e_0 + N c, with N spanning {sum = 0}: columns e_m - e_0.
-    N = np.vstack([-np.ones(k1 - 1), np.eye(k1 - 1)])
-    MN = M @ N
-    col = np.linalg.norm(MN, axis=0)
-    col = np.where(col > 0, col, 1.0)
-    c = np.linalg.lstsq(MN / col, v - M[:, 0], rcond=XI_RCOND)[0] / col
-    x = N @ c
-    x[0] += 1.0
-    return x
+        g_m (1 - H_ii) = (H^{m+1} y)_i + sum_{j<m} c_j (H^{m-j+1})_ii
+                         - H_ii g_{m-1},        c_j = g_j - g_{j-1},
 
+    with ``g_{-1} = y_i``. The k-step student trained without row ``i`` is the
+    same combination ``sum_m xi_bar_m g_m`` of these, so its leave-one-out
+    error is again a quadratic in ``xi_bar``. Rows are grouped into
+    ``n_blocks`` interleaved blocks (row ``i`` in block ``i % n_blocks``),
+    which serve the selection as folds: each block's factors, normalised so
+    that the mean over blocks is the leave-one-out mean squared error (or one
+    minus R^2) of all rows.
 
-def _residuals(stats, a, x, targets):
-    """Per-fold normalised error ``mean_t |R (x, -1)|^2`` at alpha index ``a``."""
-    v = np.zeros(stats[0].R.shape[-1])
-    v[: x.size] = x
-    v[-1] = -1.0
-    return np.array(
-        [np.mean(np.sum((f.R[a][targets] @ v) ** 2, axis=-1)) for f in stats]
-    )
-
-
-def solve_xi_bar(stats, a, k, targets):
-    """Cross-validated optimum of ``xi_bar`` for the alpha index ``a`` and k steps.
-
-    Returns ``xi_bar`` (k + 1,) and the per-fold errors (normalised as the
-    score expects, averaged over ``targets``) at it, evaluated as residual
-    norms. The solution is never worse than the best of its own
-    lower-degree optima padded with zeros (in particular, than ridge).
+    Returns
+    -------
+    stats : list of FoldStatistics
+    n_train : float
+        The weight sum of a leave-one-out training set, on average.
     """
-    K1 = stats[0].R.shape[-1] - 1
-    blocks = [f.R[a][t] for f in stats for t in targets]  # (K1+1, K1+1) each
-    M_all = np.vstack([b[:, :K1] for b in blocks])
-    v = np.concatenate([b[:, K1] for b in blocks])
-    best, best_err = None, np.inf
-    for j in range(k + 1):
-        x = np.zeros(k + 1)
-        x[: j + 1] = _constrained_lstsq(M_all[:, : j + 1], v)
-        err = _residuals(stats, a, x, targets)
-        if err.sum() < best_err:
-            best, best_err, best_folds = x, err.sum(), err
-    return best, best_folds
+    data = _CentredData(X, Y, sample_weight, fit_intercept)
+    n, d = X.shape
+    t = Y.shape[1]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+    sw = np.sqrt(w)
+    W = w.sum()
+    if n <= d:
+        lam, U = _eigh(data.kernel())
+    else:
+        lam, V = _eigh(data.gram())
+        if data.sparse:
+            XV = np.asarray(data.Xs @ V) - np.outer(data.c, data.X_offset @ V)
+        else:
+            XV = data.Xc @ V
+        U = XV / np.sqrt(np.where(lam > 0, lam, 1.0))
+    keep = lam > max(n, d) * np.finfo(np.float64).eps * max(lam.max(initial=0), 0)
+    lam, U = lam[keep].astype(np.float64), U[:, keep].astype(np.float64)
+    Yc = np.asarray(data.Yc, dtype=np.float64)
+    y_tilde = sw[:, None] * np.asarray(Y, dtype=np.float64)
+    UtY = U.T @ Yc  # (r, t)
+    U2 = U**2
+    const_p = sw[:, None] * np.asarray(data.y_offset, float)[None, :]
+    const_d = w / W if fit_intercept else np.zeros(n)
+    K1 = max_steps + 1
+    alphas = np.asarray(alphas, dtype=np.float64)
+    blocks = [np.arange(b, n, n_blocks) for b in range(min(n_blocks, n))]
+    n_b = len(blocks)
+    if scoring == "r2":
+        mean = (w @ Y) / W
+        norm = np.einsum("nt,n,nt->t", Y - mean, w, Y - mean) / n_b
+        norm = np.where(norm > 0, norm, 1.0)
+    else:
+        norm = np.full(t, W / n_b)
+    R = np.zeros((n_b, alphas.size, t, K1 + 1, K1 + 1))
+    for a, alpha in enumerate(alphas):
+        h = lam / (lam + alpha)
+        hp = h[None, :] ** np.arange(1, K1 + 1)[:, None]  # (K1, r): h^1..h^K1
+        P = const_p[None] + np.einsum("nr,pr,rt->pnt", U, hp, UtY)  # (K1, n, t)
+        D = const_d[None, :] + hp @ U2.T  # (K1, n)
+        one_minus = np.maximum(1.0 - D[0], 1e-12)[:, None]
+        g_prev, cs, G = y_tilde, [], np.empty((n, K1, t))
+        for m in range(K1):
+            num = P[m] - D[0][:, None] * g_prev
+            for j, c in enumerate(cs):
+                num = num + c * D[m - j][:, None]
+            g = num / one_minus
+            cs.append(g - g_prev)
+            G[:, m] = g
+            g_prev = g
+        for b, rows in enumerate(blocks):
+            stacked = np.concatenate([G[rows], y_tilde[rows][:, None, :]], axis=1)
+            stacked = stacked.transpose(2, 0, 1) / np.sqrt(norm)[:, None, None]
+            R[b, a] = _r_factor(stacked, K1 + 1)
+    stats = []
+    for b, rows in enumerate(blocks):
+        scale = np.sum(y_tilde[rows] ** 2, axis=0) / norm
+        stats.append(FoldStatistics(R[b], norm, scale, lam))
+    return stats, W - W / n
