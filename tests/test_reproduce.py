@@ -105,6 +105,15 @@ def test_separation(tmp_path, capsys):
     # everywhere, and more steps never hurt.
     np.testing.assert_allclose(risks[4], bound, rtol=1e-8)
     assert risks[3].max() > 1.1 * bound
+    # The user guide (when_it_helps.rst) quotes the printed ratios of three
+    # steps: 1.40 at alpha = 0.01, 1.09 at 0.1, 1.0001 at 1, 1.0000 at 10.
+    alphas = np.asarray(f2["alphas"])
+
+    def ratio3(alpha):
+        return risks[3][np.argmin(np.abs(np.log(alphas / alpha)))] / bound
+
+    assert round(ratio3(0.01), 2) == 1.40 and round(ratio3(0.1), 2) == 1.09
+    assert round(ratio3(1.0), 4) == 1.0001 and round(ratio3(10.0), 4) == 1.0
     for k in range(4):
         assert np.all(risks[k + 1] <= risks[k] * (1 + 1e-10))
     # The ratio best ridge / best multi-step grows with the rank.
