@@ -28,6 +28,8 @@ import skdistill
 
 DOCS_DIR = Path(__file__).resolve().parent
 EXAMPLES_DIR = DOCS_DIR.parent / "examples"
+# Local helpers (gallery_order), importable by name for sphinx-gallery.
+sys.path.insert(0, str(DOCS_DIR / "sphinxext"))
 
 project = "skdistill"
 author = "The skdistill developers"
@@ -161,7 +163,8 @@ sphinx_gallery_conf = {
     "gallery_dirs": "auto_examples",
     "filename_pattern": _executed_examples(),
     "ignore_pattern": r"__init__\.py",
-    "within_subsection_order": "FileNameSortKey",
+    # The Quickstart first, the others by file name (docs/sphinxext).
+    "within_subsection_order": "gallery_order.ExampleOrder",
     "doc_module": ("skdistill",),
     "backreferences_dir": "generated/backreferences",
     "reference_url": {"skdistill": None},

@@ -3,11 +3,11 @@
 Born-again distillation of a neural network regressor
 =====================================================
 
-:class:`skdistill.SelfDistillationRegressor` distils any regressor into a
+``skdistill.SelfDistillationRegressor`` distils any regressor into a
 fresh copy of itself: each student is trained on
 ``xi * (previous model's predictions) + (1 - xi) * y``, which for the squared
 loss is exactly the born-again objective (Furlanello et al., 2018). Here the
-model is a small :class:`~sklearn.neural_network.MLPRegressor` and the data
+model is a small ``MLPRegressor`` and the data
 the diabetes set shipped with scikit-learn (442 patients, 10 features).
 
 The comparison is honest: 10 random train/test splits, the network's own

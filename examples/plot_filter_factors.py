@@ -15,7 +15,7 @@ of the training data by the factor :math:`h = s^2 / (s^2 + \\alpha)`, where
 
 a polynomial filter whose coefficients :math:`\\bar\\xi` follow from the
 per-step mixing weights :math:`\\xi_1, \\dots, \\xi_k`
-(:func:`skdistill.xi_to_xi_bar`). Ridge is :math:`p_k = 1`. This example draws
+(``skdistill.xi_to_xi_bar``). Ridge is :math:`p_k = 1`. This example draws
 these filters, then the filter of a model fitted and tuned on real data.
 """
 
@@ -59,7 +59,7 @@ for k in range(1, 5):
 # %%
 # Filters of a tuned model
 # ------------------------
-# On the diabetes data, :class:`~skdistill.SelfDistillCV` tunes ``alpha``, the
+# On the diabetes data, ``SelfDistillCV`` tunes ``alpha``, the
 # number of steps and the per-step weights by exact 5-fold cross-validation
 # (the weights in closed form, not on a grid). Features are standardised so
 # that the penalty treats them alike.
@@ -86,8 +86,9 @@ print("xi_bar =", np.round(search.xi_bar_, 2))
 # %%
 # The cross-validated error against ``alpha`` for each number of steps (at
 # each point, the exact optimum over the weights), with the chosen candidate
-# starred. Since ridge (0 steps) is a candidate, the tuned CV error cannot be
-# above ridge's; here it is about 0.6% below it.
+# starred. Since ridge (0 steps) is a candidate, the best CV error over all
+# candidates cannot be above ridge's; here the best 3-step candidate is about
+# 0.6% below the best ridge (the "best CV MSE" lines above).
 SelfDistillCVDisplay.from_estimator(search)
 plt.show()
 
@@ -116,7 +117,7 @@ print("max |difference|:", np.abs(from_coef - display.filter_factors[-1]).max())
 # -------------------------
 # A small CV gain is no promise. On held-out data (five shuffled 70/30
 # splits), the tuned student's test error divided by that of
-# :class:`~sklearn.linear_model.RidgeCV` on the same alphas and folds:
+# ``RidgeCV`` on the same alphas and folds:
 import warnings
 
 from sklearn.exceptions import ConvergenceWarning

@@ -11,7 +11,7 @@ matrix more than the large ones, so fewer and fewer basis functions carry the
 solution: a few rounds reduce over-fitting, more rounds under-fit, and after
 a bounded number of rounds the solution collapses to zero.
 
-:class:`~skdistill.KernelSelfDistillationRegressor` with
+``KernelSelfDistillationRegressor`` with
 ``alpha="constrained"`` runs this procedure from one eigendecomposition of the
 Gram matrix. Here it reproduces the qualitative result on a handful of noisy
 samples of a sinusoid.

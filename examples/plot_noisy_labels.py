@@ -13,8 +13,8 @@ flipped, the test error falls from about 0.24 (teacher) to 0.19 after one
 stage and 0.16 after five, and the gain is largest at moderate sample sizes.
 
 This example reproduces that on finite data with
-:class:`skdistill.SelfDistillationClassifier` and
-:func:`skdistill.datasets.make_noisy_gaussian_mixture`. Errors are measured
+``skdistill.SelfDistillationClassifier`` and
+``skdistill.datasets.make_noisy_gaussian_mixture``. Errors are measured
 against the *clean* labels of a large test set. The regularisation ``C`` of
 logistic regression (shared by all stages of a fit) is tuned separately for
 every number of stages, either on the test set itself (the paper's choice:

@@ -3,10 +3,10 @@
 SelfDistillCV in pipelines, grid searches and nested CV
 =======================================================
 
-:class:`~skdistill.SelfDistillCV` is an ordinary scikit-learn estimator: it
-goes last in a :class:`~sklearn.pipeline.Pipeline`, its parameters can be
-searched by :class:`~sklearn.model_selection.GridSearchCV`, and
-:func:`~sklearn.model_selection.cross_val_score` around it gives a nested
+``SelfDistillCV`` is an ordinary scikit-learn estimator: it
+goes last in a ``Pipeline``, its parameters can be
+searched by ``GridSearchCV``, and
+``cross_val_score`` around it gives a nested
 cross-validation estimate of how well the whole tuning procedure generalises
 (the inner search's own ``best_score_`` is optimistic: it is the best of many
 candidates on the same folds).

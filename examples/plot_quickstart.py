@@ -3,20 +3,25 @@
 Quickstart
 ==========
 
-Compare :class:`~sklearn.linear_model.RidgeCV` with
-:class:`~skdistill.SelfDistillCV`, which tunes the ridge penalty, the number of
-self-distillation steps and each step's mixing weight by exact
-cross-validation, on two problems:
+Compare scikit-learn's ``RidgeCV`` with ``SelfDistillCV``, which tunes the
+ridge penalty ``alpha``, the number of self-distillation steps ``n_steps`` and
+each step's mixing weight ``xi`` by exact cross-validation, on two problems:
 
-* scikit-learn's diabetes data, on shuffled 70/30 splits (test MSE);
+* scikit-learn's diabetes data, on shuffled 70/30 splits (test mean squared
+  error);
 * a fixed-design instance of Pareek, Oh and Du (2024): a design with
   power-law singular values and true coefficients aligned with its top
   singular direction (excess risk ``|X (coef - coef*)|^2``).
 
+In a ``k``-step model, step ``i`` fits a ridge model to
+``xi_i * (previous step's predictions) + (1 - xi_i) * y``; step 0 is plain
+ridge. The same model is a weighted sum of ``1``- to ``(k + 1)``-fold ridge
+filters of the data, with weights ``xi_bar`` that sum to 1.
+
 Both searches use the same alphas and the same folds, so ridge is one of
 ``SelfDistillCV``'s candidates and its cross-validation error is never worse.
-Whether that carries over to new data depends on the problem: the table
-shows what happens here, split by split.
+Whether that carries over to new data depends on the problem: the table and
+the figure show what happens here, split by split.
 """
 
 # %%
@@ -24,6 +29,7 @@ shows what happens here, split by split.
 # ----------------------------
 import warnings
 
+import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_diabetes
 from sklearn.exceptions import ConvergenceWarning
@@ -48,16 +54,22 @@ alphas = np.unique(search.cv_results_["param_alpha"].astype(float))
 ridge = RidgeCV(alphas=alphas, cv=cv, scoring="neg_mean_squared_error")
 ridge.fit(X_train, y_train)
 
-print(f"chosen: n_steps={search.n_steps_}, alpha={search.alpha_:.4g}")
-print(f"xi = {np.round(search.xi_, 3)}, xi_bar = {np.round(search.xi_bar_, 3)}")
+cv_ridge, cv_sd = -ridge.best_score_, -search.best_score_
+test_ridge = mean_squared_error(y_test, ridge.predict(X_test))
+test_sd = mean_squared_error(y_test, search.predict(X_test))
+print("SelfDistillCV's choice on the diabetes training split (70%, 5-fold CV):")
+print(f"  number of distillation steps, n_steps_ (0 = ridge): {search.n_steps_}")
+print(f"  ridge penalty, alpha_: {search.alpha_:.4g}")
+xi_text = np.round(search.xi_, 3) if search.n_steps_ else "none (plain ridge)"
+print(f"  mixing weight of each step, xi_: {xi_text}")
 print(
-    f"CV MSE:   RidgeCV {-ridge.best_score_:.1f}  "
-    f"SelfDistillCV {-search.best_score_:.1f}"
+    "  weights of the 1- to (n_steps_ + 1)-fold ridge filters, xi_bar_ (sum 1): "
+    f"{np.round(search.xi_bar_, 3)}"
 )
-print(
-    f"test MSE: RidgeCV {mean_squared_error(y_test, ridge.predict(X_test)):.1f}  "
-    f"SelfDistillCV {mean_squared_error(y_test, search.predict(X_test)):.1f}"
-)
+print("Mean squared error (squared units of the diabetes target):")
+print(f"  {'':<33}{'RidgeCV':>9}{'SelfDistillCV':>15}")
+print(f"  {'5-fold CV on the training split':<33}{cv_ridge:9.1f}{cv_sd:15.1f}")
+print(f"  {'held-out test split (30%)':<33}{test_ridge:9.1f}{test_sd:15.1f}")
 
 # %%
 # Several splits and seeds
@@ -107,12 +119,31 @@ for name, fn in [
     ratios = np.array([r for r, _ in out])
     rows.append((name, ratios, [k for _, k in out]))
 
-print(f"\n{'problem':<27} {'mean':>6} {'median':>6} {'worst':>6}  per seed")
+print(
+    "\nSelfDistillCV's error divided by RidgeCV's, on 5 random splits (seeds 0-4);"
+    "\nbelow 1: self-distillation did better. Error: test MSE (diabetes), "
+    "excess risk (fixed design);\nmean, median and max (worst) of the 5 ratios."
+)
+print(
+    f"{'problem':<27} {'mean':>6} {'median':>6} {'max':>6}  "
+    "ratio for each seed; steps chosen for each seed"
+)
 for name, ratios, steps in rows:
     print(
         f"{name:<27} {ratios.mean():6.3f} {np.median(ratios):6.3f} "
-        f"{ratios.max():6.3f}  {np.round(ratios, 3)} n_steps={steps}"
+        f"{ratios.max():6.3f}  {np.round(ratios, 3)}; n_steps_={steps}"
     )
+
+fig, ax = plt.subplots(figsize=(6, 3))
+for i, (_, ratios, _) in enumerate(rows):
+    ax.plot(ratios, np.full(len(ratios), i), "o", alpha=0.7)
+ax.axvline(1.0, color="k", ls="--", lw=1)
+ax.set_yticks(range(len(rows)), [name for name, _, _ in rows])
+ax.set_ylim(-0.5, len(rows) - 0.5)
+ax.set_xlabel("SelfDistillCV error / RidgeCV error (one dot per seed)")
+ax.set_title("Below 1 (left of the dashed line): self-distillation wins")
+fig.tight_layout()
+plt.show()
 
 # %%
 # Reading the table

@@ -8,7 +8,7 @@ the optimal weights has a much smaller excess risk than ridge with *any*
 penalty. With a fixed design of rank ``r``, singular values ``1, 1/2, ...``
 and true coefficients along the top singular direction, the optimal ``k``-step
 filter approaches the Theorem 4 lower bound as ``k`` grows, at every
-``alpha``. :mod:`skdistill.theory` computes these risks exactly (no
+``alpha``. ``skdistill.theory`` computes these risks exactly (no
 simulation); ``python -m skdistill.reproduce separation`` prints the full
 experiment.
 

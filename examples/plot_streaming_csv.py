@@ -3,11 +3,11 @@
 Tuning on a CSV file read in chunks
 ===================================
 
-:class:`~skdistill.SelfDistillCV` can be fitted on data that do not fit in
+``SelfDistillCV`` can be fitted on data that do not fit in
 memory: give it an iterable of ``(X, y)`` chunks, here from
-:func:`pandas.read_csv` with ``chunksize``. Each row is assigned to a
+``pandas.read_csv`` with ``chunksize``. Each row is assigned to a
 cross-validation fold by a seeded hash of its row number
-(:func:`~skdistill.hash_folds`), and each fold keeps only a small triangular
+(``hash_folds``), and each fold keeps only a small triangular
 factor of its rows, ``(1 + n_features + n_targets)`` squared numbers, updated
 by a QR decomposition per chunk. The file is read once; memory is bounded by
 the chunk size, whatever the number of rows.
@@ -84,7 +84,7 @@ print(
 # %%
 # Compare with the in-memory search on the same folds
 # ---------------------------------------------------
-# The folds of the stream are those of :func:`~skdistill.hash_folds` with the
+# The folds of the stream are those of ``hash_folds`` with the
 # seed ``random_state``; passing them as an explicit ``cv`` reproduces the
 # search in memory (with the SVD solver, which the streamed factors match).
 frame = pd.read_csv(path)

@@ -9,8 +9,9 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -185,7 +186,6 @@ def test_invalid_parameters():
 
 @needs_data
 def test_air_quality_matches_pandas_and_readme():
-    pd = pytest.importorskip("pandas")
     header, dates, times, values = _uci._parse_air_quality(
         Path(SHARED, "AirQualityUCI.csv")
     )
@@ -216,7 +216,6 @@ def test_air_quality_matches_pandas_and_readme():
 
 @needs_data
 def test_airfoil_matches_readme():
-    pd = pytest.importorskip("pandas")
     bunch = fetch_airfoil_self_noise(data_home=SHARED)
     assert bunch.data.shape == (1503, 5) and bunch.frame is None
     assert round(bunch.target.mean(), 3) == 124.836
@@ -229,7 +228,6 @@ def test_airfoil_matches_readme():
 
 @needs_data
 def test_appliances_matches_pandas_and_readme():
-    pd = pytest.importorskip("pandas")
     X, y = fetch_appliances_energy(data_home=SHARED, return_X_y=True, as_frame=True)
     assert X.shape == (19735, 24)
     assert round(y.mean(), 3) == 97.695
@@ -294,7 +292,6 @@ def test_generator_bad_input(kwargs, match):
         make_self_distillation_regression(n_samples=10, n_features=4, **kwargs)
 
 
-@settings(max_examples=25, deadline=None)
 @given(
     s=st.lists(st.floats(0.01, 100), min_size=1, max_size=5),
     extra_rows=st.integers(0, 5),

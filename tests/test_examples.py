@@ -14,6 +14,7 @@ import re
 import runpy
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 matplotlib = pytest.importorskip("matplotlib")
@@ -41,8 +42,52 @@ def test_example_has_gallery_header(path):
     assert len(underline) >= len(title), f"{path.name}: title underline too short"
 
 
+def _check_quickstart(namespace, out):
+    # Ridge is one of SelfDistillCV's candidates on the same folds and alphas,
+    # as the page says: its CV error cannot be above RidgeCV's (up to the
+    # rounding of two different solvers, relative 1e-9).
+    assert namespace["cv_sd"] <= namespace["cv_ridge"] * (1 + 1e-9)
+    # The ratios printed are those of the two models' errors, all positive and
+    # finite, one per seed.
+    for _, ratios, steps in namespace["rows"]:
+        assert len(ratios) == len(steps) == 5
+        assert np.all(np.isfinite(ratios)) and np.all(ratios > 0)
+    # Every printed number is labelled (a newcomer must not need the source).
+    for label in [
+        "n_steps_ (0 = ridge)",
+        "ridge penalty, alpha_",
+        "mixing weight of each step, xi_",
+        "fold ridge filters, xi_bar_ (sum 1)",
+        "5-fold CV on the training split",
+        "held-out test split",
+        "SelfDistillCV's error divided by RidgeCV's",
+        "below 1: self-distillation did better",
+    ]:
+        assert label in out, label
+
+
+def _check_table1(namespace, out):
+    from skdistill.reproduce import PAPER_TABLE1
+
+    # The page uses the command's default, so its text and the README's
+    # command describe the same numbers.
+    assert namespace["max_steps"] == 4
+    for name, paper in PAPER_TABLE1.items():
+        rows = namespace["results"][name]["steps"]
+        np.testing.assert_allclose(
+            [row["test_mse"] for row in rows[:3]], paper, atol=0.01, err_msg=name
+        )
+    assert out.count(" beats ridge") + out.count(" does not beat ridge") == 3
+
+
+_RESULT_CHECKS = {
+    "plot_quickstart.py": _check_quickstart,
+    "plot_table1.py": _check_table1,
+}
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
-def test_example_runs(path, tmp_path, monkeypatch):
+def test_example_runs(path, tmp_path, monkeypatch, capsys):
     if _NEEDS_DATA.search(path.read_text()) and not os.environ.get("SKDISTILL_DATA"):
         pytest.skip(f"{path.name} reads the UCI files; set SKDISTILL_DATA to run it")
     matplotlib.use("Agg")
@@ -50,7 +95,60 @@ def test_example_runs(path, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.argv", [str(path)])
+    plt.close("all")
     try:
-        runpy.run_path(str(path), run_name="__main__")
+        namespace = runpy.run_path(str(path), run_name="__main__")
+        # Every gallery page shows a figure (and gets a thumbnail from it).
+        assert plt.get_fignums(), f"{path.name} draws no figure"
+        for num in plt.get_fignums():
+            assert plt.figure(num).axes, f"{path.name}: figure {num} is empty"
     finally:
         plt.close("all")
+    out = capsys.readouterr().out
+    assert out.strip(), f"{path.name} prints nothing"
+    if path.name in _RESULT_CHECKS:
+        _RESULT_CHECKS[path.name](namespace, out)
+
+
+def test_result_checks_name_existing_examples():
+    names = {path.name for path in EXAMPLES}
+    assert set(_RESULT_CHECKS) <= names
+
+
+# Sphinx roles such as :class:`~pkg.Name` are left as raw text in the Jupyter
+# notebooks that sphinx-gallery writes (it converts only :math: and :ref:).
+_ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|obj|exc|data|term|doc):`")
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_example_text_has_no_sphinx_roles(path):
+    text = path.read_text()
+    assert not _ROLE.findall(text), f"{path.name} uses Sphinx roles in its text"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in EXAMPLES if _NEEDS_DATA.search(p.read_text())],
+    ids=lambda path: path.name,
+)
+def test_data_example_says_why_it_may_show_no_output(path):
+    # The docs build runs it only with SKDISTILL_DATA: the page must say so.
+    docstring = " ".join(ast.get_docstring(ast.parse(path.read_text())).split())
+    assert "show no output" in docstring
+    assert "SKDISTILL_DATA" in docstring
+
+
+def test_gallery_shows_the_quickstart_first():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "gallery_order", EXAMPLES_DIR.parent / "docs" / "sphinxext" / "gallery_order.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    key = module.ExampleOrder(str(EXAMPLES_DIR))
+    order = sorted((path.name for path in EXAMPLES), key=key)
+    assert order[0] == "plot_quickstart.py"
+    assert order[1:] == sorted(order[1:])
+    conf = (EXAMPLES_DIR.parent / "docs" / "conf.py").read_text()
+    assert '"within_subsection_order": "gallery_order.ExampleOrder"' in conf

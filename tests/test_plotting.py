@@ -284,9 +284,6 @@ def test_cv_display_unfitted_and_missing_keys():
         SelfDistillCVDisplay.from_cv_results({"param_alpha": _masked([1.0])})
 
 
-@pytest.mark.skipif(
-    not hasattr(skdistill, "SelfDistillCV"), reason="SelfDistillCV not merged yet"
-)
 def test_cv_display_real_selfdistillcv(data):
     X, y = data
     alphas, steps = np.logspace(-3, 3, 7), (0, 1, 2)
@@ -306,3 +303,43 @@ def test_cv_display_real_selfdistillcv(data):
     assert display.best_alpha == pytest.approx(search.alpha_)
     assert display.best_n_steps == search.n_steps_
     assert display.best_error == pytest.approx(-search.best_score_)
+
+
+def _display(alphas, errors):
+    errors = np.atleast_2d(errors)
+    best = np.unravel_index(np.nanargmin(errors), errors.shape)
+    return SelfDistillCVDisplay(
+        alphas=alphas,
+        n_steps=np.arange(errors.shape[0]),
+        cv_errors=errors,
+        best_alpha=alphas[best[1]],
+        best_n_steps=best[0],
+        best_error=errors[best],
+    ).plot()
+
+
+def test_cv_display_alpha_axis_is_logarithmic_even_with_alpha_zero():
+    # A grid with alpha = 0 used to get a linear axis, which crowds every
+    # small alpha (where the optimum often is) into one corner.
+    display = _display(np.array([0.0, 1e-3, 1e-2, 1e-1, 1.0]), [5, 2, 1, 3, 4.0])
+    assert display.ax_.get_xscale() == "symlog"
+    assert display.ax_.xaxis.get_transform().linthresh == 1e-3
+    # The optimum at 1e-2 is drawn a third of the way between 1e-3 and 1,
+    # not within the first 1% of the axis as on a linear one.
+    to_x = display.ax_.transData.transform
+    x = [to_x((a, 1.0))[0] for a in (1e-3, 1e-2, 1.0)]
+    assert (x[1] - x[0]) / (x[2] - x[0]) == pytest.approx(1 / 3, rel=1e-6)
+    assert _display(np.logspace(-2, 2, 5), [3, 2, 1, 2, 3.0]).ax_.get_xscale() == "log"
+
+
+def test_cv_display_error_axis_is_logarithmic_when_errors_span_decades():
+    alphas = np.logspace(-2, 2, 5)
+    # Errors from 1 to 1000: the minimum region would be flattened.
+    wide = _display(alphas, [[1.0, 1.2, 10.0, 100.0, 1000.0]])
+    assert wide.ax_.get_yscale() == "log"
+    # Within a factor 10, or with a non-positive value (e.g. an R^2 score),
+    # the axis stays linear.
+    assert _display(alphas, [[3.0, 2.0, 1.0, 2.0, 3.0]]).ax_.get_yscale() == "linear"
+    assert _display(alphas, [[-1.0, 2.0, 1.0, 20.0, 300.0]]).ax_.get_yscale() == (
+        "linear"
+    )

@@ -105,6 +105,15 @@ def test_separation(tmp_path, capsys):
     # everywhere, and more steps never hurt.
     np.testing.assert_allclose(risks[4], bound, rtol=1e-8)
     assert risks[3].max() > 1.1 * bound
+    # The user guide (when_it_helps.rst) quotes the printed ratios of three
+    # steps: 1.40 at alpha = 0.01, 1.09 at 0.1, 1.0001 at 1, 1.0000 at 10.
+    alphas = np.asarray(f2["alphas"])
+
+    def ratio3(alpha):
+        return risks[3][np.argmin(np.abs(np.log(alphas / alpha)))] / bound
+
+    assert round(ratio3(0.01), 2) == 1.40 and round(ratio3(0.1), 2) == 1.09
+    assert round(ratio3(1.0), 4) == 1.0001 and round(ratio3(10.0), 4) == 1.0
     for k in range(4):
         assert np.all(risks[k + 1] <= risks[k] * (1 + 1e-10))
     # The ratio best ridge / best multi-step grows with the rank.
@@ -128,3 +137,99 @@ def test_separation_bound_is_reached_by_r_steps_in_figure3_setting():
     for alpha in (0.1, 1.0, 10.0):
         risk = optimal_xi_bar(X, coef, noise=0.1, alpha=alpha, n_steps=3)[1]
         assert risk == pytest.approx(bound, rel=1e-8)
+
+
+# Failures outside the computation: one clear line on stderr, before any work.
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Make the experiments fail the test if they start."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the experiment started although it cannot finish")
+
+    monkeypatch.setattr("skdistill.reproduce.table1", forbidden)
+    monkeypatch.setattr("skdistill.reproduce.separation", forbidden)
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err  # no traceback
+    assert err.startswith("python -m skdistill.reproduce ")
+    return err
+
+
+def test_help_describes_experiments_and_defaults(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for text in [
+        "table1 Ridge and 1- to MAX_STEPS-step",
+        "separation The exact excess risks",
+        "SKDISTILL_DATA",
+        "largest number of distillation steps k (table1) (default: 4)",
+        "(default: [2, 3, 5, 10, 20, 50, 100])",
+        "--no-plot",
+    ]:
+        assert text in out
+
+
+def test_missing_matplotlib_is_reported_before_the_work(
+    tmp_path, capsys, monkeypatch, no_work
+):
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    out = tmp_path / "results"
+    with pytest.raises(SystemExit) as exc:
+        main(["separation", "--out", str(out)])
+    assert exc.value.code == 2
+    err = _error_line(capsys)
+    assert "matplotlib" in err and "skdistill[plotting]" in err and "--no-plot" in err
+    assert not out.exists()
+
+
+def test_no_plot_needs_no_matplotlib(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    results = main(
+        ["separation", "--out", str(tmp_path), "--ranks", "2", "--quiet", "--no-plot"]
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["separation.json"]
+    saved = json.loads((tmp_path / "separation.json").read_text())
+    assert saved["figure2"]["lower_bound"] == results["figure2"]["lower_bound"]
+    assert "Wrote" in capsys.readouterr().out
+
+
+def test_table1_without_data_offline(tmp_path, capsys, monkeypatch, no_work):
+    import urllib.error
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("SKDISTILL_DATA", str(data))
+    monkeypatch.setattr("skdistill.datasets._uci.urllib.request.urlopen", offline)
+    out = tmp_path / "results"
+    with pytest.raises(SystemExit) as exc:
+        main(["table1", "--out", str(out), "--no-plot"])
+    assert exc.value.code == 2
+    err = _error_line(capsys)
+    assert f"SKDISTILL_DATA={data}" in err
+    assert "AirQualityUCI.csv" in err and "name resolution" in err
+    assert not out.exists()  # no empty results folder
+    assert list(data.iterdir()) == []  # no partial download left behind
+
+
+@pytest.mark.parametrize("kind", ["file", "under a file"])
+def test_unwritable_out_is_reported_before_the_work(tmp_path, capsys, kind, no_work):
+    # A path under a regular file cannot be created, even by root (a
+    # read-only mode would not stop root).
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    out = blocker if kind == "file" else blocker / "results"
+    with pytest.raises(SystemExit) as exc:
+        main(["separation", "--out", str(out), "--no-plot"])
+    assert exc.value.code == 2
+    err = _error_line(capsys)
+    assert f"cannot write the results into --out {out}" in err

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 
@@ -73,7 +73,6 @@ def test_excess_risk_matches_monte_carlo():
     assert stderr < 0.05 * exact  # the check has power
 
 
-@settings(max_examples=30, deadline=None)
 @given(
     xi_bar=st.lists(st.floats(-5, 5), min_size=1, max_size=4),
     alpha=st.floats(1e-2, 10),
@@ -91,7 +90,6 @@ def test_quadratic_form_equals_risk(xi_bar, alpha):
     assert np.all(np.linalg.eigvalsh(A) > -1e-12)
 
 
-@settings(max_examples=30, deadline=None)
 @given(
     perturbation=st.lists(st.floats(-1, 1), min_size=3, max_size=3),
     alpha=st.floats(0.05, 5),

@@ -118,6 +118,12 @@ class SelfDistillCVDisplay:
     def plot(self, ax=None, *, line_kwargs=None, best_kwargs=None):
         """Draw the error curves and mark the chosen candidate.
 
+        The ``alpha`` axis is logarithmic (symmetric-logarithmic, linear
+        below the smallest positive alpha, when the grid holds 0). The error
+        axis is logarithmic when the errors span more than a factor of 10,
+        linear otherwise; change either with ``display.ax_.set_xscale`` or
+        ``set_yscale``.
+
         Parameters
         ----------
         ax : matplotlib Axes, default=None
@@ -158,8 +164,21 @@ class SelfDistillCVDisplay:
         (self.best_marker_,) = ax.plot(
             [self.best_alpha], [self.best_error], **best_kwargs
         )
-        if np.all(alphas > 0):
-            ax.set_xscale("log")
+        # Penalties are searched on a log grid: a linear axis would crowd
+        # every small alpha, often where the optimum is, into one corner. A
+        # grid with alpha = 0 gets a symmetric-log axis, linear only below
+        # the smallest positive alpha.
+        positive = alphas[alphas > 0]
+        if positive.size and np.all(alphas >= 0):
+            if positive.size == alphas.size:
+                ax.set_xscale("log")
+            else:
+                ax.set_xscale("symlog", linthresh=positive.min())
+        # Errors spanning more than a decade get a log axis too, so that the
+        # region of the minimum is not flattened by the largest errors.
+        drawn = errors[np.isfinite(errors)]
+        if drawn.size and drawn.min() > 0 and drawn.max() > 10 * drawn.min():
+            ax.set_yscale("log")
         ax.set(xlabel="alpha", ylabel=self.error_name)
         ax.legend(loc="best")
         self.ax_ = ax

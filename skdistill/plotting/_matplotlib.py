@@ -7,6 +7,7 @@ def _import_pyplot(caller):
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - matplotlib is a test dep
         raise ImportError(
-            f"{caller} requires matplotlib; install it with `pip install matplotlib`."
+            f"{caller} requires matplotlib; install it with "
+            '`pip install "skdistill[plotting]"` (or `pip install matplotlib`).'
         ) from exc
     return plt
