@@ -940,7 +940,8 @@ def _closed_form_results(
             results[f"split{i}_{name}_score"] = scores[:, i]
         mean = scores.mean(axis=1)
         results[f"mean_{name}_score"] = mean
-        results[f"std_{name}_score"] = scores.std(axis=1)
+        with np.errstate(invalid="ignore"):  # scores of -inf (y near 1e200)
+            results[f"std_{name}_score"] = scores.std(axis=1)
         ranked = np.where(np.isnan(mean), -np.inf, mean)
         results[f"rank_{name}_score"] = rankdata(-ranked, method="min").astype(np.int32)
     return results

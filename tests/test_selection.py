@@ -182,13 +182,13 @@ def _rule_from_results(res, n_splits, rule):
 
     if rule != "honest_1se":
         return best(np.arange(len(mean)))
-    current = best(np.flatnonzero(level == 0))
-    for lev in np.unique(level)[1:]:
-        challenger = best(np.flatnonzero(level == lev))
-        d = split[current] - split[challenger]  # scores: positive means better
-        if d.mean() + d.std(ddof=1) / np.sqrt(n_splits) < 0:
-            current = challenger
-    return current
+    # The simplest level with a candidate within one standard error of the
+    # paired per-fold differences from the best; that level's best.
+    top = best(np.arange(len(mean)))
+    d = split[top] - split  # positive: worse than the best
+    se = d.std(ddof=1, axis=1) / np.sqrt(n_splits)
+    within = np.flatnonzero(d.mean(axis=1) <= se)
+    return best(within[level[within] == level[within].min()])
 
 
 @pytest.mark.parametrize("rule", ["raw", "honest", "honest_1se"])
