@@ -470,13 +470,31 @@ def test_multi_output_equals_separate_fits():
         single.fit(X, Y[:, j], sample_weight=sw)
         assert_allclose(reg.coef_path_[:, j], single.coef_path_, rtol=1e-10)
         assert_allclose(reg.intercept_path_[:, j], single.intercept_path_, rtol=1e-10)
-    # A column-vector y keeps its 2-D shape, as with LinearRegression (Ridge
-    # ravels coef_ to (6,) but keeps intercept_ of shape (1,)).
-    col = RepeatedSelfDistillationRegressor(n_steps=0).fit(X, Y[:, :1])
-    assert col.coef_.shape == (1, 6)
-    assert col.intercept_.shape == (1,)
-    assert col.predict(X).shape == (30, 1)
-    assert_allclose(col.predict(X)[:, 0], Ridge().fit(X, Y[:, :1]).predict(X))
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_column_vector_y_has_the_shapes_of_ridge(fit_intercept, solver):
+    """y of shape (n, 1): every shape and value as the installed Ridge's.
+
+    (scikit-learn's Ridge ravels ``coef_`` to (n_features,), keeps
+    ``intercept_`` of shape (1,), or the float 0.0 without an intercept, and
+    predicts an array of shape (n_samples,).)
+    """
+    X, Y, sw = make_problem(4, 30, 6, n_targets=1, weighted=True)
+    ridge = Ridge(alpha=1.5, fit_intercept=fit_intercept).fit(X, Y, sample_weight=sw)
+    reg = RepeatedSelfDistillationRegressor(
+        alpha=1.5, n_steps=2, xi=0.0, fit_intercept=fit_intercept, solver=solver
+    ).fit(X, Y, sample_weight=sw)
+    assert reg.coef_.shape == ridge.coef_.shape
+    assert np.shape(reg.intercept_) == np.shape(ridge.intercept_)
+    assert type(reg.intercept_) is type(ridge.intercept_)
+    assert reg.predict(X).shape == ridge.predict(X).shape
+    assert [p.shape for p in reg.staged_predict(X)] == [ridge.predict(X).shape] * 3
+    assert reg.coef_path_.shape == (3,) + ridge.coef_.shape
+    # xi = 0: every step is the teacher; a well-conditioned ridge problem.
+    assert_allclose(reg.predict(X), ridge.predict(X), rtol=1e-10)
+    assert_allclose(reg.coef_, ridge.coef_, rtol=1e-10)
 
 
 def make_rank_deficient(seed, n, d, rank):
