@@ -286,8 +286,10 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                     stacklevel=3,
                 )
             else:
+                with np.errstate(over="ignore"):  # _set_path reports it
+                    coef_path = np.ldexp(coef_path, x_exponent - y_exponent)
                 return self._set_path(
-                    np.ldexp(coef_path, x_exponent - y_exponent).astype(X.dtype),
+                    coef_path.astype(X.dtype),
                     np.ldexp(X_offset, -x_exponent).astype(X.dtype),
                     np.ldexp(y_offset, -y_exponent).astype(X.dtype),
                     xis,
@@ -350,8 +352,10 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             spectrum = spectrum.truncated(rank_rtol)
         q_path = inverse_filter_path(spectrum.lam, alphas, xis, self.n_steps)
         coef_path = spectrum.coef_path(q_path)  # (k+1, t, d)
+        with np.errstate(over="ignore"):  # _set_path reports an overflow
+            coef_path = np.ldexp(coef_path, x_exponent - y_exponent).astype(dtype)
         return self._set_path(
-            np.ldexp(coef_path, x_exponent - y_exponent).astype(dtype),
+            coef_path,
             np.ldexp(spectrum.X_offset, -x_exponent).astype(dtype),
             np.ldexp(spectrum.y_offset, -y_exponent).astype(dtype),
             xis,
@@ -378,7 +382,8 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         of shape (n_samples,), with ``intercept_`` of shape (1,) (or the float
         0.0 without an intercept).
         """
-        intercept_path = y_offset - coef_path @ X_offset
+        with np.errstate(over="ignore", invalid="ignore"):
+            intercept_path = y_offset - coef_path @ X_offset
         if not (np.all(np.isfinite(coef_path)) and np.all(np.isfinite(intercept_path))):
             raise ValueError(
                 "The fitted coefficients overflow the floating-point range of "

@@ -6,6 +6,7 @@ itself, a dense SVD / pseudo-inverse from numpy, or a fit on repeated rows.
 """
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -534,6 +535,159 @@ def test_rank_deficient_alpha_zero_is_minimum_norm(
     # Rank 4 (plus 1 without centring): the rest are zero singular values.
     n_nonzero = np.sum(reg.singular_values_ > 1e-6 * reg.singular_values_[0])
     assert n_nonzero == (4 if fit_intercept else 5)
+
+
+def _min_norm_lstsq(X, y, fit_intercept=True):
+    """Minimum-norm least squares from numpy, and its numerical rank's cond."""
+    Xc, yc = (X - X.mean(axis=0), y - y.mean()) if fit_intercept else (X, y)
+    coef, _, rank, s = np.linalg.lstsq(Xc, yc, rcond=None)
+    intercept = y.mean() - X.mean(axis=0) @ coef if fit_intercept else 0.0
+    return coef, intercept, s[0] / s[rank - 1]
+
+
+@pytest.mark.parametrize("shape", [(40, 10), (10, 40), (20, 20)])
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("alpha", [1e-16, 1e-13, 1e-300])
+def test_tiny_alpha_on_rank_deficient_x_is_minimum_norm(shape, solver, alpha):
+    """Ridge tends to minimum-norm least squares as alpha -> 0, for every solver.
+
+    Below the rounding error of the decomposition (about ``eps * max(n, d)``
+    times the largest eigenvalue for X^T X or X X^T) an eigenvalue of a
+    numerically null direction is noise; dividing it by ``lam + alpha`` gave
+    coefficients of order 10 (against 0.02) and prediction errors of 6 with
+    "dual". Reference: ``np.linalg.lstsq`` (cut-off ``eps * max(n, d)``).
+    """
+    X, y = make_rank_deficient(7, *shape, rank=4)
+    coef, intercept, cond = _min_norm_lstsq(X, y)
+    reg = RepeatedSelfDistillationRegressor(
+        alpha=alpha, n_steps=2, xi=[0.7, 2.5], solver=solver
+    )
+    if solver == "cholesky":
+        with pytest.warns(UserWarning, match="singular to working precision") as rec:
+            reg.fit(X, y)
+        # The warning points at the caller, not at scikit-learn's wrapper.
+        assert rec[0].filename == __file__
+        assert reg.solver_ == ("gram" if shape[0] >= shape[1] else "dual")
+    else:
+        reg.fit(X, y)
+    # Coefficients of the Gram solvers carry an error of eps * cond**2 (the
+    # Gram matrix squares the condition number of the numerical range); the
+    # ridge bias alpha / s_min**2 is far below that.
+    rtol = 1e3 * np.finfo(float).eps * cond**2
+    for step in range(3):
+        assert_normwise_close(reg.coef_path_[step], coef, rtol)
+    assert_normwise_close(reg.predict(X), X @ coef + intercept, rtol)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("shape", [(30, 5), (5, 30)])
+def test_fit_is_invariant_to_scaling_x_with_alpha(solver, shape):
+    """fit(c X, alpha) predicts as fit(X, alpha / c**2): X * 1e50 was off by 2e84.
+
+    With ``c = 1e50`` and ``alpha = 1`` the effective penalty 1e-100 is far
+    below the rounding error, so the reference is least squares (numpy).
+    """
+    X, y, _ = make_problem(11, *shape)
+    coef, intercept, cond = _min_norm_lstsq(X, y)
+    reg = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=1, solver=solver)
+    with warnings.catch_warnings():
+        # solver="cholesky" may fall back (with a UserWarning): alpha = 1 is
+        # below the rounding error of (X * 1e50)^T (X * 1e50).
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("error", RuntimeWarning)
+        reg.fit(X * 1e50, y)
+    rtol = 1e3 * np.finfo(float).eps * cond**2
+    assert_normwise_close(reg.predict(X * 1e50), X @ coef + intercept, rtol)
+    assert_normwise_close(reg.coef_ * 1e50, coef, rtol)
+
+
+def _mean_predictor(X, y):
+    return np.zeros(X.shape[1]), y.mean()
+
+
+def _ridge_unit(X, y):
+    ridge = Ridge(alpha=1.0).fit(X, y)
+    return ridge.coef_, ridge.intercept_
+
+
+def _least_squares(X, y):
+    return _min_norm_lstsq(X, y)[:2]
+
+
+@pytest.mark.parametrize(
+    "x_scale, y_scale, alpha, reference",
+    [
+        # Huge X: alpha is negligible, the fit is least squares.
+        (1e300, 1.0, 1.0, _least_squares),
+        (1e300, 1e300, 1.0, _least_squares),
+        (1e200, 1e-100, 1.0, _least_squares),
+        # Tiny X without penalty: least squares is scale invariant.
+        (1e-300, 1.0, 0.0, _least_squares),
+        (1e-150, 1e-150, 0.0, _least_squares),
+        # Tiny X with alpha = 1: the penalty wins, the fit is the mean.
+        (1e-300, 1.0, 1.0, _mean_predictor),
+        # Extreme y alone: ridge is linear in y.
+        (1.0, 1e300, 1.0, _ridge_unit),
+        (1.0, 1e-300, 1.0, _ridge_unit),
+        (1.0, 1e-300, 0.0, _least_squares),
+    ],
+)
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("shape", [(30, 5), (5, 30)])
+def test_extreme_magnitudes_fit_and_predict_correctly(
+    x_scale, y_scale, alpha, reference, solver, shape
+):
+    """X or y near 1e300 or 1e-300: correct predictions, no overflow, no NaN.
+
+    Before, X near 1e300 gave NaN predictions with RuntimeWarnings (or a raw
+    LinAlgError / OverflowError), and alpha = 0 on X near 1e-300 predicted the
+    mean. The reference is computed on the unscaled data (numpy's lstsq,
+    Ridge, or the mean), where the problem is well conditioned.
+    """
+    if solver == "cholesky" and alpha == 0:
+        pytest.skip("solver='cholesky' rejects alpha=0 (tested elsewhere)")
+    X, y, _ = make_problem(12, *shape)
+    coef, intercept = reference(X, y)
+    cond = _min_norm_lstsq(X, y)[2]
+    reg = RepeatedSelfDistillationRegressor(
+        alpha=alpha, n_steps=2, xi=[0.0, 0.0], solver=solver
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a cholesky fallback
+        warnings.simplefilter("error", RuntimeWarning)  # overflow, NaN
+        reg.fit(X * x_scale, y * y_scale)
+        pred = reg.predict(X * x_scale)
+    rtol = 1e3 * np.finfo(float).eps * cond**2
+    assert_normwise_close(pred / y_scale, X @ coef + intercept, rtol)
+    if reference is not _mean_predictor:
+        assert_normwise_close(reg.coef_ * (x_scale / y_scale), coef, rtol)
+    else:
+        # The exact coefficients X^T y / alpha are of order 1e-300.
+        assert np.all(np.abs(reg.coef_) < 1e-290)
+
+
+def test_float32_extreme_magnitudes():
+    """float32 overflows already near 1e19 in X^T X: rescaled the same way."""
+    X, y, _ = make_problem(13, 40, 5)
+    coef, intercept, cond = _min_norm_lstsq(X, y)
+    for solver in SOLVERS:
+        reg = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=0, solver=solver)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("error", RuntimeWarning)
+            reg.fit((X * 1e25).astype(np.float32), y.astype(np.float32))
+        assert reg.coef_.dtype == np.float32
+        pred = reg.predict((X * 1e25).astype(np.float32))
+        rtol = 1e3 * np.finfo(np.float32).eps * cond**2
+        assert_normwise_close(pred, X @ coef + intercept, rtol)
+
+
+def test_coefficients_that_overflow_raise_a_clear_error():
+    """Least squares on X ~ 1e-200 and y ~ 1e200 needs coefficients ~ 1e400."""
+    X, y, _ = make_problem(14, 30, 5)
+    reg = RepeatedSelfDistillationRegressor(alpha=0.0)
+    with pytest.raises(ValueError, match="coefficients overflow"):
+        reg.fit(X * 1e-200, y * 1e200)
 
 
 def test_alpha_zero_full_rank_is_least_squares():
