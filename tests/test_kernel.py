@@ -427,3 +427,68 @@ def test_selfdistillcv_teacher_only_reproduces_grid_search():
     ).fit(rbf_kernel(X, gamma=0.5), y)
     assert_allclose(pre.best_score_, tuned.best_score_, rtol=1e-9)
     assert pre.best_params_["n_steps"] == tuned.best_params_["n_steps"]
+
+
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("y_dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("kernel", ["rbf", "precomputed"])
+@pytest.mark.parametrize("solver", ["eigh", "cholesky"])
+def test_dtype_is_kernel_ridges(x_dtype, y_dtype, kernel, solver):
+    """float32 X and y give float32 dual coefficients and predictions, as
+    KernelRidge does (the fit used to return float64 whatever the input)."""
+    X, y = _data(n=20, d=2)
+    X, y = (X * 3).astype(x_dtype), (y * 3).astype(y_dtype)
+    if kernel == "precomputed":
+        X = rbf_kernel(X, gamma=0.3).astype(x_dtype)
+        if x_dtype is np.int64:
+            X = (X * 10).astype(np.int64) + 20 * np.eye(20, dtype=np.int64)
+    params = dict(kernel=kernel, gamma=None if kernel == "precomputed" else 0.3)
+    krr = KernelRidge(alpha=0.5, **params).fit(X, y)
+    reg = KernelSelfDistillationRegressor(
+        alpha=0.5, n_steps=0, solver=solver, **params
+    ).fit(X, y)
+    assert reg.dual_coef_.dtype == krr.dual_coef_.dtype
+    assert reg.dual_coef_path_.dtype == krr.dual_coef_.dtype
+    assert reg.predict(X).dtype == krr.predict(X).dtype
+    assert next(reg.staged_predict(X)).dtype == krr.predict(X).dtype
+    # Both solve (K + alpha I) c = y in the output precision at worst; the
+    # Gram matrix is well conditioned (alpha = 0.5 against eigenvalues <= n).
+    eps = np.finfo(krr.dual_coef_.dtype).eps
+    K = np.asarray(X if kernel == "precomputed" else rbf_kernel(X, gamma=0.3))
+    cond = np.linalg.cond(K.astype(np.float64) + 0.5 * np.eye(20))
+    assert_allclose(
+        reg.predict(X), krr.predict(X), rtol=1e3 * eps * cond, atol=1e3 * eps * cond
+    )
+
+
+@pytest.mark.parametrize("solver", ["eigh", "cholesky"])
+def test_column_vector_y_has_the_shapes_of_kernel_ridge(solver):
+    """y of shape (n, 1) keeps its column shape, as KernelRidge does."""
+    X, y = _data(n=15)
+    Y = y[:, None]
+    krr = KernelRidge(alpha=0.4, kernel="rbf", gamma=0.5).fit(X, Y)
+    reg = KernelSelfDistillationRegressor(
+        alpha=0.4, n_steps=2, xi=0.0, gamma=0.5, solver=solver
+    ).fit(X, Y)
+    assert reg.dual_coef_.shape == krr.dual_coef_.shape == (15, 1)
+    assert reg.predict(X).shape == krr.predict(X).shape == (15, 1)
+    assert all(p.shape == (15, 1) for p in reg.staged_predict(X))
+    # xi = 0: each step is the teacher; cond(K + 0.4 I) <= 1 + 15 / 0.4.
+    assert_allclose(reg.predict(X), krr.predict(X), rtol=1e-10, atol=1e-10)
+
+
+def test_cholesky_fallback_warns_at_the_callers_line():
+    """The warning of a failed Cholesky factorisation names the user's line."""
+    X, y = _data(n=12)
+    K = rbf_kernel(X)
+    d, Q = np.linalg.eigh(K)
+    d[0] = -1e-7 * d[-1]  # a rounding-sized negative eigenvalue, accepted
+    K = (Q * d) @ Q.T
+    K = (K + K.T) / 2
+    reg = KernelSelfDistillationRegressor(
+        alpha=1e-12, n_steps=1, kernel="precomputed", solver="cholesky"
+    )
+    with pytest.warns(UserWarning, match="singular") as record:
+        reg.fit(K, y)
+    assert record[0].filename == __file__
+    assert reg.solver_ == "eigh"
