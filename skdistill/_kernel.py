@@ -160,7 +160,10 @@ class KernelSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     dual_coef_ : ndarray of shape (n_samples,) or (n_samples, n_targets)
-        Dual coefficients of the last student.
+        Dual coefficients of the last student. Computed in float64 and
+        returned in the dtype :class:`~sklearn.kernel_ridge.KernelRidge`
+        returns (float32 when ``X`` and ``y`` are float32), as are
+        ``dual_coef_path_`` and the predictions; the diagnostics stay float64.
     dual_coef_path_ : ndarray of shape (n_rounds + 1, n_samples) or \
             (n_rounds + 1, n_samples, n_targets)
         Dual coefficients of the teacher (index 0) and of every student.

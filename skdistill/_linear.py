@@ -126,12 +126,28 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
           distinct ``alpha``, then two triangular solves per step. About the
           cost of one :class:`~sklearn.linear_model.Ridge` fit when ``d > n``,
           where an eigendecomposition is several times dearer. Needs every
-          ``alpha > 0`` and does not set ``singular_values_``.
+          ``alpha > 0`` and does not set ``singular_values_``. When
+          ``X^T X + alpha I`` is singular to working precision (a tiny
+          ``alpha`` on rank-deficient ``X``) it warns and uses ``"gram"``
+          (``n >= d``) or ``"dual"`` instead, as ``solver_`` then says.
+
+        Directions whose eigenvalue is below the decomposition's rounding
+        error (``eps * max(n, d)`` times the largest singular value for
+        ``"svd"``, times the largest eigenvalue for ``"gram"`` and ``"dual"``)
+        are numerically null. ``"svd"`` always drops them, as
+        :func:`numpy.linalg.lstsq` does; ``"gram"`` and ``"dual"`` drop them
+        when some ``alpha`` is that small too. So as ``alpha -> 0`` every
+        solver tends to the minimum-norm least-squares solution. ``X`` and
+        ``y`` of extreme magnitude (beyond about 1e77 or below 1e-77 in
+        float64) are rescaled internally by powers of two.
 
     Attributes
     ----------
     coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
-        Coefficients of the last student.
+        Coefficients of the last student. As with
+        :class:`~sklearn.linear_model.Ridge`, a ``y`` of shape
+        (n_samples, 1) gives shape (n_features,) and predictions of shape
+        (n_samples,).
     intercept_ : float or ndarray of shape (n_targets,)
         Intercept of the last student.
     coef_path_ : ndarray of shape (n_steps + 1, n_features) or \

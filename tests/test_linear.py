@@ -259,9 +259,7 @@ def test_sparse_closed_form_equals_ridge_loop_on_dense_copy(
     rtol = chain_rtol(X, alphas, xis, sw, fit_intercept)
     for i in range(len(alphas)):
         assert_normwise_close(reg.coef_path_[i], coefs[i], rtol)
-    assert_normwise_close(
-        reg.predict(X_sparse), X @ coefs[-1].T + intercepts[-1], rtol
-    )
+    assert_normwise_close(reg.predict(X_sparse), X @ coefs[-1].T + intercepts[-1], rtol)
 
 
 @pytest.mark.parametrize("n_steps", [0, 1, 3])
@@ -310,9 +308,7 @@ def test_sparse_teacher_matches_sparse_ridge(fmt):
 )
 def test_all_solvers_agree(seed, shape, weighted, spread, setting):
     params, alphas, xis = setting
-    X, y, sw = make_problem(
-        seed, *shape, n_targets=2, weighted=weighted, spread=spread
-    )
+    X, y, sw = make_problem(seed, *shape, n_targets=2, weighted=weighted, spread=spread)
     rtol = chain_rtol(X, alphas, xis, sw)
     fits = {
         solver: RepeatedSelfDistillationRegressor(**params, solver=solver).fit(
