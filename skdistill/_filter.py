@@ -19,6 +19,8 @@ and never divides by ``lam``: directions with ``lam = 0`` are harmless unless
 ``alpha_i = 0``.
 """
 
+from numbers import Integral
+
 import numpy as np
 
 __all__ = [
@@ -46,6 +48,11 @@ def xi_to_xi_bar(xi):
     xi_bar : ndarray of shape (k + 1,)
         ``xi_bar[m]`` multiplies ``h**m``.
 
+    Raises
+    ------
+    ValueError
+        If some ``xi`` is not a finite number.
+
     Examples
     --------
     >>> from skdistill import xi_to_xi_bar
@@ -54,7 +61,7 @@ def xi_to_xi_bar(xi):
     >>> xi_to_xi_bar([0.5, 2.0])
     array([-1.,  1.,  1.])
     """
-    xi = np.asarray(xi, dtype=np.float64).reshape(-1)
+    xi = _finite_array(xi, "xi").reshape(-1)
     xi_bar = np.ones(1)
     for x in xi:
         xi_bar = np.concatenate(([1.0 - x], x * xi_bar))
@@ -122,10 +129,41 @@ def xi_bar_to_xi(xi_bar):
     return xi
 
 
-def _broadcast_steps(alpha, xi, n_steps):
-    alphas = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (n_steps + 1,))
-    xis = np.broadcast_to(np.asarray(xi, dtype=np.float64), (n_steps,))
-    return alphas, xis
+def _finite_array(value, name):
+    """``value`` as a float64 array, or a ValueError naming ``name``."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} must be a float or an array of floats, got {value!r}."
+        ) from exc
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    return arr
+
+
+def _check_filter_args(lam, alpha, xi, n_steps):
+    """Validated ``lam``, per-step ``alpha`` (n_steps + 1,) and ``xi`` (n_steps,)."""
+    if isinstance(n_steps, bool) or not isinstance(n_steps, Integral) or n_steps < 0:
+        raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}.")
+    lam = _finite_array(lam, "lam")
+    if np.any(lam < 0):
+        raise ValueError("lam (eigenvalues) must be non-negative.")
+    alphas = _broadcast_steps(alpha, n_steps + 1, "alpha")
+    if np.any(alphas < 0):
+        raise ValueError(f"alpha must be non-negative, got {alpha!r}.")
+    return lam, alphas, _broadcast_steps(xi, n_steps, "xi")
+
+
+def _broadcast_steps(value, length, name):
+    arr = _finite_array(value, name)
+    try:
+        return np.broadcast_to(arr, (length,))
+    except ValueError as exc:
+        raise ValueError(
+            f"{name} must be a float or an array of shape ({length},), got an "
+            f"array of shape {arr.shape}."
+        ) from exc
 
 
 def filter_path(lam, alpha, xi, n_steps):
@@ -148,6 +186,13 @@ def filter_path(lam, alpha, xi, n_steps):
         Row ``i`` is the shrinkage of each direction's least-squares fit at
         step ``i``; ridge is ``g = lam / (lam + alpha)``.
 
+    Raises
+    ------
+    ValueError
+        If ``lam`` or ``alpha`` is negative, any value is not finite, an
+        array has the wrong length, or ``n_steps`` is not a non-negative
+        integer.
+
     Examples
     --------
     >>> from skdistill import filter_path
@@ -155,8 +200,7 @@ def filter_path(lam, alpha, xi, n_steps):
     array([[0.5   , 0.75  ],
            [0.25  , 0.5625]])
     """
-    lam = np.asarray(lam, dtype=np.float64)
-    alphas, xis = _broadcast_steps(alpha, xi, n_steps)
+    lam, alphas, xis = _check_filter_args(lam, alpha, xi, n_steps)
     g = np.empty((n_steps + 1,) + lam.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         g[0] = np.where(lam > 0, lam / (lam + alphas[0]), 0.0)
@@ -178,8 +222,7 @@ def inverse_filter_path(lam, alpha, xi, n_steps):
     -------
     q : ndarray of shape (n_steps + 1, r)
     """
-    lam = np.asarray(lam, dtype=np.float64)
-    alphas, xis = _broadcast_steps(alpha, xi, n_steps)
+    lam, alphas, xis = _check_filter_args(lam, alpha, xi, n_steps)
     if np.all(alphas == alphas[0]):
         return _polynomial_inverse_path(lam, alphas[0], xis)
     q = np.empty((n_steps + 1,) + lam.shape)

@@ -160,7 +160,10 @@ class KernelSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     dual_coef_ : ndarray of shape (n_samples,) or (n_samples, n_targets)
-        Dual coefficients of the last student.
+        Dual coefficients of the last student. Computed in float64 and
+        returned in the dtype :class:`~sklearn.kernel_ridge.KernelRidge`
+        returns (float32 when ``X`` and ``y`` are float32), as are
+        ``dual_coef_path_`` and the predictions; the diagnostics stay float64.
     dual_coef_path_ : ndarray of shape (n_rounds + 1, n_samples) or \
             (n_rounds + 1, n_samples, n_targets)
         Dual coefficients of the teacher (index 0) and of every student.
@@ -364,12 +367,14 @@ class KernelSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             multi_output=True,
             y_numeric=True,
         )
+        # KernelRidge's dual coefficients have the dtype of K and y together.
+        out_dtype = np.result_type(_float_dtype(X), y.dtype)
         y = np.asarray(y, dtype=np.float64)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        return X, y, sample_weight
+        return X, y, sample_weight, out_dtype
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -393,7 +398,7 @@ class KernelSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             Fitted estimator.
         """
         alphas, xis = self._validate_params_fit()
-        X, y, sample_weight = self._validate_fit_data(X, y, sample_weight)
+        X, y, sample_weight, out_dtype = self._validate_fit_data(X, y, sample_weight)
         n = X.shape[0]
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         K = self._gram(X, sample_weight)
@@ -408,7 +413,7 @@ class KernelSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 warnings.warn(
                     "The regularised Gram matrix is singular; using solver='eigh'.",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
                 solver = "eigh"
         if solver == "eigh":
@@ -441,6 +446,9 @@ class KernelSelfDistillationRegressor(RegressorMixin, BaseEstimator):
 
         if y.ndim == 1:
             dual_path = dual_path[:, :, 0]
+        # Computed in float64; returned in the dtype KernelRidge returns, that
+        # of the Gram matrix and y together (float32 for float32 X and y).
+        dual_path = dual_path.astype(out_dtype, copy=False)
         self.dual_coef_path_ = dual_path
         self.dual_coef_ = dual_path[-1]
         self.X_fit_ = X

@@ -1,8 +1,11 @@
 """Repeated self-distillation of ridge regression in closed form."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
+from scipy import linalg
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
@@ -35,6 +38,54 @@ def _rank_rtol(solver, X):
     """
     rtol = np.finfo(X.dtype).eps * max(X.shape)
     return rtol**2 if solver == "svd" else rtol
+
+
+def _power_of_two_scale(A):
+    """Exponent ``e`` such that ``A * 2**e`` has entries of order one, or 0.
+
+    Only data whose largest magnitude lies outside
+    ``[2**-(maxexp/4), 2**(maxexp/4)]`` (about 1e-77 to 1e77 in float64, 2e-10
+    to 4e9 in float32) are rescaled: there, squares and Gram matrices would
+    overflow or underflow. Powers of two keep the rescaled data exact.
+    """
+    values = A.data if sp.issparse(A) else A
+    if values.size == 0:
+        return 0
+    top = float(np.max(np.abs(values)))
+    if top == 0.0:
+        return 0
+    exponent = np.frexp(top)[1]
+    bound = np.finfo(A.dtype).maxexp // 4
+    return 0 if -bound <= exponent <= bound else -int(exponent)
+
+
+def _scaled(A, exponent):
+    """``A * 2**exponent`` in a copy (sparse matrices keep their format)."""
+    if exponent == 0:
+        return A
+    if sp.issparse(A):
+        A = A.copy()
+        A.data = np.ldexp(A.data, exponent).astype(A.dtype, copy=False)
+        return A
+    return np.ldexp(A, exponent).astype(A.dtype, copy=False)
+
+
+def _x_exponent(X, alphas):
+    """Power of two that brings ``X`` to order one without harming ``alpha``.
+
+    Scaling ``X`` by ``2**e`` multiplies the penalties by ``4**e`` (with
+    ``w = 2**e w'``, ``||y - X w||^2 + alpha ||w||^2`` is
+    ``||y - X' w'||^2 + alpha 4**e ||w'||^2``). A huge ``X`` is scaled down
+    (a penalty that underflows to zero was negligible). A tiny ``X`` is scaled
+    up only while the penalties stay at most one: beyond that the penalty
+    dominates the tiny eigenvalues, the unscaled arithmetic is accurate, and
+    scaling up would only push the (tiny) coefficients towards underflow.
+    """
+    exponent = _power_of_two_scale(X)
+    alpha_max = float(np.max(alphas))
+    if exponent > 0 and alpha_max > 0:
+        exponent = min(exponent, max(0, -np.frexp(alpha_max)[1] // 2))
+    return exponent
 
 
 class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
@@ -75,12 +126,28 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
           distinct ``alpha``, then two triangular solves per step. About the
           cost of one :class:`~sklearn.linear_model.Ridge` fit when ``d > n``,
           where an eigendecomposition is several times dearer. Needs every
-          ``alpha > 0`` and does not set ``singular_values_``.
+          ``alpha > 0`` and does not set ``singular_values_``. When
+          ``X^T X + alpha I`` is singular to working precision (a tiny
+          ``alpha`` on rank-deficient ``X``) it warns and uses ``"gram"``
+          (``n >= d``) or ``"dual"`` instead, as ``solver_`` then says.
+
+        Directions whose eigenvalue is below the decomposition's rounding
+        error (``eps * max(n, d)`` times the largest singular value for
+        ``"svd"``, times the largest eigenvalue for ``"gram"`` and ``"dual"``)
+        are numerically null. ``"svd"`` always drops them, as
+        :func:`numpy.linalg.lstsq` does; ``"gram"`` and ``"dual"`` drop them
+        when some ``alpha`` is that small too. So as ``alpha -> 0`` every
+        solver tends to the minimum-norm least-squares solution. ``X`` and
+        ``y`` of extreme magnitude (beyond about 1e77 or below 1e-77 in
+        float64) are rescaled internally by powers of two.
 
     Attributes
     ----------
     coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
-        Coefficients of the last student.
+        Coefficients of the last student. As with
+        :class:`~sklearn.linear_model.Ridge`, a ``y`` of shape
+        (n_samples, 1) gives shape (n_features,) and predictions of shape
+        (n_samples,).
     intercept_ : float or ndarray of shape (n_targets,)
         Intercept of the last student.
     coef_path_ : ndarray of shape (n_steps + 1, n_features) or \
@@ -199,24 +266,52 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         X, y, sample_weight = self._validate_fit_data(X, y, sample_weight)
         self.__dict__.pop("_stream", None)  # fit forgets partial_fit's data
         solver = resolve_solver(self.solver, X, alphas.min())
+        if solver == "cholesky" and alphas.min() <= 0:
+            raise ValueError(
+                "solver='cholesky' needs every alpha > 0, got "
+                f"alpha={self.alpha!r}; use solver='svd' for alpha=0."
+            )
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        # Data of magnitude far from one (say 1e300 or 1e-300) would overflow
+        # or underflow in squares and Gram matrices: fit a rescaled copy (by
+        # powers of two, so exactly) and undo the scaling in the coefficients.
+        x_exponent = _x_exponent(X, alphas)
+        y_exponent = _power_of_two_scale(Y)
+        X = _scaled(X, x_exponent)
+        Y = _scaled(Y, y_exponent)
+        alphas = np.ldexp(alphas, 2 * x_exponent)
         if solver == "cholesky":
-            if alphas.min() <= 0:
-                raise ValueError(
-                    "solver='cholesky' needs every alpha > 0, got "
-                    f"alpha={self.alpha!r}; use solver='svd' for alpha=0."
+            try:
+                coef_path, X_offset, y_offset = cholesky_path(
+                    X,
+                    Y,
+                    alphas,
+                    xis,
+                    sample_weight=sample_weight,
+                    fit_intercept=self.fit_intercept,
+                    rank_rtol=_rank_rtol("cholesky", X),
                 )
-            coef_path, X_offset, y_offset = cholesky_path(
-                X,
-                Y,
-                alphas,
-                xis,
-                sample_weight=sample_weight,
-                fit_intercept=self.fit_intercept,
-            )
-            return self._set_path(
-                coef_path, X_offset, y_offset, xis, y_ndim=y.ndim, solver=solver
-            )
+            except linalg.LinAlgError:
+                solver = "gram" if X.shape[0] >= X.shape[1] else "dual"
+                warnings.warn(
+                    "solver='cholesky': the regularised Gram matrix is singular "
+                    "to working precision (alpha is too small for the rank "
+                    f"deficiency of X); using solver={solver!r}, which treats "
+                    "the numerically null directions of X as exactly null.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            else:
+                with np.errstate(over="ignore"):  # _set_path reports it
+                    coef_path = np.ldexp(coef_path, x_exponent - y_exponent)
+                return self._set_path(
+                    coef_path.astype(X.dtype),
+                    np.ldexp(X_offset, -x_exponent).astype(X.dtype),
+                    np.ldexp(y_offset, -y_exponent).astype(X.dtype),
+                    xis,
+                    y_ndim=y.ndim,
+                    solver=solver,
+                )
         spectrum = decompose(
             X,
             Y,
@@ -232,22 +327,53 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             n_components=min(X.shape),
             rank_rtol=_rank_rtol(solver, X),
             solver=solver,
+            x_exponent=x_exponent,
+            y_exponent=y_exponent,
         )
 
     def _set_from_spectrum(
-        self, spectrum, alphas, xis, *, y_ndim, n_components, rank_rtol, solver
+        self,
+        spectrum,
+        alphas,
+        xis,
+        *,
+        y_ndim,
+        n_components,
+        rank_rtol,
+        solver,
+        x_exponent=0,
+        y_exponent=0,
     ):
-        """Fitted attributes from one decomposition (``fit`` and ``partial_fit``)."""
+        """Fitted attributes from one decomposition (``fit`` and ``partial_fit``).
+
+        Directions with ``lam <= rank_rtol * max(lam)`` are below the
+        resolution of the decomposition. They are treated as exactly null (the
+        minimum-norm convention of :func:`numpy.linalg.lstsq`) by the SVD, and
+        by the eigendecompositions of ``X^T X`` and ``X X^T`` whenever some
+        ``alpha`` is that small too: there an eigenvalue's rounding error,
+        of order ``eps * max(lam)``, would be divided by ``lam + alpha`` and
+        amplified without bound. With every ``alpha`` above it the
+        eigendecompositions keep every direction, which ``alpha`` resolves.
+
+        ``x_exponent`` and ``y_exponent`` are the powers of two by which the
+        decomposed ``X`` and ``y`` were scaled (``alphas`` are those of the
+        scaled problem); the fitted attributes are in the original units.
+        """
+        dtype = spectrum.proj.dtype
+        lam_max = spectrum.lam.max(initial=0.0)
         # Singular values in decreasing order; every solver reports min(n, d).
         singular_values = np.sqrt(np.sort(spectrum.lam)[::-1][:n_components])
-        if alphas.min() == 0:
+        singular_values = np.ldexp(singular_values, -x_exponent).astype(dtype)
+        if lam_max > 0 and (solver == "svd" or alphas.min() <= rank_rtol * lam_max):
             spectrum = spectrum.truncated(rank_rtol)
         q_path = inverse_filter_path(spectrum.lam, alphas, xis, self.n_steps)
         coef_path = spectrum.coef_path(q_path)  # (k+1, t, d)
+        with np.errstate(over="ignore"):  # _set_path reports an overflow
+            coef_path = np.ldexp(coef_path, x_exponent - y_exponent).astype(dtype)
         return self._set_path(
             coef_path,
-            spectrum.X_offset,
-            spectrum.y_offset,
+            np.ldexp(spectrum.X_offset, -x_exponent).astype(dtype),
+            np.ldexp(spectrum.y_offset, -y_exponent).astype(dtype),
             xis,
             y_ndim=y_ndim,
             solver=solver,
@@ -265,15 +391,34 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         solver,
         singular_values=None,
     ):
-        """Fitted attributes from the coefficient path of every step."""
-        intercept_path = y_offset - coef_path @ X_offset
+        """Fitted attributes from the coefficient path of every step.
+
+        Shapes follow :class:`~sklearn.linear_model.Ridge`: a ``y`` of shape
+        (n_samples, 1) gives ``coef_`` of shape (n_features,) and predictions
+        of shape (n_samples,), with ``intercept_`` of shape (1,) (or the float
+        0.0 without an intercept).
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            intercept_path = y_offset - coef_path @ X_offset
+        if not (np.all(np.isfinite(coef_path)) and np.all(np.isfinite(intercept_path))):
+            raise ValueError(
+                "The fitted coefficients overflow the floating-point range of "
+                f"{coef_path.dtype}: X and y are too far apart in magnitude "
+                f"(the largest |X| is tiny where |y| is huge). Rescale X or y."
+            )
         if y_ndim == 1:
             coef_path = coef_path[:, 0, :]
             intercept_path = intercept_path[:, 0]
+        elif coef_path.shape[1] == 1:
+            coef_path = coef_path[:, 0, :]
+            if not self.fit_intercept:
+                intercept_path = np.zeros(coef_path.shape[0], dtype=coef_path.dtype)
         self.coef_path_ = coef_path
         self.intercept_path_ = intercept_path
         self.coef_ = coef_path[-1]
         self.intercept_ = intercept_path[-1]
+        if y_ndim == 2 and coef_path.ndim == 2 and not self.fit_intercept:
+            self.intercept_ = 0.0
         self.xi_bar_ = xi_to_xi_bar(xis)
         if singular_values is not None:
             self.singular_values_ = singular_values

@@ -21,6 +21,7 @@ times the Cholesky factorisation that :class:`~sklearn.linear_model.Ridge` needs
 import numpy as np
 import scipy.sparse as sp
 from scipy import linalg
+from scipy.linalg.lapack import get_lapack_funcs
 
 from ._filter import combine_pure_distillates
 
@@ -244,7 +245,9 @@ def decompose(X, Y, *, sample_weight=None, fit_intercept=True, solver="gram"):
     )
 
 
-def cholesky_path(X, Y, alphas, xis, *, sample_weight=None, fit_intercept=True):
+def cholesky_path(
+    X, Y, alphas, xis, *, sample_weight=None, fit_intercept=True, rank_rtol=None
+):
     """Coefficients of the teacher and every student from Cholesky factors.
 
     The same chain as the spectral filter, evaluated without an
@@ -263,6 +266,12 @@ def cholesky_path(X, Y, alphas, xis, *, sample_weight=None, fit_intercept=True):
     xis : ndarray of shape (k,)
     sample_weight : ndarray of shape (n,) or None
     fit_intercept : bool
+    rank_rtol : float, default=None
+        When given, a regularised matrix ``M + alpha I`` whose reciprocal
+        condition number (LAPACK's estimate from the factor) is at most
+        ``rank_rtol`` raises :class:`scipy.linalg.LinAlgError`: it is singular
+        to working precision, so its solves would amplify rounding errors
+        without bound.
 
     Returns
     -------
@@ -281,7 +290,17 @@ def cholesky_path(X, Y, alphas, xis, *, sample_weight=None, fit_intercept=True):
         if alpha not in factors:
             A = M.copy()
             A.flat[:: A.shape[0] + 1] += alpha
+            norm = np.abs(A).sum(axis=0).max(initial=0.0)
             factors[alpha] = linalg.cho_factor(A, overwrite_a=True, check_finite=False)
+            if rank_rtol is not None and A.size:
+                c, lower = factors[alpha]
+                (pocon,) = get_lapack_funcs(("pocon",), (c,))
+                rcond, _ = pocon(c, norm, uplo="L" if lower else "U")
+                if not rcond > rank_rtol:
+                    raise linalg.LinAlgError(
+                        f"X^T X + alpha I is singular to working precision "
+                        f"(reciprocal condition number {rcond:.2g})."
+                    )
         return linalg.cho_solve(factors[alpha], B, check_finite=False)
 
     steps = [solve(alphas[0], rhs)]

@@ -8,6 +8,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from skdistill import filter_path, xi_bar_to_xi, xi_to_xi_bar
 from skdistill._filter import inverse_filter_path
+from skdistill.theory import excess_risk
 
 # Bounded away from zero so that every partial product of xi is non-zero and
 # the map xi -> xi_bar is invertible.
@@ -140,3 +141,37 @@ def test_near_ridge_xi_bar_round_trips_through_huge_xi(xi_bar):
 def test_xi_bar_to_xi_errors(xi_bar, match):
     with pytest.raises(ValueError, match=match):
         xi_bar_to_xi(xi_bar)
+
+
+@pytest.mark.parametrize("func", [filter_path, inverse_filter_path])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(alpha=-1.0), "alpha must be non-negative"),
+        (dict(alpha=[1.0, -0.5]), "alpha must be non-negative"),
+        (dict(alpha=np.nan), "alpha must be finite"),
+        (dict(alpha=[1.0, 2.0, 3.0]), r"alpha must be a float or an array of shape"),
+        (dict(alpha="a"), "alpha must be a float or an array of floats"),
+        (dict(xi=np.inf), "xi must be finite"),
+        (dict(xi=[0.5, 0.5]), r"xi must be a float or an array of shape \(1,\)"),
+        (dict(lam=[1.0, -2.0]), "lam .* must be non-negative"),
+        (dict(lam=[np.nan]), "lam must be finite"),
+        (dict(n_steps=-1), "n_steps must be a non-negative integer"),
+        (dict(n_steps=1.5), "n_steps must be a non-negative integer"),
+    ],
+)
+def test_filter_helpers_reject_bad_arguments(func, kwargs, match):
+    """``filter_path(alpha=-1)`` returned inf; now a ValueError names it."""
+    args = dict(lam=[0.5, 2.0], alpha=1.0, xi=0.5, n_steps=1) | kwargs
+    with pytest.raises(ValueError, match=match):
+        func(**args)
+
+
+@pytest.mark.parametrize("xi", [[np.nan], [0.5, np.inf], ["a"]])
+def test_xi_to_xi_bar_rejects_non_finite_xi(xi):
+    """``xi_to_xi_bar([nan])`` returned NaN; the theory helpers inherit it."""
+    with pytest.raises(ValueError, match="xi must be"):
+        xi_to_xi_bar(xi)
+    X = np.eye(2)
+    with pytest.raises(ValueError, match="xi must be"):
+        excess_risk(X, [1.0, 0.0], noise=0.1, alpha=0.1, xi=xi)

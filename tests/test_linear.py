@@ -6,6 +6,7 @@ itself, a dense SVD / pseudo-inverse from numpy, or a fit on repeated rows.
 """
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skdistill import RepeatedSelfDistillationRegressor, xi_bar_to_xi
+from skdistill import RepeatedSelfDistillationRegressor, xi_bar_to_xi, xi_to_xi_bar
 from skdistill._filter import inverse_filter_path
 from skdistill._spectral import decompose
 
@@ -89,37 +90,72 @@ def assert_normwise_close(actual, desired, rtol):
     assert err <= rtol * ref, f"relative error {err / ref:.3e} > {rtol:.1e}"
 
 
-def make_problem(seed, n, d, n_targets=None, weighted=False):
-    """Gaussian design with column offsets and scales, noisy linear targets."""
+def make_problem(seed, n, d, n_targets=None, weighted=False, spread=0.0):
+    """Gaussian design with column offsets and scales, noisy linear targets.
+
+    ``spread`` widens the column scales to ``10**-spread .. 1`` (an
+    ill-conditioned design, condition number about ``10**spread``).
+    ``weighted="zeros"`` gives about a quarter of the rows zero weight.
+    """
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d)) * rng.uniform(0.5, 2.0, size=d)
+    X *= 10.0 ** -rng.uniform(0.0, spread, size=d)
     X += rng.normal(scale=3.0, size=d)
     shape = (d,) if n_targets is None else (d, n_targets)
     w_true = rng.normal(size=shape)
     y = X @ w_true + rng.normal(scale=0.5, size=(n,) + shape[1:]) + 5.0
     sample_weight = rng.uniform(0.1, 3.0, size=n) if weighted else None
+    if weighted == "zeros":
+        sample_weight[rng.uniform(size=n) < 0.25] = 0.0
+        sample_weight[:2] = 1.0  # at least two rows count
     return X, y, sample_weight
 
 
 def naive_path(X, y, alphas, xis, fit_intercept=True, sample_weight=None):
     """Teacher and students fitted one after another with sklearn's Ridge.
 
-    Returned in the estimator's layout: ``coef`` (k+1, d) or (k+1, t, d) and
-    ``intercept`` (k+1,) or (k+1, t), whatever shape Ridge itself uses for a
-    one-column y or without an intercept.
+    Returned in Ridge's own layout, stacked over the steps: ``coef`` (k+1, d)
+    or (k+1, t, d) (Ridge ravels a one-column y's coefficients) and
+    ``intercept`` (k+1,), (k+1, 1) or (k+1, t).
     """
     coefs, intercepts = [], []
     labels = y
-    coef_shape = (X.shape[1],) if y.ndim == 1 else (y.shape[1], X.shape[1])
     for i, alpha in enumerate(alphas):
         ridge = Ridge(alpha=alpha, fit_intercept=fit_intercept)
         ridge.fit(X, labels, sample_weight=sample_weight)
-        coefs.append(np.reshape(ridge.coef_, coef_shape))
-        intercepts.append(np.broadcast_to(ridge.intercept_, coef_shape[:-1]))
+        coefs.append(ridge.coef_)
+        intercept = np.asarray(ridge.intercept_)
+        if intercept.ndim == 0 and ridge.coef_.ndim == 2:
+            intercept = np.broadcast_to(intercept, ridge.coef_.shape[:1])
+        intercepts.append(intercept)
         if i < len(xis):
             pred = ridge.predict(X).reshape(y.shape)
             labels = xis[i] * pred + (1.0 - xis[i]) * y
     return np.array(coefs), np.array(intercepts)
+
+
+def chain_rtol(X, alphas, xis, sample_weight=None, fit_intercept=True):
+    """Relative tolerance of a k-step chain from the problem's conditioning.
+
+    Each ridge solve has a relative error of about ``eps * cond`` with
+    ``cond = (s_max**2 + alpha) / (s_min**2 + alpha)`` (the Gram solvers
+    square the condition number of X, which this already is), and the chain
+    combines the pure distillates with weights ``xi_bar`` that amplify it by
+    ``sum |xi_bar|``; 1e3 covers the dimension-dependent constants.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight)
+    Xc = X - np.average(X, axis=0, weights=w) if fit_intercept else X
+    s = np.linalg.svd(Xc * np.sqrt(w)[:, None], compute_uv=False)
+    lam_max = s[0] ** 2
+    # Directions beyond rank n (d > n) have lam = 0: their factor is 1 / alpha.
+    lam_min = s[-1] ** 2 if s.size == X.shape[1] else 0.0
+    alpha = min(alphas)
+    cond = (lam_max + alpha) / (lam_min + alpha)
+    amplification = max(
+        np.abs(xi_to_xi_bar(xis[:i])).sum() for i in range(len(xis) + 1)
+    )
+    return 1e3 * np.finfo(np.float64).eps * cond * amplification
 
 
 def path_predictions(X, coef_path, intercept_path):
@@ -129,12 +165,14 @@ def path_predictions(X, coef_path, intercept_path):
 
 
 shapes = st.sampled_from([(30, 5), (40, 12), (12, 30), (8, 40), (25, 25)])
+weightings = st.sampled_from([False, True, "zeros"])
+spreads = st.sampled_from([0.0, 2.0, 3.0])  # condition numbers 1 to ~1e3
 xi_values = st.floats(-3.0, 3.0, allow_nan=False)
 alpha_values = st.floats(0.1, 10.0)
 
 
 @st.composite
-def distillation_settings(draw, max_steps=3):
+def distillation_settings(draw, max_steps=6):
     n_steps = draw(st.integers(0, max_steps))
     if draw(st.booleans()):
         xi = draw(xi_values)
@@ -161,30 +199,34 @@ def distillation_settings(draw, max_steps=3):
     shape=shapes,
     n_targets=st.sampled_from([None, 1, 3]),
     fit_intercept=st.booleans(),
-    weighted=st.booleans(),
+    weighted=weightings,
+    spread=spreads,
     solver=st.sampled_from(SOLVERS),
     setting=distillation_settings(),
 )
 def test_closed_form_equals_ridge_loop(
-    seed, shape, n_targets, fit_intercept, weighted, solver, setting
+    seed, shape, n_targets, fit_intercept, weighted, spread, solver, setting
 ):
     params, alphas, xis = setting
-    X, y, sw = make_problem(seed, *shape, n_targets=n_targets, weighted=weighted)
+    X, y, sw = make_problem(
+        seed, *shape, n_targets=n_targets, weighted=weighted, spread=spread
+    )
     reg = RepeatedSelfDistillationRegressor(
         **params, fit_intercept=fit_intercept, solver=solver
     ).fit(X, y, sample_weight=sw)
     coefs, intercepts = naive_path(X, y, alphas, xis, fit_intercept, sw)
+    rtol = chain_rtol(X, alphas, xis, sw, fit_intercept)
 
     assert reg.coef_path_.shape == coefs.shape
     assert reg.intercept_path_.shape == intercepts.shape
     for i in range(len(alphas)):
-        assert_normwise_close(reg.coef_path_[i], coefs[i], rtol=1e-8)
+        assert_normwise_close(reg.coef_path_[i], coefs[i], rtol)
     assert_normwise_close(
         path_predictions(X, reg.coef_path_, reg.intercept_path_),
         path_predictions(X, coefs, intercepts),
-        rtol=1e-8,
+        rtol,
     )
-    assert_normwise_close(reg.predict(X), X @ coefs[-1].T + intercepts[-1], 1e-8)
+    assert_normwise_close(reg.predict(X), X @ coefs[-1].T + intercepts[-1], rtol)
 
 
 @given(
@@ -192,18 +234,21 @@ def test_closed_form_equals_ridge_loop(
     shape=shapes,
     n_targets=st.sampled_from([None, 2]),
     fit_intercept=st.booleans(),
-    weighted=st.booleans(),
+    weighted=weightings,
+    spread=spreads,
     solver=st.sampled_from(["auto", "gram", "dual", "cholesky"]),
     fmt=st.sampled_from(["csr", "csc", "coo"]),
     setting=distillation_settings(),
 )
 def test_sparse_closed_form_equals_ridge_loop_on_dense_copy(
-    seed, shape, n_targets, fit_intercept, weighted, solver, fmt, setting
+    seed, shape, n_targets, fit_intercept, weighted, spread, solver, fmt, setting
 ):
     # Ridge on sparse X uses iterative solvers (tol 1e-4), so the reference is
     # the loop on the dense copy; the estimator itself sees the sparse matrix.
     params, alphas, xis = setting
-    X, y, sw = make_problem(seed, *shape, n_targets=n_targets, weighted=weighted)
+    X, y, sw = make_problem(
+        seed, *shape, n_targets=n_targets, weighted=weighted, spread=spread
+    )
     rng = np.random.default_rng(seed)
     X[rng.uniform(size=X.shape) < 0.6] = 0.0
     X_sparse = sp.csr_matrix(X).asformat(fmt)
@@ -211,11 +256,10 @@ def test_sparse_closed_form_equals_ridge_loop_on_dense_copy(
         **params, fit_intercept=fit_intercept, solver=solver
     ).fit(X_sparse, y, sample_weight=sw)
     coefs, intercepts = naive_path(X, y, alphas, xis, fit_intercept, sw)
+    rtol = chain_rtol(X, alphas, xis, sw, fit_intercept)
     for i in range(len(alphas)):
-        assert_normwise_close(reg.coef_path_[i], coefs[i], rtol=1e-8)
-    assert_normwise_close(
-        reg.predict(X_sparse), X @ coefs[-1].T + intercepts[-1], rtol=1e-8
-    )
+        assert_normwise_close(reg.coef_path_[i], coefs[i], rtol)
+    assert_normwise_close(reg.predict(X_sparse), X @ coefs[-1].T + intercepts[-1], rtol)
 
 
 @pytest.mark.parametrize("n_steps", [0, 1, 3])
@@ -258,12 +302,14 @@ def test_sparse_teacher_matches_sparse_ridge(fmt):
 @given(
     seed=st.integers(0, 2**32 - 1),
     shape=shapes,
-    weighted=st.booleans(),
+    weighted=weightings,
+    spread=spreads,
     setting=distillation_settings(),
 )
-def test_all_solvers_agree(seed, shape, weighted, setting):
-    params, _, _ = setting
-    X, y, sw = make_problem(seed, *shape, n_targets=2, weighted=weighted)
+def test_all_solvers_agree(seed, shape, weighted, spread, setting):
+    params, alphas, xis = setting
+    X, y, sw = make_problem(seed, *shape, n_targets=2, weighted=weighted, spread=spread)
+    rtol = chain_rtol(X, alphas, xis, sw)
     fits = {
         solver: RepeatedSelfDistillationRegressor(**params, solver=solver).fit(
             X, y, sample_weight=sw
@@ -285,12 +331,12 @@ def test_all_solvers_agree(seed, shape, weighted, setting):
                 * ref.singular_values_[0],
             )
         for i in range(params["n_steps"] + 1):
-            assert_normwise_close(fits[solver].coef_path_[i], ref.coef_path_[i], 1e-8)
-        assert_normwise_close(fits[solver].predict(X), ref.predict(X), 1e-8)
+            assert_normwise_close(fits[solver].coef_path_[i], ref.coef_path_[i], rtol)
+        assert_normwise_close(fits[solver].predict(X), ref.predict(X), rtol)
     for solver in ["gram", "dual", "cholesky"]:
         reg = RepeatedSelfDistillationRegressor(**params, solver=solver)
         reg.fit(sp.csr_matrix(X), y, sample_weight=sw)
-        assert_normwise_close(reg.coef_, ref.coef_, 1e-8)
+        assert_normwise_close(reg.coef_, ref.coef_, rtol)
 
 
 @given(
@@ -470,13 +516,31 @@ def test_multi_output_equals_separate_fits():
         single.fit(X, Y[:, j], sample_weight=sw)
         assert_allclose(reg.coef_path_[:, j], single.coef_path_, rtol=1e-10)
         assert_allclose(reg.intercept_path_[:, j], single.intercept_path_, rtol=1e-10)
-    # A column-vector y keeps its 2-D shape, as with LinearRegression (Ridge
-    # ravels coef_ to (6,) but keeps intercept_ of shape (1,)).
-    col = RepeatedSelfDistillationRegressor(n_steps=0).fit(X, Y[:, :1])
-    assert col.coef_.shape == (1, 6)
-    assert col.intercept_.shape == (1,)
-    assert col.predict(X).shape == (30, 1)
-    assert_allclose(col.predict(X)[:, 0], Ridge().fit(X, Y[:, :1]).predict(X))
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_column_vector_y_has_the_shapes_of_ridge(fit_intercept, solver):
+    """y of shape (n, 1): every shape and value as the installed Ridge's.
+
+    (scikit-learn's Ridge ravels ``coef_`` to (n_features,), keeps
+    ``intercept_`` of shape (1,), or the float 0.0 without an intercept, and
+    predicts an array of shape (n_samples,).)
+    """
+    X, Y, sw = make_problem(4, 30, 6, n_targets=1, weighted=True)
+    ridge = Ridge(alpha=1.5, fit_intercept=fit_intercept).fit(X, Y, sample_weight=sw)
+    reg = RepeatedSelfDistillationRegressor(
+        alpha=1.5, n_steps=2, xi=0.0, fit_intercept=fit_intercept, solver=solver
+    ).fit(X, Y, sample_weight=sw)
+    assert reg.coef_.shape == ridge.coef_.shape
+    assert np.shape(reg.intercept_) == np.shape(ridge.intercept_)
+    assert type(reg.intercept_) is type(ridge.intercept_)
+    assert reg.predict(X).shape == ridge.predict(X).shape
+    assert [p.shape for p in reg.staged_predict(X)] == [ridge.predict(X).shape] * 3
+    assert reg.coef_path_.shape == (3,) + ridge.coef_.shape
+    # xi = 0: every step is the teacher; a well-conditioned ridge problem.
+    assert_allclose(reg.predict(X), ridge.predict(X), rtol=1e-10)
+    assert_allclose(reg.coef_, ridge.coef_, rtol=1e-10)
 
 
 def make_rank_deficient(seed, n, d, rank):
@@ -516,6 +580,159 @@ def test_rank_deficient_alpha_zero_is_minimum_norm(
     # Rank 4 (plus 1 without centring): the rest are zero singular values.
     n_nonzero = np.sum(reg.singular_values_ > 1e-6 * reg.singular_values_[0])
     assert n_nonzero == (4 if fit_intercept else 5)
+
+
+def _min_norm_lstsq(X, y, fit_intercept=True):
+    """Minimum-norm least squares from numpy, and its numerical rank's cond."""
+    Xc, yc = (X - X.mean(axis=0), y - y.mean()) if fit_intercept else (X, y)
+    coef, _, rank, s = np.linalg.lstsq(Xc, yc, rcond=None)
+    intercept = y.mean() - X.mean(axis=0) @ coef if fit_intercept else 0.0
+    return coef, intercept, s[0] / s[rank - 1]
+
+
+@pytest.mark.parametrize("shape", [(40, 10), (10, 40), (20, 20)])
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("alpha", [1e-16, 1e-13, 1e-300])
+def test_tiny_alpha_on_rank_deficient_x_is_minimum_norm(shape, solver, alpha):
+    """Ridge tends to minimum-norm least squares as alpha -> 0, for every solver.
+
+    Below the rounding error of the decomposition (about ``eps * max(n, d)``
+    times the largest eigenvalue for X^T X or X X^T) an eigenvalue of a
+    numerically null direction is noise; dividing it by ``lam + alpha`` gave
+    coefficients of order 10 (against 0.02) and prediction errors of 6 with
+    "dual". Reference: ``np.linalg.lstsq`` (cut-off ``eps * max(n, d)``).
+    """
+    X, y = make_rank_deficient(7, *shape, rank=4)
+    coef, intercept, cond = _min_norm_lstsq(X, y)
+    reg = RepeatedSelfDistillationRegressor(
+        alpha=alpha, n_steps=2, xi=[0.7, 2.5], solver=solver
+    )
+    if solver == "cholesky":
+        with pytest.warns(UserWarning, match="singular to working precision") as rec:
+            reg.fit(X, y)
+        # The warning points at the caller, not at scikit-learn's wrapper.
+        assert rec[0].filename == __file__
+        assert reg.solver_ == ("gram" if shape[0] >= shape[1] else "dual")
+    else:
+        reg.fit(X, y)
+    # Coefficients of the Gram solvers carry an error of eps * cond**2 (the
+    # Gram matrix squares the condition number of the numerical range); the
+    # ridge bias alpha / s_min**2 is far below that.
+    rtol = 1e3 * np.finfo(float).eps * cond**2
+    for step in range(3):
+        assert_normwise_close(reg.coef_path_[step], coef, rtol)
+    assert_normwise_close(reg.predict(X), X @ coef + intercept, rtol)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("shape", [(30, 5), (5, 30)])
+def test_fit_is_invariant_to_scaling_x_with_alpha(solver, shape):
+    """fit(c X, alpha) predicts as fit(X, alpha / c**2): X * 1e50 was off by 2e84.
+
+    With ``c = 1e50`` and ``alpha = 1`` the effective penalty 1e-100 is far
+    below the rounding error, so the reference is least squares (numpy).
+    """
+    X, y, _ = make_problem(11, *shape)
+    coef, intercept, cond = _min_norm_lstsq(X, y)
+    reg = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=1, solver=solver)
+    with warnings.catch_warnings():
+        # solver="cholesky" may fall back (with a UserWarning): alpha = 1 is
+        # below the rounding error of (X * 1e50)^T (X * 1e50).
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("error", RuntimeWarning)
+        reg.fit(X * 1e50, y)
+    rtol = 1e3 * np.finfo(float).eps * cond**2
+    assert_normwise_close(reg.predict(X * 1e50), X @ coef + intercept, rtol)
+    assert_normwise_close(reg.coef_ * 1e50, coef, rtol)
+
+
+def _mean_predictor(X, y):
+    return np.zeros(X.shape[1]), y.mean()
+
+
+def _ridge_unit(X, y):
+    ridge = Ridge(alpha=1.0).fit(X, y)
+    return ridge.coef_, ridge.intercept_
+
+
+def _least_squares(X, y):
+    return _min_norm_lstsq(X, y)[:2]
+
+
+@pytest.mark.parametrize(
+    "x_scale, y_scale, alpha, reference",
+    [
+        # Huge X: alpha is negligible, the fit is least squares.
+        (1e300, 1.0, 1.0, _least_squares),
+        (1e300, 1e300, 1.0, _least_squares),
+        (1e200, 1e-100, 1.0, _least_squares),
+        # Tiny X without penalty: least squares is scale invariant.
+        (1e-300, 1.0, 0.0, _least_squares),
+        (1e-150, 1e-150, 0.0, _least_squares),
+        # Tiny X with alpha = 1: the penalty wins, the fit is the mean.
+        (1e-300, 1.0, 1.0, _mean_predictor),
+        # Extreme y alone: ridge is linear in y.
+        (1.0, 1e300, 1.0, _ridge_unit),
+        (1.0, 1e-300, 1.0, _ridge_unit),
+        (1.0, 1e-300, 0.0, _least_squares),
+    ],
+)
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("shape", [(30, 5), (5, 30)])
+def test_extreme_magnitudes_fit_and_predict_correctly(
+    x_scale, y_scale, alpha, reference, solver, shape
+):
+    """X or y near 1e300 or 1e-300: correct predictions, no overflow, no NaN.
+
+    Before, X near 1e300 gave NaN predictions with RuntimeWarnings (or a raw
+    LinAlgError / OverflowError), and alpha = 0 on X near 1e-300 predicted the
+    mean. The reference is computed on the unscaled data (numpy's lstsq,
+    Ridge, or the mean), where the problem is well conditioned.
+    """
+    if solver == "cholesky" and alpha == 0:
+        pytest.skip("solver='cholesky' rejects alpha=0 (tested elsewhere)")
+    X, y, _ = make_problem(12, *shape)
+    coef, intercept = reference(X, y)
+    cond = _min_norm_lstsq(X, y)[2]
+    reg = RepeatedSelfDistillationRegressor(
+        alpha=alpha, n_steps=2, xi=[0.0, 0.0], solver=solver
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a cholesky fallback
+        warnings.simplefilter("error", RuntimeWarning)  # overflow, NaN
+        reg.fit(X * x_scale, y * y_scale)
+        pred = reg.predict(X * x_scale)
+    rtol = 1e3 * np.finfo(float).eps * cond**2
+    assert_normwise_close(pred / y_scale, X @ coef + intercept, rtol)
+    if reference is not _mean_predictor:
+        assert_normwise_close(reg.coef_ * (x_scale / y_scale), coef, rtol)
+    else:
+        # The exact coefficients X^T y / alpha are of order 1e-300.
+        assert np.all(np.abs(reg.coef_) < 1e-290)
+
+
+def test_float32_extreme_magnitudes():
+    """float32 overflows already near 1e19 in X^T X: rescaled the same way."""
+    X, y, _ = make_problem(13, 40, 5)
+    coef, intercept, cond = _min_norm_lstsq(X, y)
+    for solver in SOLVERS:
+        reg = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=0, solver=solver)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("error", RuntimeWarning)
+            reg.fit((X * 1e25).astype(np.float32), y.astype(np.float32))
+        assert reg.coef_.dtype == np.float32
+        pred = reg.predict((X * 1e25).astype(np.float32))
+        rtol = 1e3 * np.finfo(np.float32).eps * cond**2
+        assert_normwise_close(pred, X @ coef + intercept, rtol)
+
+
+def test_coefficients_that_overflow_raise_a_clear_error():
+    """Least squares on X ~ 1e-200 and y ~ 1e200 needs coefficients ~ 1e400."""
+    X, y, _ = make_problem(14, 30, 5)
+    reg = RepeatedSelfDistillationRegressor(alpha=0.0)
+    with pytest.raises(ValueError, match="coefficients overflow"):
+        reg.fit(X * 1e-200, y * 1e200)
 
 
 def test_alpha_zero_full_rank_is_least_squares():
@@ -683,27 +900,28 @@ def test_error_messages_name_the_parameter_exactly():
     "solver, sparse_input",
     [p for p in SOLVER_AND_SPARSE if p[0] in ("svd", "gram", "dual")],
 )
-def test_spectrum_basis_gives_the_fitted_coefficients(solver, sparse_input):
-    """``basis @ diag(q) @ proj`` (used by the cross-validation) is the fit.
+def test_spectrum_basis_gives_the_naive_refits(solver, sparse_input):
+    """``basis @ diag(q) @ proj`` (the route of the cross-validation) is the chain.
 
-    For "dual" the basis is formed lazily; both routes must agree with the
-    estimator's coefficients.
+    For "dual" the basis is formed lazily; both routes, and ``coef``, must
+    give the coefficients of a loop of weighted Ridge fits on mixed labels.
     """
     X, y, sw = make_problem(6, 15, 25, n_targets=2, weighted=True)
+    alphas, xis = [0.7] * 3, [1.5, -0.5]
     X_fit = sp.csr_matrix(X) if sparse_input else X
     spectrum = decompose(X_fit, y, sample_weight=sw, solver=solver)
-    q = inverse_filter_path(spectrum.lam, 0.7, [1.5, -0.5], 2)
+    q = inverse_filter_path(spectrum.lam, 0.7, xis, 2)
     lazy = spectrum.coef_path(q)
     explicit = np.stack(
         [(spectrum.basis @ (qi[:, None] * spectrum.proj)).T for qi in q]
     )
-    reg = RepeatedSelfDistillationRegressor(alpha=0.7, n_steps=2, xi=[1.5, -0.5])
-    reg.fit(X_fit, y, sample_weight=sw)
+    coefs, _ = naive_path(X, y, alphas, xis, sample_weight=sw)
     assert spectrum.basis.shape[0] == 25
+    rtol = chain_rtol(X, alphas, xis, sw)
     for i in range(3):
-        assert_normwise_close(lazy[i], reg.coef_path_[i], rtol=1e-8)
-        assert_normwise_close(explicit[i], reg.coef_path_[i], rtol=1e-8)
-        assert_normwise_close(spectrum.coef(q[i]), reg.coef_path_[i], rtol=1e-8)
+        assert_normwise_close(lazy[i], coefs[i], rtol)
+        assert_normwise_close(explicit[i], coefs[i], rtol)
+        assert_normwise_close(spectrum.coef(q[i]), coefs[i], rtol)
 
 
 @pytest.mark.parametrize("shape, expected", [((30, 5), "gram"), ((5, 30), "dual")])
