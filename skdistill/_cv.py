@@ -242,8 +242,12 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
         steps = np.atleast_1d(np.asarray(self.n_steps))
         if steps.size == 0:
             raise ValueError("n_steps must name at least one number of steps.")
-        if steps.ndim != 1 or not all(
-            isinstance(s, Integral | np.integer) and s >= 0 for s in steps.tolist()
+        if (
+            steps.ndim != 1
+            or steps.dtype == bool
+            or not all(
+                isinstance(s, Integral | np.integer) and s >= 0 for s in steps.tolist()
+            )
         ):
             raise ValueError(
                 f"n_steps must be non-negative integers, got {self.n_steps!r}."
@@ -351,7 +355,9 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
                 return _streaming.fit_dask(
                     self, estimator, X, y, sample_weight, steps, alphas
                 )
-            return _streaming.fit_chunks(self, estimator, X, steps, alphas)
+            return _streaming.fit_chunks(
+                self, estimator, X, steps, alphas, sample_weight
+            )
         if closed:
             self._fit_closed_form(estimator, X, y, sample_weight, groups, steps, alphas)
         else:

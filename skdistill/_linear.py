@@ -14,6 +14,7 @@ from sklearn.utils.validation import (
 
 from ._filter import inverse_filter_path, xi_to_xi_bar
 from ._spectral import cholesky_path, decompose, resolve_solver
+from ._streaming import stream_from_fit
 from ._validation import check_step_array
 
 __all__ = ["RepeatedSelfDistillationRegressor"]
@@ -21,6 +22,8 @@ __all__ = ["RepeatedSelfDistillationRegressor"]
 
 def _check_steps(alpha, xi, n_steps):
     """Validated per-step ``alpha`` (n_steps + 1,) and ``xi`` (n_steps,)."""
+    if isinstance(n_steps, bool | np.bool_):  # an Integral, but not a count
+        raise ValueError(f"n_steps must be a non-negative int, got {n_steps!r}.")
     alphas = check_step_array(alpha, "alpha", n_steps + 1, low=0)
     xis = check_step_array(xi, "xi", n_steps)
     return alphas, xis
@@ -197,7 +200,6 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         """
         alphas, xis = _check_steps(self.alpha, self.xi, self.n_steps)
         X, y, sample_weight = self._validate_fit_data(X, y, sample_weight)
-        self.__dict__.pop("_stream", None)  # fit forgets partial_fit's data
         solver = resolve_solver(self.solver, X, alphas.min())
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         if solver == "cholesky":
@@ -214,6 +216,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 sample_weight=sample_weight,
                 fit_intercept=self.fit_intercept,
             )
+            self._stream = stream_from_fit(self, X, y, sample_weight, None, solver)
             return self._set_path(
                 coef_path, X_offset, y_offset, xis, y_ndim=y.ndim, solver=solver
             )
@@ -224,6 +227,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             fit_intercept=self.fit_intercept,
             solver=solver,
         )
+        self._stream = stream_from_fit(self, X, y, sample_weight, spectrum, solver)
         return self._set_from_spectrum(
             spectrum,
             alphas,
@@ -286,6 +290,14 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     def partial_fit(self, X, y, sample_weight=None):
         """Add a chunk of rows to the data seen so far and refit on all of it.
 
+        As in scikit-learn, :meth:`fit` resets the estimator and
+        ``partial_fit`` continues from its current state, including the state
+        that :meth:`fit` left: the rows :meth:`fit` saw stay part of the data
+        (a ``(1 + n_features + n_targets)``-column factor derived from
+        :meth:`fit`'s decomposition, with that decomposition's accuracy; after
+        ``solver="cholesky"`` on more rows than columns, or sparse ``X`` with
+        fewer rows than columns, there is none and ``partial_fit`` raises).
+
         The rows are folded into a float64 triangular factor of
         ``[sqrt(w), sqrt(w) X, sqrt(w) y]`` (TSQR), so memory stays
         ``O((n_features + n_targets)**2)`` whatever the number of rows, and
@@ -296,8 +308,9 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         ``X`` (the Gram matrix squares the condition number, so ``"gram"``
         loses all digits at a condition number near ``1e8``). ``solver`` is
         ignored and ``solver_`` is ``"svd"``. Each call costs one QR of the
-        chunk and one SVD of a ``n_features x n_features`` factor. A call to
-        :meth:`fit` discards the data seen by ``partial_fit``.
+        chunk and one SVD of a ``n_features x n_features`` factor. The fitted
+        arrays are float32 when every chunk (and the data of :meth:`fit`) was
+        float32, as :meth:`fit` keeps float32; the computation is in float64.
 
         Parameters
         ----------
@@ -324,6 +337,13 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         >>> for start in range(0, 100, 30):
         ...     reg = reg.partial_fit(X[start : start + 30], y[start : start + 30])
         >>> full = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=2).fit(X, y)
+        >>> bool(np.allclose(reg.coef_, full.coef_, rtol=1e-10))
+        True
+
+        ``fit`` then ``partial_fit`` equals one fit on both sets of rows:
+
+        >>> reg = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=2)
+        >>> reg = reg.fit(X[:60], y[:60]).partial_fit(X[60:], y[60:])
         >>> bool(np.allclose(reg.coef_, full.coef_, rtol=1e-10))
         True
         """
