@@ -296,7 +296,8 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         (a ``(1 + n_features + n_targets)``-column factor derived from
         :meth:`fit`'s decomposition, with that decomposition's accuracy; after
         ``solver="cholesky"`` on more rows than columns, or sparse ``X`` with
-        fewer rows than columns, there is none and ``partial_fit`` raises).
+        fewer rows than columns, there is none: ``partial_fit`` then warns
+        and starts from its own chunk).
 
         The rows are folded into a float64 triangular factor of
         ``[sqrt(w), sqrt(w) X, sqrt(w) y]`` (TSQR), so memory stays

@@ -32,6 +32,7 @@ factor is the pooled factor of the other folds.
 
 import numbers
 import time
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -352,7 +353,9 @@ class _Stream:
     ``has_intercept`` is False when the rows do not carry the column of
     ``sqrt(w)`` (a ``fit`` with ``fit_intercept=False``): such a state can
     only be continued with ``fit_intercept=False``. ``unavailable`` holds the
-    reason why a ``fit`` left no state (``partial_fit`` then raises).
+    reason why a ``fit`` left no state: ``partial_fit`` then warns and starts
+    from its chunk (it must not raise: scikit-learn calls ``partial_fit``
+    after ``fit`` in its estimator checks).
     """
 
     def __init__(
@@ -404,14 +407,15 @@ def partial_fit_regressor(est, X, y, sample_weight, alphas, xis):
     state = getattr(est, "_stream", None)
     if state is None:
         state = _Stream(X.shape[1], Y.shape[1], y.ndim, dtype=X.dtype)
-    elif state.unavailable is not None:
-        raise ValueError(state.unavailable)
     elif (Y.shape[1], y.ndim) != (state.n_targets, state.y_ndim):
         raise ValueError(
             "y has a different number of targets (or dimensions) than in "
             f"fit or previous calls to partial_fit: shape {y.shape[1:]} instead "
             f"of {(state.n_targets,) if state.y_ndim == 2 else ()}."
         )
+    elif state.unavailable is not None:
+        warnings.warn(state.unavailable, UserWarning, stacklevel=4)
+        state = _Stream(X.shape[1], Y.shape[1], y.ndim, dtype=X.dtype)
     elif est.fit_intercept and not state.has_intercept:
         raise ValueError(
             "partial_fit cannot continue with fit_intercept=True from a fit "
@@ -454,9 +458,10 @@ def stream_from_fit(est, X, y, sample_weight, spectrum, solver):
     - from ``"dual"`` on tall data, the ``d`` leading directions of
       ``Xc^T U``.
 
-    ``solver="cholesky"`` keeps no decomposition, and a dense copy of sparse
-    wide ``X`` would be larger than the data: there ``fit`` leaves a state
-    that makes ``partial_fit`` raise.
+    ``solver="cholesky"`` keeps no decomposition (deriving a factor would
+    cost another pass of ``X^T X``, as much as that fit), and a dense copy of
+    sparse wide ``X`` would be larger than the data: there ``fit`` leaves a
+    state that makes ``partial_fit`` warn and start from its own chunk.
 
     Parameters
     ----------
@@ -487,9 +492,10 @@ def stream_from_fit(est, X, y, sample_weight, spectrum, solver):
             t,
             y.ndim,
             unavailable=(
-                f"partial_fit cannot add rows to this fit ({why}). Fit with "
-                "solver='svd' or 'gram', or pass every chunk to partial_fit "
-                "of a fresh estimator."
+                f"partial_fit cannot add rows to this fit ({why}): it starts "
+                "from this chunk, without the rows fit saw. Fit with "
+                "solver='svd' or 'gram' to continue a fit, or pass every "
+                "chunk to partial_fit."
             ),
             **state,
         )
