@@ -445,7 +445,9 @@ class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
                 return _streaming.fit_dask(
                     self, estimator, X, y, sample_weight, steps, alphas
                 )
-            return _streaming.fit_chunks(self, estimator, X, steps, alphas)
+            return _streaming.fit_chunks(
+                self, estimator, X, steps, alphas, sample_weight
+            )
         if closed:
             self._fit_closed_form(estimator, X, y, sample_weight, groups, steps, alphas)
         else:

@@ -17,6 +17,7 @@ from sklearn.utils.validation import (
 
 from ._filter import inverse_filter_path, xi_to_xi_bar
 from ._spectral import cholesky_path, decompose, resolve_solver
+from ._streaming import stream_from_fit
 from ._validation import check_step_array
 
 __all__ = ["RepeatedSelfDistillationRegressor"]
@@ -24,6 +25,8 @@ __all__ = ["RepeatedSelfDistillationRegressor"]
 
 def _check_steps(alpha, xi, n_steps):
     """Validated per-step ``alpha`` (n_steps + 1,) and ``xi`` (n_steps,)."""
+    if isinstance(n_steps, bool | np.bool_):  # an Integral, but not a count
+        raise ValueError(f"n_steps must be a non-negative int, got {n_steps!r}.")
     alphas = check_step_array(alpha, "alpha", n_steps + 1, low=0)
     xis = check_step_array(xi, "xi", n_steps)
     return alphas, xis
@@ -264,7 +267,6 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         """
         alphas, xis = _check_steps(self.alpha, self.xi, self.n_steps)
         X, y, sample_weight = self._validate_fit_data(X, y, sample_weight)
-        self.__dict__.pop("_stream", None)  # fit forgets partial_fit's data
         solver = resolve_solver(self.solver, X, alphas.min())
         if solver == "cholesky" and alphas.min() <= 0:
             raise ValueError(
@@ -272,6 +274,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 f"alpha={self.alpha!r}; use solver='svd' for alpha=0."
             )
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        X_in = X
         # Data of magnitude far from one (say 1e300 or 1e-300) would overflow
         # or underflow in squares and Gram matrices: fit a rescaled copy (by
         # powers of two, so exactly) and undo the scaling in the coefficients.
@@ -302,6 +305,10 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                     stacklevel=3,
                 )
             else:
+                # No decomposition to continue from (see stream_from_fit).
+                self._stream = stream_from_fit(
+                    self, X_in, y, sample_weight, None, "cholesky"
+                )
                 with np.errstate(over="ignore"):  # _set_path reports it
                     coef_path = np.ldexp(coef_path, x_exponent - y_exponent)
                 return self._set_path(
@@ -319,6 +326,12 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             fit_intercept=self.fit_intercept,
             solver=solver,
         )
+        if x_exponent == 0 and y_exponent == 0:
+            self._stream = stream_from_fit(self, X, y, sample_weight, spectrum, solver)
+        else:  # a rescaled spectrum: partial_fit starts afresh (with a warning)
+            self._stream = stream_from_fit(
+                self, X_in, y, sample_weight, None, "cholesky"
+            )
         return self._set_from_spectrum(
             spectrum,
             alphas,
@@ -431,6 +444,15 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     def partial_fit(self, X, y, sample_weight=None):
         """Add a chunk of rows to the data seen so far and refit on all of it.
 
+        As in scikit-learn, :meth:`fit` resets the estimator and
+        ``partial_fit`` continues from its current state, including the state
+        that :meth:`fit` left: the rows :meth:`fit` saw stay part of the data
+        (a ``(1 + n_features + n_targets)``-column factor derived from
+        :meth:`fit`'s decomposition, with that decomposition's accuracy; after
+        ``solver="cholesky"`` on more rows than columns, or sparse ``X`` with
+        fewer rows than columns, there is none: ``partial_fit`` then warns
+        and starts from its own chunk).
+
         The rows are folded into a float64 triangular factor of
         ``[sqrt(w), sqrt(w) X, sqrt(w) y]`` (TSQR), so memory stays
         ``O((n_features + n_targets)**2)`` whatever the number of rows, and
@@ -441,8 +463,9 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         ``X`` (the Gram matrix squares the condition number, so ``"gram"``
         loses all digits at a condition number near ``1e8``). ``solver`` is
         ignored and ``solver_`` is ``"svd"``. Each call costs one QR of the
-        chunk and one SVD of a ``n_features x n_features`` factor. A call to
-        :meth:`fit` discards the data seen by ``partial_fit``.
+        chunk and one SVD of a ``n_features x n_features`` factor. The fitted
+        arrays are float32 when every chunk (and the data of :meth:`fit`) was
+        float32, as :meth:`fit` keeps float32; the computation is in float64.
 
         Parameters
         ----------
@@ -469,6 +492,13 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         >>> for start in range(0, 100, 30):
         ...     reg = reg.partial_fit(X[start : start + 30], y[start : start + 30])
         >>> full = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=2).fit(X, y)
+        >>> bool(np.allclose(reg.coef_, full.coef_, rtol=1e-10))
+        True
+
+        ``fit`` then ``partial_fit`` equals one fit on both sets of rows:
+
+        >>> reg = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=2)
+        >>> reg = reg.fit(X[:60], y[:60]).partial_fit(X[60:], y[60:])
         >>> bool(np.allclose(reg.coef_, full.coef_, rtol=1e-10))
         True
         """

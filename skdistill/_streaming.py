@@ -32,6 +32,7 @@ factor is the pooled factor of the other folds.
 
 import numbers
 import time
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -81,9 +82,9 @@ def hash_folds(row_ids, n_splits, seed=0):
     Parameters
     ----------
     row_ids : array-like of int, shape (n,)
-        Global row indices (0 for the first row of the data).
+        Global row indices (0 for the first row of the data), non-negative.
     n_splits : int
-        Number of folds.
+        Number of folds, at least 2.
     seed : int, default=0
         Seed of the assignment.
 
@@ -102,10 +103,29 @@ def hash_folds(row_ids, n_splits, seed=0):
     >>> bool(np.all(hash_folds(np.arange(5000, 10_000), 5) == folds[5000:]))
     True
     """
+    if not _is_int(n_splits) or n_splits < 2:
+        raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}.")
+    if not _is_int(seed):
+        raise ValueError(f"seed must be an integer, got {seed!r}.")
+    ids = np.asarray(row_ids)
+    if ids.ndim != 1 or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
+        raise ValueError(
+            "row_ids must be a 1-D array of integer row indices, got "
+            f"an array of dtype {ids.dtype} and shape {ids.shape}."
+        )
+    if ids.size and ids.min() < 0:
+        raise ValueError(f"row_ids must be non-negative, got {ids.min()}.")
     salt = _splitmix64(np.uint64(int(seed) % 2**64))
     with np.errstate(over="ignore"):
-        z = np.asarray(row_ids, dtype=np.uint64) + salt
+        z = ids.astype(np.uint64) + salt
     return (_splitmix64(z) % np.uint64(n_splits)).astype(np.int64)
+
+
+def _is_int(value):
+    """Whether ``value`` is an integer (a bool is not)."""
+    return isinstance(value, numbers.Integral) and not isinstance(
+        value, bool | np.bool_
+    )
 
 
 # ------------------------------------------------------------------ factors
@@ -277,16 +297,20 @@ def prepared_fold_from_factors(R_train, R_val, n_features, *, fit_intercept=True
 
 
 # ------------------------------------------------------ regressor from R
-def set_regressor_from_factor(est, R, n_features, alphas, xis, *, n_samples, y_ndim):
+def set_regressor_from_factor(
+    est, R, n_features, alphas, xis, *, n_samples, y_ndim, dtype=np.float64
+):
     """Set the fitted attributes of a RepeatedSelfDistillationRegressor from R.
 
     The same filter as ``fit`` computes, from an SVD of the centred factor:
     this is the accurate ``solver="svd"`` path even for ill-conditioned ``X``,
     where ``solver="gram"`` loses the digits that squaring the condition
-    number costs.
+    number costs. The computation is in float64; the fitted arrays are
+    returned in ``dtype`` (float32 when the data were float32, as ``fit``
+    does).
     """
     spectrum = spectrum_from_factor(R, n_features, fit_intercept=est.fit_intercept)
-    return est._set_from_spectrum(
+    est._set_from_spectrum(
         spectrum,
         alphas,
         xis,
@@ -295,42 +319,242 @@ def set_regressor_from_factor(est, R, n_features, alphas, xis, *, n_samples, y_n
         rank_rtol=(np.finfo(np.float64).eps * max(n_samples, n_features)) ** 2,
         solver="svd",
     )
+    return _cast_fitted(est, dtype)
+
+
+def _cast_fitted(est, dtype):
+    """Cast a fitted regressor's arrays to ``dtype`` (as ``fit`` keeps float32)."""
+    if np.dtype(dtype) == np.float64:
+        return est
+    est.coef_path_ = est.coef_path_.astype(dtype)
+    est.intercept_path_ = est.intercept_path_.astype(dtype)
+    est.coef_ = est.coef_path_[-1]
+    est.intercept_ = est.intercept_path_[-1]
+    if hasattr(est, "singular_values_"):
+        est.singular_values_ = est.singular_values_.astype(dtype)
+    return est
+
+
+def _out_dtype(*dtypes):
+    """float32 when every input was float32, float64 otherwise."""
+    return np.float32 if all(np.dtype(d) == np.float32 for d in dtypes) else np.float64
 
 
 class _Stream:
-    """State of ``partial_fit``: one R factor and the shape of what it holds."""
+    """State of ``partial_fit``: the data seen so far, as rows of a factor.
 
-    def __init__(self, n_features, n_targets, y_ndim):
-        self.factors = FoldFactors(1, n_features, n_targets)
+    ``rows`` (``m x p`` with ``p = 1 + n_features + n_targets``) are any
+    matrix with the Gram matrix of ``M = [sqrt(w), sqrt(w) X, sqrt(w) Y]``
+    over the rows seen; they are the triangular factor ``R`` once
+    ``partial_fit`` has added a chunk. ``fit`` leaves rows derived from its
+    decomposition (:func:`stream_from_fit`), kept in the data's dtype and
+    triangularised in float64 only when ``partial_fit`` continues.
+
+    ``has_intercept`` is False when the rows do not carry the column of
+    ``sqrt(w)`` (a ``fit`` with ``fit_intercept=False``): such a state can
+    only be continued with ``fit_intercept=False``. ``unavailable`` holds the
+    reason why a ``fit`` left no state: ``partial_fit`` then warns and starts
+    from its chunk (it must not raise: scikit-learn calls ``partial_fit``
+    after ``fit`` in its estimator checks).
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_targets,
+        y_ndim,
+        *,
+        dtype=np.float64,
+        rows=None,
+        n_rows=0,
+        has_intercept=True,
+        unavailable=None,
+    ):
+        self.n_features = n_features
+        self.n_targets = n_targets
         self.y_ndim = y_ndim
+        self.dtype = np.dtype(dtype)
+        self.rows = rows
+        self.n_rows = int(n_rows)
+        self.has_intercept = has_intercept
+        self.unavailable = unavailable
+
+    def added(self, X, Y, sample_weight):
+        """A new state with the rows of a chunk added (this one is unchanged)."""
+        d, t = self.n_features, self.n_targets
+        factors = FoldFactors(1, d, t)
+        if self.rows is not None:
+            factors.R[0] = _stack_r(self.rows)
+        factors.add(X, Y, sample_weight)
+        return _Stream(
+            d,
+            t,
+            self.y_ndim,
+            dtype=_out_dtype(self.dtype, X.dtype),
+            rows=factors.R[0],
+            n_rows=self.n_rows + X.shape[0],
+            has_intercept=self.has_intercept,
+        )
 
 
 def partial_fit_regressor(est, X, y, sample_weight, alphas, xis):
-    """Accumulate a chunk into ``est._stream`` and refresh its coefficients.
+    """Add a chunk to ``est._stream`` and refresh its coefficients.
 
-    ``X``, ``y`` and ``sample_weight`` are validated by the caller.
+    ``X``, ``y`` and ``sample_weight`` are validated by the caller. The
+    estimator's state changes only when the whole call succeeds.
     """
     Y = y.reshape(-1, 1) if y.ndim == 1 else y
     state = getattr(est, "_stream", None)
     if state is None:
-        state = _Stream(X.shape[1], Y.shape[1], y.ndim)
-    elif (Y.shape[1], y.ndim) != (state.factors.n_targets, state.y_ndim):
+        state = _Stream(X.shape[1], Y.shape[1], y.ndim, dtype=X.dtype)
+    elif (Y.shape[1], y.ndim) != (state.n_targets, state.y_ndim):
         raise ValueError(
             "y has a different number of targets (or dimensions) than in "
-            f"previous calls to partial_fit: shape {y.shape[1:]} instead of "
-            f"{(state.factors.n_targets,) if state.y_ndim == 2 else ()}."
+            f"fit or previous calls to partial_fit: shape {y.shape[1:]} instead "
+            f"of {(state.n_targets,) if state.y_ndim == 2 else ()}."
+        )
+    elif state.unavailable is not None:
+        warnings.warn(state.unavailable, UserWarning, stacklevel=4)
+        state = _Stream(X.shape[1], Y.shape[1], y.ndim, dtype=X.dtype)
+    elif est.fit_intercept and not state.has_intercept:
+        raise ValueError(
+            "partial_fit cannot continue with fit_intercept=True from a fit "
+            "with fit_intercept=False, which kept no column means; call fit "
+            "again with fit_intercept=True."
         )
     w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
-    state.factors.add(X, np.asarray(Y, dtype=np.float64), w)
-    est._stream = state
-    return set_regressor_from_factor(
+    new = state.added(X, np.asarray(Y, dtype=np.float64), w)
+    set_regressor_from_factor(
         est,
-        state.factors.R[0],
+        new.rows,
         X.shape[1],
         alphas,
         xis,
-        n_samples=int(state.factors.n_rows[0]),
-        y_ndim=state.y_ndim,
+        n_samples=new.n_rows,
+        y_ndim=new.y_ndim,
+        dtype=new.dtype,
+    )
+    est._stream = new
+    return est
+
+
+def stream_from_fit(est, X, y, sample_weight, spectrum, solver):
+    """The state that ``partial_fit`` continues from after ``est.fit``.
+
+    Built from what ``fit`` computed, at a cost small beside ``fit``'s own
+    (no QR of the data):
+
+    - with fewer rows than columns (``n < n_features + n_targets``), the
+      centred rows themselves, ``O(n p)`` (exact);
+    - from a spectrum with a basis (``"svd"``, ``"gram"``), ``O(d**2 + n
+      t**2)``: with ``Xc = U diag(s) V^T``, the rows ``[diag(s) V^T, U^T
+      Yc]`` (``U^T Yc = proj / s``) have the Gram matrix of ``[Xc, Yc]``
+      except for the residual block ``Yc^T (I - U U^T) Yc``, added as ``t``
+      rows; a row ``sqrt(W) [1, X_offset, y_offset]`` restores the
+      intercept column when ``fit_intercept`` (it is orthogonal to the
+      centred data). The state has the accuracy of the decomposition: that
+      of a Gram matrix for ``"gram"``, whose directions below its rank
+      cut-off carry no correlation with ``y``;
+    - from ``"dual"`` on tall data, the ``d`` leading directions of
+      ``Xc^T U``.
+
+    ``solver="cholesky"`` keeps no decomposition (deriving a factor would
+    cost another pass of ``X^T X``, as much as that fit), and a dense copy of
+    sparse wide ``X`` would be larger than the data: there ``fit`` leaves a
+    state that makes ``partial_fit`` warn and start from its own chunk.
+
+    Parameters
+    ----------
+    est : RepeatedSelfDistillationRegressor
+        The estimator being fitted (for ``fit_intercept``).
+    X : ndarray or sparse matrix of shape (n, d)
+    y : ndarray of shape (n,) or (n, t)
+    sample_weight : ndarray of shape (n,) or None
+    spectrum : Spectrum or None
+    solver : str
+        The solver ``fit`` used.
+
+    Returns
+    -------
+    _Stream
+    """
+    Y = y.reshape(-1, 1) if y.ndim == 1 else y
+    n, d = X.shape
+    t = Y.shape[1]
+    p = 1 + d + t
+    dtype = X.dtype
+    W = float(n if sample_weight is None else np.sum(sample_weight, dtype=float))
+    state = dict(dtype=dtype, n_rows=n)
+
+    def unavailable(why):
+        return _Stream(
+            d,
+            t,
+            y.ndim,
+            unavailable=(
+                f"partial_fit cannot add rows to this fit ({why}): it starts "
+                "from this chunk, without the rows fit saw. Fit with "
+                "solver='svd' or 'gram' to continue a fit, or pass every "
+                "chunk to partial_fit."
+            ),
+            **state,
+        )
+
+    if n + 1 <= p:
+        if sp.issparse(X):
+            return unavailable(
+                "sparse X with fewer rows than columns: the state would be a "
+                "dense copy of X"
+            )
+        # The centred rows themselves: exact, whatever fit_intercept.
+        rows = np.zeros((n + 1, p), dtype=dtype)
+        if W > 0:
+            rows[0, 0] = np.sqrt(W)
+            rows[0, 1 : 1 + d] = np.sqrt(W) * np.average(X, 0, sample_weight)
+            rows[0, 1 + d :] = np.sqrt(W) * np.average(Y, 0, sample_weight)
+        rows[1:, 1:] = np.hstack([X, Y]) - rows[0, 1:] / max(np.sqrt(W), 1e-300)
+        if sample_weight is not None:
+            rows[1:] *= np.sqrt(sample_weight).astype(dtype)[:, None]
+        return _Stream(d, t, y.ndim, rows=rows, **state)
+    if spectrum is None:
+        return unavailable(f"solver={solver!r} keeps no decomposition of X")
+    lam = np.asarray(spectrum.lam, dtype=np.float64)
+    proj = np.asarray(spectrum.proj, dtype=np.float64)
+    if spectrum._basis is None:  # "dual" on tall data: U is n x n
+        top = np.argsort(lam)[::-1]
+        top, rest = top[:d], top[d:]
+        BX = np.asarray(spectrum._rmatmat(spectrum.left[:, top]), np.float64).T
+        P = proj[top]
+        G_res = proj[rest].T @ proj[rest]
+    else:
+        s = np.sqrt(lam)
+        BX = s[:, None] * np.asarray(spectrum.basis, dtype=np.float64).T
+        cut = 0.0
+        if solver != "svd" and lam.size:
+            cut = np.finfo(dtype).eps * max(n, d) * lam.max()
+        keep = lam > cut
+        P = np.zeros_like(proj)
+        P[keep] = proj[keep] / s[keep, None]
+        Yc = np.asarray(Y, dtype=np.float64) - spectrum.y_offset
+        Yw = Yc if sample_weight is None else Yc * sample_weight[:, None]
+        G_res = Yc.T @ Yw - P.T @ P
+    r = BX.shape[0]
+    rows = np.zeros((1 + r + t, p))
+    if est.fit_intercept:
+        rows[0, 0] = np.sqrt(W)
+        rows[0, 1 : 1 + d] = np.sqrt(W) * spectrum.X_offset
+        rows[0, 1 + d :] = np.sqrt(W) * spectrum.y_offset
+    rows[1 : 1 + r, 1 : 1 + d] = BX
+    rows[1 : 1 + r, 1 + d :] = P
+    mu, vec = linalg.eigh(G_res)
+    rows[1 + r :, 1 + d :] = np.sqrt(np.maximum(mu, 0))[:, None] * vec.T
+    return _Stream(
+        d,
+        t,
+        y.ndim,
+        rows=rows.astype(dtype, copy=False),
+        has_intercept=bool(est.fit_intercept),
+        **state,
     )
 
 
@@ -379,17 +603,28 @@ def _unpack_chunk(chunk):
     return chunk if len(chunk) == 3 else (*chunk, None)
 
 
-def fit_chunks(search, estimator, chunks, steps, alphas):
-    """Closed-form SelfDistillCV over an iterable of chunks, read once."""
+def fit_chunks(search, estimator, chunks, steps, alphas, sample_weight=None):
+    """Closed-form SelfDistillCV over an iterable of chunks, read once.
+
+    ``search`` is changed only once the search has succeeded: the chunks are
+    validated against a clone, so that a stream that fails (say, a chunk of
+    another width) leaves a fitted ``search`` as it was.
+    """
+    if sample_weight is not None:
+        raise ValueError(
+            "sample_weight cannot be passed with an iterable of chunks: give "
+            "each chunk's weights inside it, as (X, y, sample_weight) tuples."
+        )
     n_splits, seed = _check_stream_cv(search)
-    factors, offset, y_ndim, n_ref = None, 0, None, 0.0
+    probe = clone(search)  # takes n_features_in_ / feature_names_in_
+    factors, offset, y_ndim, n_ref, dtypes = None, 0, None, 0.0, set()
     tic = time.perf_counter()
     for chunk in chunks:
         Xc, yc, wc = _unpack_chunk(chunk)
         if Xc is None or getattr(Xc, "shape", (1,))[0] == 0:
             continue
         Xc, yc = validate_data(
-            search,
+            probe,
             Xc,
             yc,
             reset=factors is None,
@@ -411,6 +646,7 @@ def fit_chunks(search, estimator, chunks, steps, alphas):
             n_ref += float(wc.sum())
         else:
             n_ref += Xc.shape[0]
+        dtypes.add(Xc.dtype)
         n = Xc.shape[0]
         folds = hash_folds(np.arange(offset, offset + n), n_splits, seed)
         offset += n
@@ -418,14 +654,42 @@ def fit_chunks(search, estimator, chunks, steps, alphas):
     if factors is None:
         raise ValueError("X yielded no chunk with rows.")
     return _search_factors(
-        search, estimator, factors, steps, alphas, y_ndim, n_ref, offset, tic
+        search,
+        estimator,
+        factors,
+        steps,
+        alphas,
+        y_ndim,
+        n_ref,
+        offset,
+        tic,
+        names=getattr(probe, "feature_names_in_", None),
+        dtype=_out_dtype(*dtypes),
     )
 
 
 def _search_factors(
-    search, estimator, factors, steps, alphas, y_ndim, n_ref, n_rows, tic
+    search,
+    estimator,
+    factors,
+    steps,
+    alphas,
+    y_ndim,
+    n_ref,
+    n_rows,
+    tic,
+    *,
+    names,
+    dtype,
 ):
-    """Select and refit from per-fold factors with SelfDistillCV's machinery."""
+    """Select and refit from per-fold factors with SelfDistillCV's machinery.
+
+    ``names`` are the feature names of the data (None without string column
+    names); they and ``n_features_in_`` are set on ``search`` once the search
+    has succeeded. ``best_estimator_`` is refitted as in memory, where it
+    sees the validated array: it has no feature names, and ``search``
+    checks them at predict time.
+    """
     d = factors.n_features
     n_splits = factors.R.shape[0]
     if np.any(factors.n_rows == 0):
@@ -445,8 +709,6 @@ def _search_factors(
     ]
     fit_times = np.full(n_splits, (time.perf_counter() - tic) / n_splits)
     R_all = factors.pooled()
-    n_features_in = search.n_features_in_
-    names = getattr(search, "feature_names_in_", None)
 
     def refit(params, targets, single):
         est = clone(estimator).set_params(
@@ -458,11 +720,9 @@ def _search_factors(
         else:
             cols = list(range(1 + d)) + [1 + d + int(targets[0])]
             R, ndim = _stack_r(R_all[:, cols]), 1
-        est.n_features_in_ = n_features_in
-        if names is not None:
-            est.feature_names_in_ = names
+        est.n_features_in_ = d
         return set_regressor_from_factor(
-            est, R, d, alphas_, xis_, n_samples=n_rows, y_ndim=ndim
+            est, R, d, alphas_, xis_, n_samples=n_rows, y_ndim=ndim, dtype=dtype
         )
 
     search._select_closed_form(
@@ -475,6 +735,11 @@ def _search_factors(
         n_ref=n_ref,
         refit_one=refit,
     )
+    search.n_features_in_ = d
+    if names is not None:
+        search.feature_names_in_ = names
+    else:
+        search.__dict__.pop("feature_names_in_", None)
     return search
 
 
@@ -504,10 +769,14 @@ def _as_dask_array(obj, name):
         arr = obj
     else:
         arr = da.from_array(np.asarray(obj))
+    if arr.ndim not in ((1,) if name == "sample_weight" else (1, 2)):
+        raise ValueError(
+            f"{name} must be "
+            + ("1-D" if name == "sample_weight" else "1-D or 2-D")
+            + f", got an array of shape {arr.shape}."
+        )
     if any(np.isnan(c) for c in arr.chunks[0]):
         arr = arr.compute_chunk_sizes()
-    if arr.ndim not in (1, 2):
-        raise ValueError(f"{name} must be 1-D or 2-D, got {arr.ndim} dimensions.")
     return arr
 
 
@@ -546,17 +815,21 @@ def fit_dask(search, estimator, X, y, sample_weight, steps, alphas):
         )
     X = X.rechunk({1: -1})
     y = y.rechunk({0: X.chunks[0]} if y.ndim == 1 else {0: X.chunks[0], 1: -1})
+    if sample_weight is not None and np.ndim(sample_weight) == 0:  # a constant
+        _, da = _import_dask()
+        sample_weight = da.full(X.shape[0], float(sample_weight), chunks=X.chunks[0])
     w = _as_dask_array(sample_weight, "sample_weight")
     if w is not None:
+        if w.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"sample_weight has {w.shape[0]} rows, but X has {X.shape[0]}."
+            )
         w = w.rechunk({0: X.chunks[0]})
     tic = time.perf_counter()
-    d = X.shape[1]
     n_targets = 1 if y.ndim == 1 else y.shape[1]
-    search.n_features_in_ = d
+    names = None
     if columns is not None and all(isinstance(c, str) for c in columns):
-        search.feature_names_in_ = np.asarray(columns, dtype=object)
-    elif hasattr(search, "feature_names_in_"):
-        del search.feature_names_in_
+        names = np.asarray(columns, dtype=object)
     xb = X.to_delayed().ravel()
     yb = y.to_delayed().ravel()
     wb = [None] * len(xb) if w is None else w.to_delayed().ravel()
@@ -584,4 +857,6 @@ def fit_dask(search, estimator, X, y, sample_weight, steps, alphas):
         n_ref,
         int(X.shape[0]),
         tic,
+        names=names,
+        dtype=_out_dtype(X.dtype),
     )
