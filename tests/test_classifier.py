@@ -1,6 +1,7 @@
 """Tests of SelfDistillationClassifier."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -127,7 +128,7 @@ def _soft_targets(teacher, X, y, xi, temperature):
     return xi * P + (1 - xi) * Y
 
 
-@settings(max_examples=12, deadline=None)
+@settings(deadline=None)
 @given(
     n_classes=st.sampled_from([2, 3]),
     xi=st.floats(0.0, 1.0),
@@ -385,6 +386,7 @@ def test_tuned_by_self_distill_cv():
     Classifiers are split stratified and scored with the given scorer: the
     best score equals an independent cross_val_score of the best parameters.
     """
+    pytest.importorskip("optuna")
     from optuna.distributions import CategoricalDistribution, FloatDistribution
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold, cross_val_score
@@ -447,3 +449,76 @@ def test_student_missing_a_class():
         scores[:, 1] - scores[:, 0], student.decision_function(X), rtol=1e-6
     )
     np.testing.assert_array_equal(clf.predict(X), student.predict(X))
+
+
+def test_grid_search_over_nested_parameter_of_default_estimator():
+    """GridSearchCV(SelfDistillationClassifier(), {"estimator__C": ...}) works.
+
+    Each candidate's score equals an independent cross_val_score of an
+    explicit LogisticRegression(C=...).
+    """
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+
+    X, y = make_classification(n_samples=90, n_features=6, random_state=3)
+    grid = [1e-3, 10.0]
+    search = GridSearchCV(
+        SelfDistillationClassifier(),
+        {"estimator__C": grid},
+        cv=StratifiedKFold(3),
+        scoring="neg_log_loss",
+    ).fit(X, y)
+    expected = [
+        cross_val_score(
+            SelfDistillationClassifier(LogisticRegression(C=c)),
+            X,
+            y,
+            cv=StratifiedKFold(3),
+            scoring="neg_log_loss",
+        ).mean()
+        for c in grid
+    ]
+    np.testing.assert_allclose(
+        search.cv_results_["mean_test_score"], expected, rtol=1e-12
+    )
+    assert abs(expected[0] - expected[1]) > 0.1  # C changes the log-loss
+    assert search.best_estimator_.estimator.C == grid[int(np.argmax(expected))]
+
+
+def _platt_svc():
+    from sklearn.svm import SVC
+
+    if "probability" not in SVC().get_params():
+        pytest.skip("this scikit-learn has no SVC(probability=True)")
+    return SVC(probability=True, random_state=0)
+
+
+@pytest.mark.filterwarnings("ignore:The `probability` parameter:FutureWarning")
+def test_students_whose_calibration_ignores_weights_warn():
+    """SVC(probability=True) fits Platt scaling on the repeated rows unweighted.
+
+    Its students' predict_proba then contradicts their predict: a warning
+    says so. Estimators that calibrate with the weights, or targets that
+    repeat no row, fit without one and stay consistent.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    clf = SelfDistillationClassifier(_platt_svc(), n_steps=1)
+    with pytest.warns(UserWarning, match="stage 1 contradicts its predict"):
+        clf.fit(X, y)
+    # The warning is true: most rows' probabilities favour the other class.
+    proba_label = clf.classes_[np.argmax(clf.predict_proba(X), axis=1)]
+    assert np.mean(proba_label != clf.predict(X)) > 0.5
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        hard = SelfDistillationClassifier(_platt_svc(), pseudo_labels="hard")
+        hard.fit(X, y)
+        calibrated = SelfDistillationClassifier(
+            CalibratedClassifierCV(SVC(), ensemble=False), n_steps=2
+        ).fit(X, y)
+        logistic = SelfDistillationClassifier(n_steps=2).fit(X, y)
+    for est in (calibrated, logistic):
+        proba_label = est.classes_[np.argmax(est.predict_proba(X), axis=1)]
+        np.testing.assert_array_equal(proba_label, est.predict(X))
