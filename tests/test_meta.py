@@ -185,7 +185,9 @@ def test_grid_search_over_nested_parameter_of_default_estimator():
         ).mean()
         for a in grid
     ]
-    np.testing.assert_allclose(search.cv_results_["mean_test_score"], expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        search.cv_results_["mean_test_score"], expected, rtol=1e-12
+    )
     assert expected[0] > 1.5 * expected[1]  # the parameter matters here
     assert search.best_params_ == {"estimator__alpha": 1e-2}
     assert search.best_estimator_.estimator.alpha == 1e-2
