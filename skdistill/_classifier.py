@@ -28,6 +28,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._meta import _DefaultEstimatorMixin
 from ._validation import check_predict_X, check_step_array
 
 __all__ = ["SelfDistillationClassifier"]
@@ -134,7 +135,9 @@ def _estimator_has(attr):
     return check
 
 
-class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class SelfDistillationClassifier(
+    _DefaultEstimatorMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator
+):
     """Multi-stage self-distillation of a classifier with pseudo-labels.
 
     Stage 0, the teacher, is ``estimator`` fitted to the given labels. Each
@@ -153,6 +156,18 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     :class:`~sklearn.linear_model.LogisticRegression`, the weighted loss on the
     repeated rows equals the soft-target cross-entropy.
 
+    An estimator whose probabilities are calibrated by a procedure that
+    ignores ``sample_weight`` cannot learn soft targets this way: the
+    calibration sees every repeated row with each of its labels at full
+    weight. ``SVC(probability=True)`` is one (its Platt scaling is fitted
+    without the weights): its students' ``predict_proba`` then contradicts
+    their ``predict`` on almost every row. A warning is raised when a
+    student's ``predict_proba`` favours another class than its ``predict``
+    on more than half of the (weighted) training rows. Use
+    ``CalibratedClassifierCV(SVC(), ensemble=False)``, which passes the
+    weights to its calibration, or hard pseudo-labels with ``xi=1``, which
+    repeat no row.
+
     Parameters
     ----------
     estimator : estimator object, default=None
@@ -160,7 +175,10 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         ``decision_function`` or ``predict_proba`` for soft pseudo-labels.
         ``None`` means :class:`~sklearn.linear_model.LogisticRegression`.
         Each stage fits a clone; nested parameters such as ``estimator__C``
-        can be set and tuned.
+        can be set and tuned (for example by
+        :class:`~sklearn.model_selection.GridSearchCV`); setting one while
+        ``estimator`` is None replaces None by ``LogisticRegression()`` with
+        that parameter.
     n_steps : int, default=1
         Number of student stages; ``n_steps=0`` is the plain estimator. With
         ``early_stopping=True`` this is the largest number of stages.
@@ -378,7 +396,35 @@ class SelfDistillationClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
                 stacklevel=3,
             )
             student = DummyClassifier(strategy="prior")
-        return student.fit(_safe_indexing(X, rows), labels, sample_weight=weights[keep])
+        student.fit(_safe_indexing(X, rows), labels, sample_weight=weights[keep])
+        if keep.size > n_samples and hasattr(student, "predict_proba"):
+            self._check_proba_agrees(student, X, sample_weight, stage)
+        return student
+
+    def _check_proba_agrees(self, student, X, sample_weight, stage):
+        """Warn when ``predict_proba`` contradicts ``predict`` on most rows.
+
+        A student fitted on repeated, weighted rows whose probability
+        calibration ignores the weights (``SVC(probability=True)``) gets
+        probabilities unrelated to its decisions. More than half of the
+        weighted training rows is the point past which its probabilities
+        favour another class than its predictions more often than not.
+        """
+        proba_class = student.classes_[np.argmax(student.predict_proba(X), axis=1)]
+        disagree = proba_class != student.predict(X)
+        frac = float(np.average(disagree, weights=sample_weight))
+        if frac > 0.5:
+            warnings.warn(
+                f"The predict_proba of stage {stage} contradicts its predict on "
+                f"{frac:.0%} of the training rows: "
+                f"{student.__class__.__name__}'s probabilities ignore the "
+                "weights of the repeated rows that encode soft targets "
+                "(SVC(probability=True) fits its Platt scaling without "
+                "sample_weight). Use CalibratedClassifierCV(SVC(), "
+                "ensemble=False), or pseudo_labels='hard' with xi=1.",
+                UserWarning,
+                stacklevel=5,
+            )
 
     def _stratify(self, y_enc):
         """Labels to stratify the held-out split by, or None if impossible."""

@@ -24,7 +24,47 @@ from ._validation import check_predict_X, check_step_array
 __all__ = ["SelfDistillationRegressor"]
 
 
-class SelfDistillationRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
+class _DefaultEstimatorMixin:
+    """Nested parameters of ``estimator=None`` set those of its default.
+
+    ``get_params(deep=True)`` cannot list ``estimator__*`` while ``estimator``
+    is None, so scikit-learn's ``set_params`` would fail on them with an
+    ``AttributeError``. Here a nested parameter first replaces None by the
+    default estimator (``_base_estimator()``, a fresh instance), then sets the
+    parameter on it: ``set_params(estimator__alpha=2)`` gives
+    ``estimator=Ridge(alpha=2)``, which means the same as None with that
+    parameter. Parameters are otherwise set as scikit-learn does.
+    """
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator.
+
+        As :meth:`sklearn.base.BaseEstimator.set_params`; in addition a nested
+        ``estimator__<name>`` while ``estimator`` is None sets ``estimator``
+        to the default estimator with that parameter.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator instance
+            Estimator instance.
+        """
+        nested = {k: v for k, v in params.items() if k.startswith("estimator__")}
+        if not nested:
+            return super().set_params(**params)
+        super().set_params(**{k: v for k, v in params.items() if k not in nested})
+        if self.estimator is None:
+            self.estimator = clone(self._base_estimator())
+        return super().set_params(**nested)
+
+
+class SelfDistillationRegressor(
+    _DefaultEstimatorMixin, MetaEstimatorMixin, RegressorMixin, BaseEstimator
+):
     """Born-again self-distillation of any regressor on mixed labels.
 
     Step 0, the teacher, is ``estimator`` fitted to ``y``. Each step
@@ -44,7 +84,10 @@ class SelfDistillationRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimato
     estimator : estimator object, default=None
         Regressor to distil; each step fits a clone. ``None`` means
         :class:`~sklearn.linear_model.Ridge`. Nested parameters such as
-        ``estimator__alpha`` can be set and tuned.
+        ``estimator__alpha`` can be set and tuned (for example by
+        :class:`~sklearn.model_selection.GridSearchCV`); setting one while
+        ``estimator`` is None replaces None by ``Ridge()`` with that
+        parameter.
     n_steps : int, default=1
         Number of student steps; ``n_steps=0`` is the plain estimator.
     xi : float or array-like of shape (n_steps,), default=0.5

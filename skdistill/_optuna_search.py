@@ -1,19 +1,64 @@
-"""Optuna search of ``SelfDistillCV`` for estimators with no closed form."""
+"""Optuna search of ``SelfDistillCV`` for estimators with no closed form.
 
+optuna is an optional dependency (``pip install skdistill[optuna]``): it is
+imported only when this search runs, never when :mod:`skdistill` is imported.
+"""
+
+import copy
+import inspect
 import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
 from scipy.stats import rankdata
 from sklearn.base import clone, is_classifier
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv
+from sklearn.utils import _safe_indexing, indexable
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _num_samples,
+    check_random_state,
+    validate_data,
+)
 
-__all__ = ["default_distributions", "fit_optuna"]
+__all__ = ["OptunaSearchResult", "default_distributions", "fit_optuna", "search_optuna"]
+
+_OPTUNA_MISSING = "search='optuna' needs optuna: pip install skdistill[optuna]"
+
+
+def _import_optuna():
+    """``optuna``, or an ImportError that says how to install it."""
+    try:
+        import optuna
+    except ImportError as exc:
+        raise ImportError(_OPTUNA_MISSING) from exc
+    return optuna
 
 
 def _has_param(estimator, name):
     return name in estimator.get_params(deep=True)
+
+
+def _explicit_estimator(estimator):
+    """``estimator`` with ``estimator=None`` replaced by the default it means.
+
+    ``get_params(deep=True)`` lists no ``estimator__*`` parameter while the
+    inner estimator is None; with the default made explicit the search sees
+    and tunes them (``estimator__C`` of the default LogisticRegression).
+    """
+    params = estimator.get_params(deep=False)
+    if (
+        "estimator" in params
+        and params["estimator"] is None
+        and hasattr(estimator, "_base_estimator")
+    ):
+        return clone(estimator).set_params(estimator=clone(estimator._base_estimator()))
+    return estimator
 
 
 def xi_bounds(estimator, default=(-1.0, 2.0)):
@@ -28,64 +73,215 @@ def xi_bounds(estimator, default=(-1.0, 2.0)):
 
 def default_distributions(estimator, alphas, steps):
     """The default search space for ``estimator`` (see ``SelfDistillCV``)."""
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-    )
-
+    distributions = _import_optuna().distributions
+    estimator = _explicit_estimator(estimator)
     dist = {}
     if _has_param(estimator, "alpha"):
         lo, hi = (1e-3, 1e3) if alphas is None else (alphas.min(), alphas.max())
         if lo < hi:
-            dist["alpha"] = FloatDistribution(lo, hi, log=True)
+            dist["alpha"] = distributions.FloatDistribution(lo, hi, log=True)
     if _has_param(estimator, "n_steps") and len(steps) > 1:
-        dist["n_steps"] = CategoricalDistribution(steps)
+        dist["n_steps"] = distributions.CategoricalDistribution(steps)
     if _has_param(estimator, "temperature"):
-        dist["temperature"] = FloatDistribution(0.1, 10.0, log=True)
+        dist["temperature"] = distributions.FloatDistribution(0.1, 10.0, log=True)
     for name in ("estimator__C", "estimator__alpha"):
         if _has_param(estimator, name):
-            dist[name] = FloatDistribution(1e-4, 1e4, log=True)
+            dist[name] = distributions.FloatDistribution(1e-4, 1e4, log=True)
     return dist
 
 
-def _fit_and_score(estimator, X, y, sample_weight, train, test, scorer):
+@dataclass
+class OptunaSearchResult:
+    """What :func:`search_optuna` found, for the caller to store.
+
+    Attributes
+    ----------
+    best_params : dict
+        Parameters of the best trial (``xi`` as an array).
+    best_score : float
+        Its mean cross-validated score.
+    best_index : int
+        Its row in ``cv_results``.
+    cv_results : dict of ndarrays
+        One row per trial, in :class:`~sklearn.model_selection.GridSearchCV`'s
+        format.
+    n_splits : int
+        Number of cross-validation splits.
+    best_estimator : estimator or None
+        The best parameters refitted on all the data; None unless ``refit``.
+    refit_time : float or None
+        Seconds spent refitting; None unless ``refit``.
+    scorer : callable
+        The scorer that selected the model.
+    study : optuna.study.Study
+        The optuna study.
+    estimator : estimator
+        The estimator searched (``estimator=None`` made explicit).
+    """
+
+    best_params: dict
+    best_score: float
+    best_index: int
+    cv_results: dict
+    n_splits: int
+    best_estimator: Any
+    refit_time: float | None
+    scorer: Any
+    study: Any = None
+    estimator: Any = None
+
+
+def _check_splits(cv, X, y, groups, classifier, random_state):
+    """The list of ``(train, test)`` splits, without touching the user's ``cv``."""
+    splitter = check_cv(cv, y, classifier=classifier)
+    if (
+        getattr(splitter, "shuffle", False)
+        and getattr(splitter, "random_state", 0) is None
+    ):
+        # Seed a copy: the user's splitter keeps random_state=None.
+        splitter = copy.deepcopy(splitter)
+        splitter.random_state = check_random_state(random_state).randint(2**31)
+    try:
+        splits = list(splitter.split(X, y, groups))
+    except ValueError as exc:
+        raise ValueError(f"cv={cv!r} cannot split these data: {exc}") from exc
+    if not splits:
+        raise ValueError(
+            f"cv={cv!r} produced no train/test split (an empty iterable or an "
+            "exhausted generator?); pass an int, a splitter or a list of splits."
+        )
+    for train, test in splits:
+        if len(train) == 0 or len(test) == 0:
+            raise ValueError(f"cv={cv!r} produced an empty fold.")
+    return splits
+
+
+def _accepts_sample_weight(scorer):
+    try:
+        params = inspect.signature(scorer).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signature
+        return False
+    return any(
+        p.name == "sample_weight" or p.kind is inspect.Parameter.VAR_KEYWORD
+        for p in params
+    )
+
+
+def _fit_and_score(estimator, X, y, sample_weight, train, test, scorer, weigh_score):
     tic = time.perf_counter()
     fit_params = {}
     if sample_weight is not None:
         fit_params["sample_weight"] = sample_weight[train]
-    est = clone(estimator).fit(_take(X, train), _take(y, train), **fit_params)
+    est = clone(estimator).fit(
+        _safe_indexing(X, train), _safe_indexing(y, train), **fit_params
+    )
     fit_time = time.perf_counter() - tic
     tic = time.perf_counter()
-    kw = {} if sample_weight is None else {"sample_weight": sample_weight[test]}
-    score = scorer(est, _take(X, test), _take(y, test), **kw)
+    kw = {"sample_weight": sample_weight[test]} if weigh_score else {}
+    score = scorer(est, _safe_indexing(X, test), _safe_indexing(y, test), **kw)
     return float(score), fit_time, time.perf_counter() - tic
 
 
-def _take(A, idx):
-    if hasattr(A, "iloc"):
-        return A.iloc[idx]
-    return A[idx]
+def search_optuna(
+    estimator,
+    X,
+    y,
+    sample_weight,
+    groups,
+    steps,
+    alphas,
+    *,
+    cv,
+    scoring,
+    n_trials,
+    timeout,
+    random_state,
+    n_jobs,
+    verbose,
+    param_distributions,
+    refit,
+):
+    """Search ``estimator``'s parameters with an optuna study and cross-validation.
 
+    Parameters
+    ----------
+    estimator : estimator object
+        The model to tune; ``estimator=None`` inside it is made explicit, so
+        that ``estimator__C`` / ``estimator__alpha`` of the default are tuned.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Training data: any indexable input (lists, arrays, DataFrames; sparse
+        matrices are converted to CSR), as in scikit-learn's searches.
+    y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        Targets.
+    sample_weight : array-like of shape (n_samples,) or None
+        Passed to every fit, and to the scorer when it accepts
+        ``sample_weight`` (otherwise the validation scores are unweighted,
+        with a warning).
+    groups : array-like of shape (n_samples,) or None
+        Groups for the splitter.
+    steps : list of int
+        Candidate numbers of steps.
+    alphas : ndarray or None
+        The range of ``alpha`` (its end points).
+    cv : int, cross-validation generator or iterable
+        As in :class:`~sklearn.model_selection.GridSearchCV`. A shuffling
+        splitter with ``random_state=None`` is seeded from ``random_state``
+        on a copy; the object passed is never modified.
+    scoring : str, callable or None
+        None: negative mean squared error for regressors, the estimator's
+        ``score`` for classifiers.
+    n_trials : int
+        Number of optuna trials.
+    timeout : float or None
+        Time budget of the study in seconds.
+    random_state : int, RandomState instance or None
+        Seeds the sampler (and a shuffling splitter without a seed).
+    n_jobs : int or None
+        Jobs over folds.
+    verbose : int
+        1: a summary line; 2: also one line per trial. optuna's own log
+        messages follow :func:`optuna.logging.set_verbosity`, which is never
+        changed here.
+    param_distributions : dict or None
+        Search space; None uses :func:`default_distributions` and each
+        step's ``xi``.
+    refit : bool
+        Whether to refit the best parameters on all the data.
 
-def fit_optuna(search, estimator, X, y, sample_weight, groups, steps, alphas):
-    """Run the optuna study and fill ``search``'s fitted attributes."""
-    import optuna
-
-    X, y = validate_data(search, X, y, skip_check_array=True)
-    X_arr = X
-    y_arr = np.asarray(y) if not hasattr(y, "iloc") else y
+    Returns
+    -------
+    result : OptunaSearchResult
+    """
+    optuna = _import_optuna()
+    estimator = _explicit_estimator(estimator)
+    X, y, groups = indexable(X, y, groups)
     if sample_weight is not None:
         sample_weight = _check_sample_weight(
-            sample_weight, np.empty((len(y_arr), 0)), ensure_non_negative=True
+            sample_weight,
+            np.empty((_num_samples(X), 0)),
+            dtype=np.float64,
+            ensure_non_negative=True,
         )
-    splits = search._splits(X_arr, y_arr, groups, classifier=is_classifier(estimator))
-    search.n_splits_ = len(splits)
+    classifier = is_classifier(estimator)
+    splits = _check_splits(cv, X, y, groups, classifier, random_state)
+    if scoring is None and not classifier:
+        scoring = "neg_mean_squared_error"
+    scorer = check_scoring(estimator, scoring=scoring)
+    weigh_score = sample_weight is not None and _accepts_sample_weight(scorer)
+    if sample_weight is not None and not weigh_score:
+        warnings.warn(
+            f"scoring={scoring!r} does not accept sample_weight: the validation "
+            "scores are unweighted (the fits use the weights). Give the scorer "
+            "a sample_weight argument to weigh them.",
+            UserWarning,
+            stacklevel=5,
+        )
     distributions = (
-        search.param_distributions
-        if search.param_distributions is not None
+        param_distributions
+        if param_distributions is not None
         else default_distributions(estimator, alphas, steps)
     )
-    has_xi = _has_param(estimator, "xi") and search.param_distributions is None
+    has_xi = _has_param(estimator, "xi") and param_distributions is None
     if not distributions and not has_xi:
         raise ValueError(
             f"SelfDistillCV does not know which parameters of {estimator!r} to "
@@ -94,12 +290,12 @@ def fit_optuna(search, estimator, X, y, sample_weight, groups, steps, alphas):
         )
     fixed_steps = steps[0] if len(steps) == 1 else None
     max_steps = max(steps)
-    scorer = search.scorer_
     xi_lim = xi_bounds(estimator)
 
     def params_of(trial):
         params = {
-            name: _suggest(trial, name, dist) for name, dist in distributions.items()
+            name: _suggest(optuna, trial, name, dist)
+            for name, dist in distributions.items()
         }
         if fixed_steps is not None and _has_param(estimator, "n_steps"):
             params["n_steps"] = fixed_steps
@@ -115,20 +311,23 @@ def fit_optuna(search, estimator, X, y, sample_weight, groups, steps, alphas):
     def objective(trial):
         params = params_of(trial)
         est = clone(estimator).set_params(**params)
-        out = Parallel(n_jobs=search.n_jobs)(
-            delayed(_fit_and_score)(est, X_arr, y_arr, sample_weight, tr, te, scorer)
+        out = Parallel(n_jobs=n_jobs)(
+            delayed(_fit_and_score)(
+                est, X, y, sample_weight, tr, te, scorer, weigh_score
+            )
             for tr, te in splits
         )
         scores = np.array([o[0] for o in out])
         records.append((params, scores, [o[1] for o in out], [o[2] for o in out]))
-        if search.verbose > 1:
+        if verbose > 1:
             print(
                 f"[SelfDistillCV] trial {trial.number + 1}: "
                 f"score={scores.mean():.6g} {params}"
             )
         return float(scores.mean())
 
-    sampler = optuna.samplers.TPESampler(seed=_seed(search.random_state))
+    sampler = optuna.samplers.TPESampler(seed=_seed(random_state))
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     if has_xi and _has_param(estimator, "n_steps"):
         # The teacher alone is always a candidate: the search never ends
         # worse than the best undistilled trial it could have proposed.
@@ -137,63 +336,92 @@ def fit_optuna(search, estimator, X, y, sample_weight, groups, steps, alphas):
             d = distributions["alpha"]
             start["alpha"] = float(np.sqrt(d.low * d.high))
         start.update({f"xi_{i}": 0.0 for i in range(max_steps)})
-        enqueue = start
-    else:
-        enqueue = None
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.create_study(direction="maximize", sampler=sampler)
-        if enqueue is not None:
-            study.enqueue_trial(enqueue, skip_if_exists=True)
-        study.optimize(objective, n_trials=search.n_trials, timeout=search.timeout)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+        study.enqueue_trial(start, skip_if_exists=True)
+    study.optimize(objective, n_trials=n_trials, timeout=timeout)
 
-    search.study_ = study
-    search.cv_results_ = _results(records)
-    best = int(np.argmax(search.cv_results_["mean_test_score"]))
-    search.best_index_ = best
-    search.best_score_ = float(search.cv_results_["mean_test_score"][best])
-    search.best_params_ = records[best][0]
-    bp = search.best_params_
+    cv_results = _results(records)
+    best = int(np.argmax(cv_results["mean_test_score"]))
+    best_params = records[best][0]
+    best_score = float(cv_results["mean_test_score"][best])
+    if verbose:
+        print(
+            f"[SelfDistillCV] optuna: {len(records)} trials x {len(splits)} folds, "
+            f"best score={best_score:.6g} with {best_params}"
+        )
+    best_estimator = refit_time = None
+    if refit:
+        tic = time.perf_counter()
+        kw = {} if sample_weight is None else {"sample_weight": sample_weight}
+        best_estimator = clone(estimator).set_params(**best_params).fit(X, y, **kw)
+        refit_time = time.perf_counter() - tic
+    return OptunaSearchResult(
+        best_params=best_params,
+        best_score=best_score,
+        best_index=best,
+        cv_results=cv_results,
+        n_splits=len(splits),
+        best_estimator=best_estimator,
+        refit_time=refit_time,
+        scorer=scorer,
+        study=study,
+        estimator=estimator,
+    )
+
+
+def fit_optuna(search, estimator, X, y, sample_weight, groups, steps, alphas):
+    """Run :func:`search_optuna` with ``search``'s parameters; store its result."""
+    _import_optuna()
+    validate_data(search, X, y, skip_check_array=True)
+    res = search_optuna(
+        estimator,
+        X,
+        y,
+        sample_weight,
+        groups,
+        steps,
+        alphas,
+        cv=search.cv,
+        scoring=search.scoring,
+        n_trials=search.n_trials,
+        timeout=search.timeout,
+        random_state=search.random_state,
+        n_jobs=search.n_jobs,
+        verbose=search.verbose,
+        param_distributions=search.param_distributions,
+        refit=search.refit,
+    )
+    search.study_ = res.study
+    search.scorer_ = res.scorer
+    search.n_splits_ = res.n_splits
+    search.cv_results_ = res.cv_results
+    search.best_index_ = res.best_index
+    search.best_score_ = res.best_score
+    search.best_params_ = bp = res.best_params
     if "alpha" in bp:
         search.alpha_ = bp["alpha"]
-    if _has_param(estimator, "n_steps"):
-        search.n_steps_ = bp.get("n_steps", estimator.get_params()["n_steps"])
+    if _has_param(res.estimator, "n_steps"):
+        search.n_steps_ = bp.get("n_steps", res.estimator.get_params()["n_steps"])
     if "xi" in bp:
         from ._filter import xi_to_xi_bar
 
         search.xi_ = np.asarray(bp["xi"], dtype=float)
         search.xi_bar_ = xi_to_xi_bar(search.xi_)
-    if search.verbose:
-        print(
-            f"[SelfDistillCV] optuna: {len(records)} trials x {len(splits)} folds, "
-            f"best score={search.best_score_:.6g} with {bp}"
-        )
-    if search.refit:
-        tic = time.perf_counter()
-        kw = {} if sample_weight is None else {"sample_weight": sample_weight}
-        search.best_estimator_ = clone(estimator).set_params(**bp).fit(X, y, **kw)
-        search.refit_time_ = time.perf_counter() - tic
+    if res.best_estimator is not None:
+        search.best_estimator_ = res.best_estimator
+        search.refit_time_ = res.refit_time
 
 
-def _suggest(trial, name, dist):
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    if isinstance(dist, FloatDistribution):
+def _suggest(optuna, trial, name, dist):
+    distributions = optuna.distributions
+    if isinstance(dist, distributions.FloatDistribution):
         return trial.suggest_float(
             name, dist.low, dist.high, log=dist.log, step=dist.step
         )
-    if isinstance(dist, IntDistribution):
+    if isinstance(dist, distributions.IntDistribution):
         return trial.suggest_int(
             name, dist.low, dist.high, log=dist.log, step=dist.step
         )
-    if isinstance(dist, CategoricalDistribution):
+    if isinstance(dist, distributions.CategoricalDistribution):
         return trial.suggest_categorical(name, dist.choices)
     raise ValueError(
         f"param_distributions[{name!r}] must be an optuna distribution, got {dist!r}."
