@@ -31,6 +31,7 @@ from ._cv_engine import RULES, filter_powers, pool_targets, select
 from ._filter import xi_bar_to_xi, xi_to_xi_bar
 from ._kernel import KernelSelfDistillationRegressor
 from ._linear import RepeatedSelfDistillationRegressor
+from ._meta import _DefaultEstimatorMixin
 from ._spectral import resolve_solver
 from .exceptions import AlphaGridWarning, warn_user
 
@@ -45,7 +46,7 @@ _DEFAULT_ALPHA_SPAN = (-6.0, 1.0, 50)
 _MAX_CV_STEPS = 30
 
 
-class SelfDistillCV(MetaEstimatorMixin, BaseEstimator):
+class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
     """Self-distillation tuned by cross-validation: ``alpha``, ``xi``, ``n_steps``.
 
     For ridge distillates (:class:`RepeatedSelfDistillationRegressor`, the

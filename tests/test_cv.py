@@ -454,3 +454,26 @@ def test_weighted_r2_split_scores_equal_sklearns_r2():
         assert search.cv_results_[f"split{i}_test_score"][0] == pytest.approx(
             expected, rel=1e-10
         )
+
+
+def test_nested_parameters_of_the_default_estimator():
+    # estimator=None stands for RepeatedSelfDistillationRegressor(): its
+    # parameters can be set (and grid-searched) through estimator__*.
+    X, y = _data(n=40, d=3, seed=1)
+    search = SelfDistillCV(alphas=ALPHAS, n_steps=0, cv=3)
+    search.set_params(estimator__fit_intercept=False)
+    assert search.estimator.fit_intercept is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X + 100.0, y)
+    assert search.best_estimator_.fit_intercept is False
+    assert search.intercept_ == 0.0
+    grid = GridSearchCV(
+        SelfDistillCV(alphas=ALPHAS, n_steps=0, cv=3),
+        {"estimator__fit_intercept": [False, True]},
+        cv=3,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        grid.fit(X + 100.0, y + 50.0)
+    assert grid.best_params_ == {"estimator__fit_intercept": True}
