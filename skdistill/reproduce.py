@@ -184,7 +184,7 @@ def table1(data_home=None, max_steps=4, verbose=True):
             )
             notes = _fit_quietly(search, X_tv, y_tv)
             reg = RepeatedSelfDistillationRegressor(
-                alpha=search.alpha_, n_steps=k, xi=search.xi_
+                alpha=search.cv_alpha_, n_steps=k, xi=search.xi_
             ).fit(*train)
             test_mse = float(np.mean((test[1] - reg.predict(test[0])) ** 2))
 
@@ -198,7 +198,7 @@ def table1(data_home=None, max_steps=4, verbose=True):
                     "n_steps": k,
                     "test_mse": test_mse,
                     "val_mse": float(-search.best_score_),
-                    "alpha": float(search.alpha_),
+                    "alpha": float(search.cv_alpha_),
                     "xi": np.asarray(search.xi_).tolist(),
                     "xi_bar": np.asarray(search.xi_bar_).tolist(),
                     "test_mse_private": float(
@@ -211,7 +211,7 @@ def table1(data_home=None, max_steps=4, verbose=True):
                 }
             )
             progress(
-                f"{name}: k = {k}, alpha = {search.alpha_:g}, validation MSE "
+                f"{name}: k = {k}, alpha = {search.cv_alpha_:g}, validation MSE "
                 f"{-search.best_score_:.4f}, test MSE {test_mse:.4f}"
                 + "".join(f" ({note})" for note in notes)
             )

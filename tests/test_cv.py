@@ -448,7 +448,7 @@ def test_weighted_r2_split_scores_equal_sklearns_r2():
         X, y, sample_weight=w
     )
     for i, (tr, te) in enumerate(folds):
-        est = RepeatedSelfDistillationRegressor(alpha=0.5, solver="svd")
+        est = RepeatedSelfDistillationRegressor(alpha=0.5, n_steps=0, solver="svd")
         est.fit(X[tr], y[tr], sample_weight=w[tr])
         expected = r2_score(y[te], est.predict(X[te]), sample_weight=w[te])
         assert search.cv_results_[f"split{i}_test_score"][0] == pytest.approx(

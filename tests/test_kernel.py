@@ -405,11 +405,12 @@ def test_selfdistillcv_fold_scores_match_naive_refits(weighted):
         alphas=np.logspace(-3, 1, 7),
         n_steps=(0, 1, 2),
         cv=cv,
+        selection="raw",
     ).fit(X, y, sample_weight=sw)
     best = search.best_index_
-    assert search.n_steps_ >= 1  # distillation is chosen on these data
+    assert search.n_steps_ >= 1  # the raw optimum is a student on these data
     xis = list(search.xi_)
-    alphas = [search.alpha_] * (search.n_steps_ + 1)
+    alphas = [search.cv_alpha_] * (search.n_steps_ + 1)
     w = np.ones(60) if sw is None else sw
     for i, (train, test) in enumerate(cv.split(X)):
         models = _naive_path(
@@ -427,7 +428,8 @@ def test_selfdistillcv_fold_scores_match_naive_refits(weighted):
             -search.cv_results_[f"split{i}_test_score"][best], mse, rtol=1e-7
         )
     # The refit uses the alpha rescaled from fold size to the full data.
-    assert_allclose(search.best_params_["alpha"], search.alpha_ * 4 / 3)
+    assert_allclose(search.best_params_["alpha"], search.cv_alpha_ * 4 / 3)
+    assert search.alpha_ == search.best_params_["alpha"]
     assert isinstance(search.best_estimator_, KernelSelfDistillationRegressor)
 
 

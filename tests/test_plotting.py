@@ -292,15 +292,18 @@ def test_cv_display_real_selfdistillcv(data):
     results = search.cv_results_
     assert_allclose(display.alphas, alphas)
     assert_allclose(display.n_steps, steps)
-    # Each drawn error is the negated mean_test_score of its own candidate.
-    for i, (alpha, k) in enumerate(
-        zip(results["param_alpha"], results["param_n_steps"], strict=True)
-    ):
-        row, col = steps.index(k), np.flatnonzero(np.isclose(alphas, alpha))[0]
-        assert display.cv_errors[row, col] == -results["mean_test_score"][i]
-    # The marked point is the validated candidate (alpha_, n_steps_), not the
-    # refit's rescaled alpha in best_params_.
-    assert display.best_alpha == pytest.approx(search.alpha_)
+    # Each drawn error is the negated best mean_test_score of the candidates
+    # (shrinking or free filters) with that alpha and number of steps.
+    a_col = np.asarray(results["param_alpha"], dtype=float)
+    k_col = np.asarray(results["param_n_steps"], dtype=int)
+    for row, k in enumerate(steps):
+        for col, alpha in enumerate(alphas):
+            cell = np.isclose(a_col, alpha) & (k_col == k)
+            best = results["mean_test_score"][cell].max()
+            assert display.cv_errors[row, col] == -best
+    # The marked point is the validated candidate (cv_alpha_, n_steps_), not
+    # the refit's rescaled alpha of best_params_.
+    assert display.best_alpha == pytest.approx(search.cv_alpha_)
     assert display.best_n_steps == search.n_steps_
     assert display.best_error == pytest.approx(-search.best_score_)
 
