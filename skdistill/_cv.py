@@ -120,24 +120,30 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         polynomial in ``h``, was validated. A chosen ridge is refitted at the
         validated alpha, as :class:`~sklearn.linear_model.RidgeCV` does
         (closed form only).
-    selection : {"honest_1se", "honest", "raw"}, default="honest_1se"
+    selection : {"stepwise", "one_se", "honest", "raw"}, default="stepwise"
         How a candidate ``(alpha, n_steps, xi)`` is chosen from the closed
         form's scores. ``xi_bar`` (``n_steps + 1`` numbers) is fitted on the
         validation folds, so the raw cross-validated score of a student is
-        optimistic and grows with every step offered.
+        optimistic and grows with every step offered. The honest rules use
+        cross-fitted scores instead (``xi_bar`` fitted on the other folds,
+        scored on the left-out one; see ``cv_results_``), and order the
+        candidates by complexity: ridge, then for ``k = 1, 2, ...`` the
+        shrinking filter with ``k`` steps, then the free one.
 
-        - ``"honest_1se"``: scores are cross-fitted (``xi_bar`` fitted on the
-          other folds, scored on the left-out one; see ``cv_results_``). Start
-          from the best ridge; move to the best candidate of the next
-          complexity level only when its per-fold cross-fitted errors beat the
-          current choice's by more than one standard error of the paired
-          differences. The levels are ridge, then for ``k = 1, 2, ...`` the
-          shrinking filter with ``k`` steps, then the free one.
+        - ``"stepwise"``: start from the best ridge; move to the best
+          candidate of the next level only when its per-fold cross-fitted
+          errors beat the current choice's by more than two standard errors
+          of the paired differences (about a one-sided 95% test with five
+          folds). One standard error let students through on pure noise.
+        - ``"one_se"``: the simplest level holding a candidate within one
+          standard error (of the paired differences) of the best
+          cross-fitted score; that level's best candidate.
         - ``"honest"``: the best mean cross-fitted score.
         - ``"raw"``: the best mean raw score (the papers' protocol on a single
           validation split).
 
-        With one split (for example a
+        ``benchmarks/bench_selection.py`` measures the rules on held-out data
+        (see the user guide). With one split (for example a
         :class:`~sklearn.model_selection.PredefinedSplit` with one validation
         fold) nothing can be cross-fitted: the raw optimum is used, with a
         warning that its choice is not validated. The optuna search ignores
@@ -278,7 +284,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         alpha_per_target=False,
         rescale_alpha=True,
         param_distributions=None,
-        selection="honest_1se",
+        selection="stepwise",
         filter_constraint="auto",
     ):
         self.estimator = estimator

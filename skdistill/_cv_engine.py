@@ -26,14 +26,16 @@ Neither is exactly nested cross-validation: the teachers whose predictions
 form fold ``i``'s statistics were trained on rows that include fold ``j``.
 Only ``k + 1`` numbers are fitted on those statistics, so the leak is small.
 
-Selection rules (``SelfDistillCV(selection=...)``):
+Selection rules (``SelfDistillCV(selection=...)``), over candidates ordered
+by complexity (ridge; then for each ``k`` the shrinking, then the free filter):
 
 * ``"raw"``: the best mean raw score (the paper's protocol; optimistic).
 * ``"honest"``: the best mean cross-fitted score.
-* ``"honest_1se"``: start from the best ridge; move to the best candidate with
-  the next larger number of steps only when its cross-fitted per-fold errors
-  beat the current choice's by more than one standard error of the paired
-  per-fold differences.
+* ``"stepwise"``: start from the best ridge; move to the best candidate of the
+  next level only when its cross-fitted per-fold errors beat the current
+  choice's by more than two standard errors of the paired differences.
+* ``"one_se"``: the simplest level with a candidate within one standard error
+  (paired) of the best cross-fitted score.
 
 All solves are batched over folds, candidates and subsets of folds, with the
 same truncated, column-normalised least squares under ``sum(xi_bar) = 1``.
@@ -52,7 +54,10 @@ __all__ = [
     "select",
 ]
 
-RULES = ("raw", "honest", "honest_1se", "walk_1se")
+RULES = ("stepwise", "one_se", "honest", "raw")
+
+# Standard errors by which a more complex level must win (see _apply_rule).
+_Z = {"stepwise": 2.0, "one_se": 1.0}
 
 # Relative singular-value cutoff of the xi_bar solve, on column-normalised
 # factors. At small alpha every h is close to 1, the columns h^m are nearly
@@ -236,7 +241,7 @@ class SelectionResult:
     rule: str  # the rule actually applied ("raw" when no cross-fitting exists)
 
 
-def _apply_rule(rule, raw, honest, level, alpha_idx, tol, eligible, z=1.0):
+def _apply_rule(rule, raw, honest, level, alpha_idx, tol, eligible):
     """Index of the chosen candidate.
 
     ``raw``, ``honest``: (C, K') errors on the folds available; ``level``:
@@ -254,10 +259,10 @@ def _apply_rule(rule, raw, honest, level, alpha_idx, tol, eligible, z=1.0):
         # Lowest level, then largest alpha (alpha indices increase with alpha).
         return tied[np.lexsort((-alpha_idx[tied], level[tied]))[0]]
 
-    if rule not in ("honest_1se", "walk_1se") or score.shape[1] < 2:
+    if rule not in _Z or score.shape[1] < 2:
         return int(best(idx))
-    n_folds = score.shape[1]
-    if rule == "walk_1se":
+    n_folds, z = score.shape[1], _Z[rule]
+    if rule == "stepwise":
         levels = np.unique(level[idx])
         current = best(idx[level[idx] == levels[0]])
         for lev in levels[1:]:
@@ -288,7 +293,7 @@ def select(
         Per-fold factors of one target group (:func:`pool_targets`).
     steps : list of int
         Candidate numbers of steps.
-    rule : {"raw", "honest", "honest_1se"}
+    rule : {"stepwise", "one_se", "honest", "raw"}
     tol : float
         Ties (see :func:`_apply_rule`).
     eligible_fn : callable, default=None

@@ -180,7 +180,15 @@ def _rule_from_results(res, n_splits, rule):
         top = rows[mean[rows] == mean[rows].max()]
         return top[np.lexsort((-alpha[top], level[top]))[0]]
 
-    if rule != "honest_1se":
+    if rule == "stepwise":
+        current = best(np.flatnonzero(level == 0))
+        for lev in np.unique(level)[1:]:
+            challenger = best(np.flatnonzero(level == lev))
+            d = split[challenger] - split[current]  # positive: challenger better
+            if d.mean() - 2 * d.std(ddof=1) / np.sqrt(n_splits) > 0:
+                current = challenger
+        return current
+    if rule != "one_se":
         return best(np.arange(len(mean)))
     # The simplest level with a candidate within one standard error of the
     # paired per-fold differences from the best; that level's best.
@@ -191,7 +199,7 @@ def _rule_from_results(res, n_splits, rule):
     return best(within[level[within] == level[within].min()])
 
 
-@pytest.mark.parametrize("rule", ["raw", "honest", "honest_1se"])
+@pytest.mark.parametrize("rule", ["raw", "honest", "stepwise", "one_se"])
 @pytest.mark.parametrize("seed", range(6))
 def test_chosen_candidate_follows_the_rule(rule, seed):
     X, y = _data(n=40, d=8, seed=seed, noise=1.0)
