@@ -20,16 +20,16 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_diabetes
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skdistill import SelfDistillCV
+from skdistill.exceptions import AlphaGridWarning
 from skdistill.plotting import SelfDistillCVDisplay
 
-warnings.simplefilter("ignore", ConvergenceWarning)
+warnings.simplefilter("ignore", AlphaGridWarning)
 X, y = load_diabetes(return_X_y=True)
 inner = KFold(5, shuffle=True, random_state=0)
 pipe = make_pipeline(StandardScaler(), SelfDistillCV(n_steps=(0, 1, 2), cv=inner))

@@ -18,10 +18,12 @@ In a ``k``-step model, step ``i`` fits a ridge model to
 ridge. The same model is a weighted sum of ``1``- to ``(k + 1)``-fold ridge
 filters of the data, with weights ``xi_bar`` that sum to 1.
 
-Both searches use the same alphas and the same folds, so ridge is one of
-``SelfDistillCV``'s candidates and its cross-validation error is never worse.
-Whether that carries over to new data depends on the problem: the table and
-the figure show what happens here, split by split.
+Both searches use the same alphas and the same folds, and ridge is one of
+``SelfDistillCV``'s candidates. By default (``selection="stepwise"``) it keeps
+ridge unless a student beats it by more than two standard errors of the
+fold-to-fold differences, with each student's ``xi`` fitted on other folds
+than those that score it. The table and the figure show what happens here,
+split by split.
 """
 
 # %%
@@ -32,7 +34,6 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_diabetes
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import KFold, train_test_split
@@ -40,8 +41,9 @@ from sklearn.preprocessing import StandardScaler
 
 from skdistill import SelfDistillCV
 from skdistill.datasets import make_self_distillation_regression
+from skdistill.exceptions import AlphaGridWarning
 
-warnings.simplefilter("ignore", ConvergenceWarning)
+warnings.simplefilter("ignore", AlphaGridWarning)
 
 X, y = load_diabetes(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
@@ -148,10 +150,13 @@ plt.show()
 # %%
 # Reading the table
 # -----------------
-# On the diabetes data self-distillation buys nothing: its cross-validation
-# gain is a fraction of a percent and does not survive on held-out data. On
-# the fixed-design instance, where the signal lies in the top singular
-# direction and the other directions carry noise, the multi-step filter can
-# shrink the noise directions harder than any ridge penalty can while keeping
-# the signal: that is the setting of the paper's theory (see
-# ``python -m skdistill.reproduce separation``).
+# On the diabetes data self-distillation buys nothing: a student's
+# cross-validation gain is a fraction of a percent, within the folds' noise,
+# so ``SelfDistillCV`` keeps ridge on every split and matches ``RidgeCV``
+# (ratio 1.000). On the fixed-design instance, where the signal lies in the
+# top singular direction and the other directions carry noise, the multi-step
+# filter can shrink the noise directions harder than any ridge penalty can
+# while keeping the signal: that is the setting of the paper's theory (see
+# ``python -m skdistill.reproduce separation``). There the students chosen on
+# two of the five seeds cut the excess risk (ratios 0.39 and 0.83; mean
+# 0.85), and the other seeds keep ridge.

@@ -31,11 +31,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.exceptions import ConvergenceWarning
 
 from skdistill import RepeatedSelfDistillationRegressor, SelfDistillCV, hash_folds
+from skdistill.exceptions import AlphaGridWarning
 
-warnings.simplefilter("ignore", ConvergenceWarning)
+warnings.simplefilter("ignore", AlphaGridWarning)
 
 n_rows, n_features, chunksize = 100_000, 20, 5_000
 rng = np.random.default_rng(0)

@@ -98,7 +98,9 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
     search : {"auto", "closed_form", "optuna"}, default="auto"
         ``"auto"`` uses the closed form whenever it applies.
     n_trials : int, default=100
-        Number of optuna trials.
+        Number of optuna trials. Optuna's own log lines follow
+        :func:`optuna.logging.set_verbosity`, which ``SelfDistillCV`` never
+        changes.
     timeout : float, default=None
         Time budget of the optuna study in seconds.
     n_jobs : int, default=None
@@ -324,6 +326,11 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
 
     # ------------------------------------------------------------ validation
     def _check_n_steps(self):
+        raw = self.n_steps if np.ndim(self.n_steps) else [self.n_steps]
+        if any(isinstance(s, bool | np.bool_) for s in raw):
+            raise ValueError(
+                f"n_steps must be non-negative integers, got {self.n_steps!r}."
+            )
         steps = np.atleast_1d(np.asarray(self.n_steps))
         if steps.size == 0:
             raise ValueError("n_steps must name at least one number of steps.")

@@ -262,7 +262,20 @@ def test_pipeline_nested_cv_clone_and_pickle():
     assert scores.shape == (3,) and np.all(scores > 0.5)
     outer = GridSearchCV(pipe, {"selfdistillcv__n_steps": [(0,), (0, 1, 2)]}, cv=3)
     outer.fit(X, y)
-    assert outer.best_estimator_[-1].n_steps_ in (0, 1, 2)
+    # The nested parameter reaches the inner search: its choice is among the
+    # step counts of the winning grid point, and the outer split scores are
+    # those of clones refitted on each outer fold.
+    offered = outer.best_params_["selfdistillcv__n_steps"]
+    assert outer.best_estimator_[-1].n_steps_ in offered
+    best = clone(pipe).set_params(selfdistillcv__n_steps=offered)
+    np.testing.assert_allclose(
+        [
+            outer.cv_results_[f"split{i}_test_score"][outer.best_index_]
+            for i in range(3)
+        ],
+        cross_val_score(best, X, y, cv=3),
+        rtol=1e-12,
+    )
     fitted = pipe.fit(X, y)
     again = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(again.predict(X), fitted.predict(X))
@@ -290,6 +303,7 @@ def test_edge_of_grid_warning_names_the_callers_line():
         ({"n_steps": []}, "n_steps must name at least one"),
         ({"n_steps": [1.5]}, "n_steps must be non-negative integers"),
         ({"n_steps": True}, "n_steps must be non-negative integers"),
+        ({"n_steps": [True, 2]}, "n_steps must be non-negative integers"),
         ({"n_steps": 1000}, "more than the closed-form search supports"),
         ({"cv": []}, "no train/test split"),
         ({"cv": iter([])}, "no train/test split"),
