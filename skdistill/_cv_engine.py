@@ -107,50 +107,68 @@ def constrained_lstsq(M, v, rcond=XI_RCOND):
 
 
 def _shrinking_lstsq(M, v, Phi, x_free, rcond=XI_RCOND):
-    """:func:`constrained_lstsq` with the filter kept in [0, 1] as well.
+    """:func:`constrained_lstsq` with the filter kept in [0, 1] as well, batched.
 
     Minimises ``|M x - v|`` subject to ``sum(x) = 1`` and
     ``0 <= Phi @ x <= 1`` (``Phi[i, m] = h_i ** (m + 1)``: the filter
     ``phi(h) = h * sum_m x_m h^m`` on the training spectra), in the same
     truncated coordinates as the free solve. Ridge (``x = e_0``) is feasible,
     so a solution always exists. Solved as a least-distance programme by
-    non-negative least squares (Lawson and Hanson, 1974, chapter 23).
+    non-negative least squares (Lawson and Hanson, 1974, chapter 23): one
+    small NNLS per problem whose free solution ``x_free`` is infeasible.
+
+    Parameters
+    ----------
+    M : ndarray of shape (B, n, p)
+    v : ndarray of shape (B, n)
+    Phi : ndarray of shape (B, m, p)
+    x_free : ndarray of shape (B, p)
+
+    Returns
+    -------
+    x : ndarray of shape (B, p)
     """
     from scipy.optimize import nnls
 
+    x = x_free.copy()
     p = M.shape[-1]
-    phi = Phi @ x_free
-    if p == 1 or (phi.min() >= 0.0 and phi.max() <= 1.0):
-        return x_free
+    if p == 1:
+        return x
+    phi = np.einsum("bmp,bp->bm", Phi, x_free)
+    bad = np.flatnonzero((phi.min(axis=1) < 0.0) | (phi.max(axis=1) > 1.0))
+    if bad.size == 0:
+        return x
+    M, v, Phi = M[bad], v[bad], Phi[bad]
     N = np.vstack([-np.ones(p - 1), np.eye(p - 1)])
     MN = M @ N
-    col = np.linalg.norm(MN, axis=0)
+    col = np.linalg.norm(MN, axis=-2)
     col = np.where(col > 0, col, 1.0)
-    U, s, Vt = np.linalg.svd(MN / col, full_matrices=False)
-    r = int(np.sum(s > rcond * s[0])) if s.size and s[0] > 0 else 0
-    if r == 0:
-        x = np.zeros(p)
-        x[0] = 1.0
-        return x
-    # x = e_0 + T (u + b), with |M x - v|^2 = |u|^2 + const.
-    T = N @ ((Vt[:r].T / s[:r]) / col[:, None])
-    b = U[:, :r].T @ (v - M[:, 0])
-    base = Phi[:, 0] + Phi @ (T @ b)
-    PT = Phi @ T
-    E = np.vstack([PT, -PT])
-    f = np.concatenate([-base, base - 1.0])
-    A = np.vstack([E.T, f[None, :]])
-    target = np.zeros(r + 1)
-    target[-1] = 1.0
-    z, _ = nnls(A, target, maxiter=50 * A.shape[1])
-    rho = A @ z - target
-    if abs(rho[-1]) < 1e-12:  # numerically infeasible: fall back to ridge
-        x = np.zeros(p)
-        x[0] = 1.0
-        return x
-    u = -rho[:r] / rho[-1]
-    x = T @ (u + b)
-    x[0] += 1.0
+    U, sv, Vt = np.linalg.svd(MN / col[:, None, :], full_matrices=False)
+    keep = sv > rcond * sv[:, :1]
+    rhs = v - M[..., 0]
+    for i, b in enumerate(bad):
+        r = int(keep[i].sum())
+        out = np.zeros(p)
+        out[0] = 1.0
+        if r > 0:
+            # x = e_0 + T (u + c), with |M x - v|^2 = |u|^2 + const.
+            T = N @ ((Vt[i, :r].T / sv[i, :r]) / col[i][:, None])
+            c = U[i, :, :r].T @ rhs[i]
+            PT = Phi[i] @ T
+            base = Phi[i, :, 0] + PT @ c
+            A = np.empty((r + 1, 2 * PT.shape[0]))
+            A[:r, : PT.shape[0]] = PT.T
+            A[:r, PT.shape[0] :] = -PT.T
+            A[r, : PT.shape[0]] = -base
+            A[r, PT.shape[0] :] = base - 1.0
+            target = np.zeros(r + 1)
+            target[-1] = 1.0
+            z, _ = nnls(A, target, maxiter=50 * A.shape[1])
+            rho = A @ z - target
+            if abs(rho[-1]) >= 1e-12:  # else numerically infeasible: ridge
+                out = T @ (c - rho[:r] / rho[-1])
+                out[0] += 1.0
+        x[b] = out
     return x
 
 
@@ -196,10 +214,15 @@ def _subset_errors(F, masks, max_degree, Phi=None):
         M = Fs[..., : j + 1]
         x = constrained_lstsq(M, v)
         if Phi is not None and j > 0:
-            for g, a, s_ in np.ndindex(G, A, S):
-                x[g, a, s_] = _shrinking_lstsq(
-                    M[g, a, s_], v[g, a, s_], Phi[a, :, : j + 1], x[g, a, s_]
-                )
+            P = np.broadcast_to(
+                Phi[None, :, None, :, : j + 1], (G, A, S) + Phi.shape[1:2] + (j + 1,)
+            )
+            x = _shrinking_lstsq(
+                M.reshape(-1, *M.shape[-2:]),
+                v.reshape(-1, v.shape[-1]),
+                P.reshape(-1, *P.shape[-2:]),
+                x.reshape(-1, j + 1),
+            ).reshape(x.shape)
         xs.append(x)
         full = np.zeros(x.shape[:-1] + (p,))
         full[..., : j + 1] = x
