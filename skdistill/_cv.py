@@ -700,22 +700,26 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             if True in families
             else None
         )
-        results = []
-        for g, targets in enumerate(groups_of_targets):
-            scale = np.mean([np.mean(f.scale[targets]) for f in stats])
-            tol = 1e3 * np.finfo(np.float64).eps * scale
-            results.append(
-                select(
-                    F[g],
-                    steps,
-                    rule=self.selection,
-                    tol=tol,
-                    eligible_fn=_representable,
-                    Phi=Phi,
-                    families=families,
-                )
+        tol = (
+            1e3
+            * np.finfo(np.float64).eps
+            * np.array(
+                [
+                    np.mean([np.mean(f.scale[targets]) for f in stats])
+                    for targets in groups_of_targets
+                ]
             )
-        cands = results[0].candidates
+        )
+        result = select(
+            F,
+            steps,
+            rule=self.selection,
+            tol=tol,
+            eligible_fn=_representable,
+            Phi=Phi,
+            families=families,
+        )
+        cands = result.candidates
         score_time = (time.perf_counter() - tic) / len(cands)
 
         def to_score(err):
@@ -727,24 +731,18 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         # A row's score averages the targets' groups (each at its own optimum).
         weights = np.array([t.size for t in groups_of_targets], dtype=float)
         weights /= weights.sum()
-        row_scores = to_score(
-            np.tensordot(weights, np.stack([r.raw_errors for r in results]), axes=1)
-        )
-        honest_scores = to_score(
-            np.tensordot(weights, np.stack([r.honest_errors for r in results]), axes=1)
-        )
-        nested = to_score(
-            np.tensordot(weights, np.stack([r.nested_errors for r in results]), axes=1)
-        )
+        row_scores = to_score(np.tensordot(weights, result.raw_errors, axes=1))
+        honest_scores = to_score(np.tensordot(weights, result.honest_errors, axes=1))
+        nested = to_score(np.tensordot(weights, result.nested_errors, axes=1))
         best_index = (
-            results[0].chosen
-            if len(results) == 1
+            int(result.chosen[0])
+            if len(groups_of_targets) == 1
             else int(np.argmax(row_scores.mean(axis=1)))
         )
         self.cv_results_ = _closed_form_results(
             cands,
             alphas,
-            [r.xi_bar for r in results],
+            result.xi_bar,
             row_scores,
             honest_scores,
             fit_times,
@@ -753,13 +751,13 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         self.best_index_ = best_index
         self.best_score_ = float(row_scores[best_index].mean())
         self.honest_score_ = float(np.mean(nested))
-        self.selection_ = results[0].rule
+        self.selection_ = result.rule
         self.alpha_refit_scale_ = refit_scale
 
         params = []
-        for res in results:
-            k, a, _ = cands[res.chosen]
-            xi_bar = res.xi_bar[res.chosen]
+        for c, xi_pad in zip(result.chosen, result.chosen_xi_bar, strict=True):
+            k, a, _ = cands[c]
+            xi_bar = xi_pad[: k + 1].copy()
             _warn_edge(alphas, a)
             # Ridge refits at the validated alpha, as RidgeCV does: its
             # optimal penalty does not grow with n. A student's filter is a
@@ -938,7 +936,7 @@ def _closed_form_results(
     p_xi_bar = np.ma.MaskedArray(np.empty(n_c, dtype=object), mask=False)
     params = []
     for c, (k, a, _) in enumerate(cands):
-        xi_bar = xi_bars[0][c]
+        xi_bar = xi_bars[c]
         xi = xi_bar_to_xi(xi_bar) if _representable(xi_bar) else None
         p_alpha[c] = float(alphas[a])
         p_steps[c] = k

@@ -249,79 +249,93 @@ def filter_powers(lams, alphas, max_steps, n_points=64):
 
 @dataclass
 class SelectionResult:
-    """What the closed-form selection found, for one group of targets.
+    """What the closed-form selection found, for ``G`` groups of targets.
 
     Errors are normalised as the score expects (mean squared error per
     validation weight, or the fraction of unexplained variance for R^2).
     """
 
     candidates: list  # [(n_steps, alpha_index, shrink)]
-    xi_bar: list  # per candidate, fitted on all folds: (n_steps + 1,)
-    raw_errors: np.ndarray  # (n_candidates, K)
-    honest_errors: np.ndarray  # (n_candidates, K): cross-fitted
-    chosen: int  # index into candidates
-    nested_errors: np.ndarray  # (K,): nested estimate of the rule, or NaN
+    xi_bar: list  # group 0's xi_bar of every candidate, fitted on all folds
+    raw_errors: np.ndarray  # (G, n_candidates, K)
+    honest_errors: np.ndarray  # (G, n_candidates, K): cross-fitted
+    chosen: np.ndarray  # (G,) index into candidates
+    chosen_xi_bar: np.ndarray  # (G, max_steps + 1), zero-padded
+    nested_errors: np.ndarray  # (G, K): nested estimate of the rule, or NaN
     rule: str  # the rule actually applied ("raw" when no cross-fitting exists)
 
 
 def _apply_rule(rule, raw, honest, level, alpha_idx, tol, eligible):
-    """Index of the chosen candidate.
+    """Index of the chosen candidate of every group.
 
-    ``raw``, ``honest``: (C, K') errors on the folds available; ``level``:
-    each candidate's complexity (0 for ridge); ``tol``: errors within ``tol``
-    of each other are ties, won by the simplest candidate (lowest level, then
-    largest alpha).
+    ``raw``, ``honest``: (G, C, K') errors on the folds available; ``level``:
+    (C,) each candidate's complexity (0 for ridge); ``tol``: (G,) errors within
+    ``tol`` of each other are ties, won by the simplest candidate (lowest
+    level, then largest alpha); ``eligible``: (G, C) candidates that may be
+    chosen (every ridge is).
     """
     score = raw if rule == "raw" else honest
-    mean = score.mean(axis=1)
-    idx = np.flatnonzero(eligible)
+    mean = score.mean(axis=2)  # (G, C)
+    G = mean.shape[0]
+    rows = np.arange(G)
+    # Candidates from simplest to most complex (lowest level, largest alpha).
+    order = np.lexsort((-alpha_idx, level))
 
-    def best(among):
-        m = mean[among]
-        tied = among[m <= m.min() + tol]
-        # Lowest level, then largest alpha (alpha indices increase with alpha).
-        return tied[np.lexsort((-alpha_idx[tied], level[tied]))[0]]
+    def best(mask):
+        """(G,) best candidate among ``mask`` (G, C); ties to the simplest."""
+        m = np.where(mask, mean, np.inf)
+        tied = mask & (m <= m.min(axis=1, keepdims=True) + tol[:, None])
+        return order[np.argmax(tied[:, order], axis=1)]
 
-    if rule not in _Z or score.shape[1] < 2:
-        return int(best(idx))
-    n_folds, z = score.shape[1], _Z[rule]
+    if rule not in _Z or score.shape[2] < 2:
+        return best(eligible)
+    n_folds, z = score.shape[2], _Z[rule]
     if rule == "stepwise":
-        levels = np.unique(level[idx])
-        current = best(idx[level[idx] == levels[0]])
+        levels = np.unique(level)
+        current = best(eligible & (level == levels[0]))
         for lev in levels[1:]:
-            challenger = best(idx[level[idx] == lev])
-            d = score[challenger] - score[current]
-            se = d.std(ddof=1) / np.sqrt(n_folds)
-            if d.mean() + z * se < -tol:
-                current = challenger
-        return int(current)
+            mask = eligible & (level == lev)
+            challenger = best(mask)
+            d = score[rows, challenger] - score[rows, current]  # (G, K)
+            se = d.std(ddof=1, axis=1) / np.sqrt(n_folds)
+            move = mask.any(axis=1) & (d.mean(axis=1) + z * se < -tol)
+            current = np.where(move, challenger, current)
+        return current
     # The simplest level holding a candidate within one standard error (of
     # the paired per-fold differences) of the best; its best candidate.
-    top = best(idx)
-    d = score[idx] - score[top]
-    se = d.std(ddof=1, axis=1) / np.sqrt(n_folds)
-    within = idx[d.mean(axis=1) <= z * se + tol]
-    lowest = level[within].min()
-    return int(best(within[level[within] == lowest]))
+    top = best(eligible)
+    d = score - score[rows, top][:, None, :]
+    se = d.std(ddof=1, axis=2) / np.sqrt(n_folds)
+    within = eligible & (d.mean(axis=2) <= z * se + tol[:, None])
+    lowest = np.where(within, level, np.iinfo(np.int64).max).min(axis=1)
+    return best(within & (level == lowest[:, None]))
+
+
+def _group_batch(A, S, K, p, D, budget=64 * 2**20):
+    """Groups of targets per batch so that the largest arrays stay in budget."""
+    per_group = 8 * A * S * (K * p * p + 2 * D * K + K * p)
+    return max(1, int(budget // per_group))
 
 
 def select(
     F, steps, *, rule, tol, eligible_fn=None, nested=True, Phi=None, families=None
 ):
-    """Score every candidate of one group of targets and choose.
+    """Score every candidate of every group of targets and choose, batched.
 
     Parameters
     ----------
-    F : ndarray of shape (K, A, p, p)
-        Per-fold factors of one target group (:func:`pool_targets`).
+    F : ndarray of shape (G, K, A, p, p)
+        Per-fold factors of each target group (:func:`pool_targets`).
     steps : list of int
         Candidate numbers of steps.
     rule : {"stepwise", "one_se", "honest", "raw"}
-    tol : float
+    tol : ndarray of shape (G,)
         Ties (see :func:`_apply_rule`).
     eligible_fn : callable, default=None
         ``xi_bar -> bool``: whether a candidate fitted on all folds may be
-        chosen (for example, is representable by per-step ``xi``).
+        chosen (for example, is representable by per-step ``xi``). Checked on
+        the chosen candidate; an ineligible choice is excluded and the rule
+        re-run for that group.
     nested : bool, default=True
         Also compute the nested estimate of the rule (``K`` more selections).
     Phi : ndarray of shape (A, m, p - 1), default=None
@@ -333,9 +347,16 @@ def select(
     Returns
     -------
     SelectionResult
+
+    Notes
+    -----
+    Groups are processed in batches whose working arrays take at most about
+    64 MiB (:func:`_group_batch`): memory is bounded whatever the number of
+    targets, and every solve within a batch is one batched LAPACK call.
     """
     families = (False,) if families is None else tuple(families)
-    K, A, p, _ = F.shape
+    G, K, A, p, _ = F.shape
+    tol = np.broadcast_to(np.asarray(tol, dtype=float), (G,))
     max_steps = max(steps)
     cands = [
         (k, a, shrink)
@@ -343,20 +364,21 @@ def select(
         for shrink in ((False,) if k == 0 else families)
         for a in range(A)
     ]
-    n_c = len(cands)
+    C = len(cands)
     level = np.array([0 if k == 0 else 2 * k - 1 + (not sh) for k, _, sh in cands])
-    alpha_idx = np.array([a for _, a, _ in cands])
+    cand_a = np.array([a for _, a, _ in cands])
+    cand_k = np.array([k for k, _, _ in cands])
+    cand_shrink = np.array([sh for _, _, sh in cands])
     s_idx = {k: i for i, k in enumerate(steps)}
+    cand_kidx = np.array([s_idx[k] for k in cand_k])
 
     full = np.ones(K, dtype=bool)
-    masks = [full]
-    leave1 = {}
+    masks, leave1, leave2 = [full], {}, {}
     for j in range(K):
         m = full.copy()
         m[j] = False
         leave1[j] = len(masks)
         masks.append(m)
-    leave2 = {}
     if nested and K >= 3:
         for i, j in combinations(range(K), 2):
             m = full.copy()
@@ -364,83 +386,165 @@ def select(
             leave2[(i, j)] = leave2[(j, i)] = len(masks)
             masks.append(m)
     masks = np.array(masks)
+    applied = rule if K >= 2 else "raw"
+    out = dict(
+        raw=np.empty((G, C, K)),
+        honest=np.full((G, C, K), np.nan),
+        chosen=np.empty(G, dtype=int),
+        chosen_xi=np.zeros((G, max_steps + 1)),
+        nested=np.full((G, K), np.nan),
+    )
+    xi_bar0 = None
+    batch = _group_batch(A, len(masks), K, p, max_steps + 1)
+    for g0 in range(0, G, batch):
+        sl = slice(g0, min(G, g0 + batch))
+        res = _select_batch(
+            F[sl],
+            masks,
+            leave1,
+            leave2,
+            steps,
+            max_steps,
+            families,
+            Phi,
+            cands,
+            level,
+            cand_a,
+            cand_kidx,
+            cand_shrink,
+            applied,
+            tol[sl],
+            eligible_fn,
+            nested,
+        )
+        for key in out:
+            out[key][sl] = res[key]
+        if xi_bar0 is None:
+            xi_bar0 = res["xi_bar0"]
+    return SelectionResult(
+        candidates=cands,
+        xi_bar=xi_bar0,
+        raw_errors=out["raw"],
+        honest_errors=out["honest"],
+        chosen=out["chosen"],
+        chosen_xi_bar=out["chosen_xi"],
+        nested_errors=out["nested"],
+        rule=applied,
+    )
+
+
+def _select_batch(
+    F,
+    masks,
+    leave1,
+    leave2,
+    steps,
+    max_steps,
+    families,
+    Phi,
+    cands,
+    level,
+    cand_a,
+    cand_kidx,
+    cand_shrink,
+    rule,
+    tol,
+    eligible_fn,
+    nested,
+):
+    G, K, A, p, _ = F.shape
+    C = len(cands)
+    S = len(masks)
     fits = {}
     for shrink in families:
-        xs, err = _subset_errors(F[None], masks, max_steps, Phi if shrink else None)
-        xs = [x[0] for x in xs]  # (A, S, deg + 1)
-        err = err[0]  # (A, S, D, K)
+        xs, err = _subset_errors(F, masks, max_steps, Phi if shrink else None)
         # Degree used by candidate (k, a) fitted on subset s: the best, on
         # the subset's own folds, of the degrees up to k.
-        insample = np.einsum("asdk,sk->sad", err, masks.astype(float))
+        insample = np.einsum("gasdk,sk->gsad", err, masks.astype(float))
         picks = np.stack(
-            [np.argmin(insample[:, :, : k + 1], axis=2) for k in steps], axis=1
-        )  # (S, n_steps, A)
+            [np.argmin(insample[..., : k + 1], axis=3) for k in steps], axis=2
+        )  # (G, S, n_steps, A)
         fits[shrink] = (xs, err, picks)
     if False not in fits:  # ridge comes from the free solve, whatever families
-        xs, err = _subset_errors(F[None], masks, 0)
-        fits[False] = ([x[0] for x in xs], err[0], np.zeros((len(masks), 1, A), int))
-        s_idx_free = {0: 0}
-    else:
-        s_idx_free = s_idx
+        xs, err = _subset_errors(F, masks, 0)
+        picks = np.zeros((G, S, len(steps), A), dtype=int)
+        fits[False] = (xs, err, picks)
+    fam_idx = {sh: np.flatnonzero(cand_shrink == sh) for sh in fits}
+    rows = np.arange(G)[:, None]
 
-    def pick(c, s):
-        k, a, shrink = cands[c]
-        xs, err, picks = fits[shrink]
-        deg = picks[s, (s_idx if shrink else s_idx_free)[k], a]
-        return xs, err, deg
+    def degrees(s):
+        """(G, C) degree of every candidate's solution on subset s."""
+        deg = np.zeros((G, C), dtype=int)
+        for sh, idx in fam_idx.items():
+            picks = fits[sh][2]
+            kidx = cand_kidx[idx] if sh or len(steps) == picks.shape[2] else 0
+            deg[:, idx] = picks[:, s, kidx, cand_a[idx]]
+        return deg
 
     def cand_err(s, folds):
-        """(C, len(folds)) errors on ``folds`` of every candidate fitted on s."""
-        out = np.empty((n_c, len(folds)))
-        for c in range(n_c):
-            _, err, deg = pick(c, s)
-            out[c] = err[cands[c][1], s, deg, folds]
-        return out
-
-    def cand_xi(s, c):
-        xs, _, deg = pick(c, s)
-        x = np.zeros(cands[c][0] + 1)
-        x[: deg + 1] = xs[deg][cands[c][1], s]
-        return x
+        """(G, C, len(folds)) errors on ``folds`` of every candidate fitted on s."""
+        deg = degrees(s)
+        res = np.empty((G, C, len(folds)))
+        for sh, idx in fam_idx.items():
+            err = fits[sh][1]  # (G, A, S, D, K)
+            e = err[rows, cand_a[idx][None, :], s]  # (G, Cf, D, K)
+            e = np.take_along_axis(e, deg[:, idx][:, :, None, None], axis=2)[:, :, 0]
+            res[:, idx] = e[..., folds]
+        return res
 
     all_folds = np.arange(K)
     raw = cand_err(0, all_folds)
+    honest = np.full_like(raw, np.nan)
     if K >= 2:
-        honest = np.empty_like(raw)
         for j in range(K):
-            honest[:, j] = cand_err(leave1[j], np.array([j]))[:, 0]
-    else:
-        honest = np.full_like(raw, np.nan)
-    xi_bars = [cand_xi(0, c) for c in range(n_c)]
-    eligible = np.ones(n_c, dtype=bool)
-    if eligible_fn is not None:
-        eligible = np.array([bool(eligible_fn(x)) for x in xi_bars])
-        eligible[level == 0] = True
-    applied = rule if K >= 2 else "raw"
-    chosen = _apply_rule(applied, raw, honest, level, alpha_idx, tol, eligible)
+            honest[:, :, j] = cand_err(leave1[j], np.array([j]))[:, :, 0]
+    deg0 = degrees(0)
+    eligible = np.ones((G, C), dtype=bool)
+    while True:
+        chosen = _apply_rule(rule, raw, honest, level, cand_a, tol, eligible)
+        chosen_xi = np.zeros((G, max_steps + 1))
+        redo = np.zeros(G, dtype=bool)
+        for g in range(G):
+            c = chosen[g]
+            d = deg0[g, c]
+            xs = fits[cands[c][2]][0]
+            chosen_xi[g, : d + 1] = xs[d][g, cand_a[c], 0]
+            k = cands[c][0]
+            if eligible_fn is not None and k > 0:
+                if not eligible_fn(chosen_xi[g, : k + 1]):
+                    eligible[g, c] = False
+                    redo[g] = True
+        if not redo.any():
+            break
+    xi_bar0 = []  # the first group's, for cv_results_
+    for c, (k, a, sh) in enumerate(cands):
+        x = np.zeros(k + 1)
+        d = deg0[0, c]
+        x[: d + 1] = fits[sh][0][d][0, a, 0]
+        xi_bar0.append(x)
 
-    nested_errors = np.full(K, np.nan)
+    nested_errors = np.full((G, K), np.nan)
     if nested and K >= 2:
-        every = np.ones(n_c, dtype=bool)
+        every = np.ones((G, C), dtype=bool)
+        inner_rule = rule if K >= 3 else "raw"
         for j in range(K):
             others = all_folds[all_folds != j]
             s = leave1[j]
             raw_in = cand_err(s, others)
             if leave2:
-                hon_in = np.column_stack(
-                    [cand_err(leave2[(j, i)], np.array([i]))[:, 0] for i in others]
+                hon_in = np.stack(
+                    [cand_err(leave2[(j, i)], np.array([i]))[:, :, 0] for i in others],
+                    axis=2,
                 )
             else:
                 hon_in = raw_in
-            inner_rule = applied if len(others) >= 2 else "raw"
-            c = _apply_rule(inner_rule, raw_in, hon_in, level, alpha_idx, tol, every)
-            nested_errors[j] = cand_err(s, np.array([j]))[c, 0]
-    return SelectionResult(
-        candidates=cands,
-        xi_bar=xi_bars,
-        raw_errors=raw,
-        honest_errors=honest,
+            c = _apply_rule(inner_rule, raw_in, hon_in, level, cand_a, tol, every)
+            nested_errors[:, j] = cand_err(s, np.array([j]))[np.arange(G), c, 0]
+    return dict(
+        raw=raw,
+        honest=honest,
         chosen=chosen,
-        nested_errors=nested_errors,
-        rule=applied,
+        chosen_xi=chosen_xi,
+        nested=nested_errors,
+        xi_bar0=xi_bar0,
     )
