@@ -51,17 +51,15 @@ warnings.simplefilter("ignore", UserWarning)
 ALPHAS = np.logspace(-3, 5, 40)
 STEPS = (0, 1, 2, 3, 4)
 METHODS = {
-    # Today's default before the honest selection: the raw optimum, free filters.
+    # The default before the honest selection: the raw optimum, free filters.
     "raw free": dict(selection="raw", filter_constraint="none"),
-    "stepwise auto": dict(selection="stepwise", filter_constraint="auto"),
-    "stepwise shrink": dict(selection="stepwise", filter_constraint="shrink"),
-    "one_se shrink": dict(selection="one_se", filter_constraint="shrink"),
-    "honest shrink": dict(selection="honest", filter_constraint="shrink"),
-    "stepwise auto loo": dict(selection="stepwise", cv=None),
-    "stepwise auto 0-1": dict(selection="stepwise", n_steps=(0, 1)),
-    "stepwise shrink 0-1": dict(
-        selection="stepwise", filter_constraint="shrink", n_steps=(0, 1)
-    ),
+    # The default now: selection="stepwise", filter_constraint="auto".
+    "default": dict(),
+    "stepwise free": dict(selection="stepwise", filter_constraint="none"),
+    "one_se": dict(selection="one_se"),
+    "honest": dict(selection="honest"),
+    "default loo": dict(cv=None),
+    "default 0-1": dict(n_steps=(0, 1)),
 }
 
 

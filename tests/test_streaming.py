@@ -434,7 +434,12 @@ def test_streamed_selection_is_the_constrained_optimum_of_the_refits():
     w = _weights(n, 11, zeros=True)
     alpha = 0.3 * _lam_max(X, w)
     streamed = SelfDistillCV(
-        cv=n_splits, alphas=[alpha], n_steps=(k,), random_state=3
+        cv=n_splits,
+        alphas=[alpha],
+        n_steps=(k,),
+        random_state=3,
+        selection="raw",
+        filter_constraint="none",
     ).fit(_chunks(X, y, w, [0, 70, 71, 200]))
     folds = hash_folds(np.arange(n), n_splits, 3)
     rows, rhs = [], []
