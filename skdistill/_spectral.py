@@ -354,17 +354,23 @@ def _per_target_chain(solve, M, rhs, alphas, xis, factors):
     and one solve per step and group, never one per target. A target with one
     penalty at every step combines its group's pure distillates by its own
     ``xi_bar`` (as :func:`_shared_chain` does); the others follow the
-    recursion column by column. A group's factor is released once no other
-    target needs it, so memory holds one factor at a time for targets with one
-    penalty each (plus one per distinct penalty of the other targets).
+    recursion, grouped by their whole row of penalties. A factor is released
+    once no later group needs it, so memory holds the factors of one group
+    (at most ``k + 1``) plus those that later groups share.
     """
     counts = np.sum(np.isfinite(xis), axis=1)
     xis = np.where(np.isfinite(xis), xis, 0.0)
     t, k1 = alphas.shape
     S = np.empty((k1, rhs.shape[0], t), dtype=np.result_type(M, rhs))
     const = np.all(alphas == alphas[:, :1], axis=1)
-    for alpha in np.unique(alphas[const, 0]):
-        cols = np.flatnonzero(const & (alphas[:, 0] == alpha))
+    varying = np.flatnonzero(~const)
+    needed_later = set(alphas[varying].ravel().tolist())
+    uniform = np.flatnonzero(const)
+    values, group = np.unique(alphas[uniform, 0], return_inverse=True)
+    order = np.argsort(group.ravel(), kind="stable")
+    bounds = np.searchsorted(group.ravel()[order], np.arange(values.size + 1))
+    for g, alpha in enumerate(values.tolist()):
+        cols = uniform[order[bounds[g] : bounds[g + 1]]]
         k_group = int(counts[cols].max())
         pure = [solve(alpha, rhs[:, cols])]
         for _ in range(k_group):
@@ -373,20 +379,25 @@ def _per_target_chain(solve, M, rhs, alphas, xis, factors):
         prefixes = xi_bar_prefixes(xis[cols, :k_group]).astype(pure.dtype)
         # prefixes (k_group + 1, c, k_group + 1): step i of column j.
         S[: k_group + 1, :, cols] = np.einsum("icm,mrc->irc", prefixes, pure)
-        if not np.any(alphas[~const] == alpha):
+        if alpha not in needed_later:
             factors.pop(alpha, None)
-    varying = np.flatnonzero(~const)
     if varying.size:
-        prev = np.empty((rhs.shape[0], varying.size), dtype=S.dtype)
-        for i in range(k1):
-            if i == 0:
-                B = rhs[:, varying]
-            else:
-                xi = xis[varying, i - 1]
-                B = xi * (M @ prev) + (1.0 - xi) * rhs[:, varying]
-            for alpha in np.unique(alphas[varying, i]):
-                sub = alphas[varying, i] == alpha
-                prev[:, sub] = solve(alpha, B[:, sub])
-            S[i, :, varying] = prev.T
+        # Targets with the same row of penalties share their solves.
+        rows, group = np.unique(alphas[varying], axis=0, return_inverse=True)
+        order = np.argsort(group.ravel(), kind="stable")
+        bounds = np.searchsorted(group.ravel()[order], np.arange(rows.shape[0] + 1))
+        last_use = {a: g for g, row in enumerate(rows.tolist()) for a in row}
+        for g, row in enumerate(rows.tolist()):
+            cols = varying[order[bounds[g] : bounds[g + 1]]]
+            prev = solve(row[0], rhs[:, cols])
+            S[0][:, cols] = prev
+            for i in range(1, int(counts[cols].max()) + 1):
+                xi = xis[cols, i - 1]
+                B = xi * (M @ prev) + (1.0 - xi) * rhs[:, cols]
+                prev = solve(row[i], B)
+                S[i][:, cols] = prev
+            for alpha in set(row):
+                if last_use[alpha] == g:
+                    factors.pop(alpha, None)
     stage = np.minimum(np.arange(k1)[:, None], counts[None, :])  # (k + 1, t)
     return np.take_along_axis(S, stage[:, None, :], axis=0)

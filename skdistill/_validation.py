@@ -62,14 +62,14 @@ def _check_n_steps(n_steps, n_targets):
     """``n_steps`` as an int, or as an int array of shape (n_targets,)."""
     if isinstance(n_steps, bool | np.bool_):  # an Integral, but not a count
         raise ValueError(f"n_steps must be a non-negative int, got {n_steps!r}.")
-    if np.ndim(n_steps) == 0:
-        return int(n_steps)
     arr = np.asarray(n_steps)
     message = (
         "n_steps must be a non-negative int or a 1-D array of non-negative "
         f"ints of shape (n_targets,) = ({n_targets},), got {n_steps!r}."
     )
-    if arr.ndim != 1 or arr.shape[0] not in (1, n_targets) or arr.dtype == bool:
+    if arr.dtype == bool or arr.ndim > 1:
+        raise ValueError(message)
+    if arr.ndim == 1 and arr.shape[0] not in (1, n_targets):
         raise ValueError(message)
     try:
         as_float = arr.astype(np.float64)
@@ -79,6 +79,8 @@ def _check_n_steps(n_steps, n_targets):
         raise ValueError(message)
     if np.any(as_float < 0):
         raise ValueError(message)
+    if arr.ndim == 0:
+        return int(as_float)
     return np.broadcast_to(as_float.astype(np.intp), (n_targets,)).copy()
 
 

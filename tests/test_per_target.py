@@ -389,7 +389,16 @@ def test_per_target_partial_fit_equals_fit():
     assert_array_equal(chunks.xi_bar_, full.xi_bar_)
 
 
-def test_cholesky_factorises_once_per_distinct_alpha(monkeypatch):
+@pytest.mark.parametrize(
+    "alpha, n_steps",
+    [
+        (np.array([[1.0], [2.0], [1.0], [2.0], [1.0], [3.0]]), 3),
+        # Rows that vary by step, sharing their values with other rows.
+        (np.array([[1.0, 2.0], [1.0, 2.0], [2.0, 1.0], [3.0, 3.0], [2, 1], [1, 1]]), 1),
+        (np.array([[1.0, 2.0, 3.0]] * 6), [2, 1, 0, 2, 2, 1]),
+    ],
+)
+def test_cholesky_factorises_once_per_distinct_alpha(monkeypatch, alpha, n_steps):
     from scipy import linalg
 
     calls = []
@@ -401,11 +410,13 @@ def test_cholesky_factorises_once_per_distinct_alpha(monkeypatch):
 
     monkeypatch.setattr(linalg, "cho_factor", counting)
     X, Y, _ = make_problem(6, 40, 6, n_targets=6)
-    alpha = np.array([[1.0], [2.0], [1.0], [2.0], [1.0], [3.0]])
-    RepeatedSelfDistillationRegressor(alpha=alpha, n_steps=3, solver="cholesky").fit(
-        X, Y
-    )
+    reg = RepeatedSelfDistillationRegressor(
+        alpha=alpha, n_steps=n_steps, xi=1.5, solver="cholesky"
+    ).fit(X, Y)
     assert len(calls) == 3
+    ref = RepeatedSelfDistillationRegressor(alpha=alpha, n_steps=n_steps, xi=1.5)
+    rtol = chain_rtol(X, [1.0], [1.5] * 3, None, True)
+    assert_normwise_close(reg.coef_path_, ref.fit(X, Y).coef_path_, rtol)
 
 
 # ---------------------------------------------------------------------------
@@ -437,6 +448,8 @@ def test_cholesky_factorises_once_per_distinct_alpha(monkeypatch):
         (dict(n_steps=[1, 1.5, 2]), r"n_steps must be a non-negative int"),
         (dict(n_steps=[[1, 1, 2]]), r"n_steps must be a non-negative int"),
         (dict(n_steps=[True, False, True]), r"n_steps must be a non-negative int"),
+        (dict(n_steps=np.array(-1)), r"n_steps must be a non-negative int"),
+        (dict(n_steps=np.array(1.5)), r"n_steps must be a non-negative int"),
         (
             dict(n_steps=[1, 2, 2], xi=[[0.5, np.nan], [np.nan, 1.0], [1.0, 1.0]]),
             r"xi must be finite \(NaN is allowed only beyond",
