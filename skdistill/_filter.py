@@ -28,6 +28,8 @@ __all__ = [
     "xi_bar_to_xi",
     "filter_path",
     "inverse_filter_path",
+    "inverse_filter_path_per_target",
+    "xi_bar_prefixes",
 ]
 
 
@@ -283,3 +285,86 @@ def combine_pure_distillates(pure, xi):
         xi_bar = xi_to_xi_bar(np.asarray(xi)[:i]).astype(pure.dtype)
         path[i] = np.tensordot(xi_bar, pure[: i + 1], axes=1)
     return path
+
+
+def xi_bar_prefixes(xis):
+    """``xi_bar`` of every prefix of each row of ``xis``, zero-padded.
+
+    Parameters
+    ----------
+    xis : ndarray of shape (t, k)
+        Finite per-step weights of ``t`` chains.
+
+    Returns
+    -------
+    xi_bar : ndarray of shape (k + 1, t, k + 1)
+        ``xi_bar[i, j, : i + 1]`` is ``xi_to_xi_bar(xis[j, :i])``; the rest is
+        zero.
+    """
+    xis = np.asarray(xis, dtype=np.float64)
+    t, k = xis.shape
+    out = np.zeros((k + 1, t, k + 1))
+    current = np.ones((t, 1))
+    out[0, :, :1] = current
+    for i in range(k):
+        x = xis[:, i : i + 1]
+        current = np.concatenate((1.0 - x, x * current), axis=1)
+        out[i + 1, :, : i + 2] = current
+    return out
+
+
+def inverse_filter_path_per_target(lam, alphas, xis):
+    """``q_i = g_i(lam) / lam`` of every step, one chain per target.
+
+    The per-target form of :func:`inverse_filter_path`, vectorised over
+    targets, with the same evaluation for each target: Horner's rule on each
+    prefix's ``xi_bar`` when the target's penalty is the same at every step,
+    the recursion on ``q`` otherwise.
+
+    Parameters
+    ----------
+    lam : ndarray of shape (r,)
+        Non-negative eigenvalues.
+    alphas : ndarray of shape (t, k + 1)
+        Non-negative penalty of each target at each step.
+    xis : ndarray of shape (t, k)
+        Weights of each target at each step; NaN beyond a target's own
+        number of steps, which is the number of its finite entries.
+
+    Returns
+    -------
+    q : ndarray of shape (k + 1, t, r)
+        Target ``j``'s step ``i`` uses the factors ``q[min(i, k_j), j]``: a
+        target whose steps ran out repeats its last step.
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    counts = np.sum(np.isfinite(xis), axis=1)
+    xis = np.where(np.isfinite(xis), xis, 0.0)
+    t, k1 = alphas.shape
+    q = np.empty((k1, t, lam.shape[0]))
+    const = np.all(alphas == alphas[:, :1], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if np.any(const):
+            den = lam + alphas[const, :1]  # (c, r)
+            safe = np.where(den > 0, den, 1.0)
+            h = np.where(den > 0, lam / safe, 0.0)
+            prefixes = xi_bar_prefixes(xis[const])  # (k + 1, c, k + 1)
+            for i in range(k1):
+                p = np.zeros_like(h)
+                for m in range(i, -1, -1):
+                    p = p * h + prefixes[i, :, m : m + 1]
+                q[i, const] = np.where(den > 0, p / safe, 0.0)
+        if not np.all(const):
+            a, x = alphas[~const], xis[~const]
+            den = lam + a[:, :1]
+            prev = np.where(den > 0, 1.0 / den, 0.0)
+            q[0, ~const] = prev
+            for i in range(1, k1):
+                den = lam + a[:, i : i + 1]
+                xi_i = x[:, i - 1 : i]
+                num = xi_i * lam * prev + 1.0 - xi_i
+                prev = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+                q[i, ~const] = prev
+    stage = np.minimum(np.arange(k1)[:, None], counts[None, :])  # (k + 1, t)
+    return np.take_along_axis(q, stage[:, :, None], axis=0)

@@ -15,21 +15,41 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._filter import inverse_filter_path, xi_to_xi_bar
+from ._filter import (
+    inverse_filter_path,
+    inverse_filter_path_per_target,
+    xi_bar_prefixes,
+    xi_to_xi_bar,
+)
 from ._spectral import cholesky_path, decompose, resolve_solver
 from ._streaming import stream_from_fit
-from ._validation import check_step_array
+from ._validation import check_target_steps
 
 __all__ = ["RepeatedSelfDistillationRegressor"]
 
 
-def _check_steps(alpha, xi, n_steps):
-    """Validated per-step ``alpha`` (n_steps + 1,) and ``xi`` (n_steps,)."""
-    if isinstance(n_steps, bool | np.bool_):  # an Integral, but not a count
-        raise ValueError(f"n_steps must be a non-negative int, got {n_steps!r}.")
-    alphas = check_step_array(alpha, "alpha", n_steps + 1, low=0)
-    xis = check_step_array(xi, "xi", n_steps)
-    return alphas, xis
+def _check_steps(alpha, xi, n_steps, n_targets):
+    """Validated ``alpha`` and ``xi``: per step, or per target and step.
+
+    1-D ``alphas`` (k + 1,) and ``xis`` (k,) when no parameter is per target;
+    otherwise ``alphas`` (n_targets, K + 1) and ``xis`` (n_targets, K) with NaN
+    beyond each target's own number of steps (see
+    :func:`~skdistill._validation.check_target_steps`).
+    """
+    return check_target_steps(alpha, xi, n_steps, n_targets)
+
+
+def _xi_bar_of(xis):
+    """``xi_bar_``: (k + 1,) for shared steps, (n_targets, K + 1) zero-padded."""
+    if xis.ndim == 1:
+        return xi_to_xi_bar(xis)
+    finite = np.isfinite(xis)
+    prefixes = xi_bar_prefixes(np.where(finite, xis, 0.0))
+    return prefixes[finite.sum(axis=1), np.arange(xis.shape[0])]
+
+
+def _n_targets(y):
+    return 1 if y.ndim == 1 else y.shape[1]
 
 
 def _rank_rtol(solver, X):
@@ -102,16 +122,40 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     fit is shrunk by ``h * p_k(h)`` with ``h = s**2 / (s**2 + alpha)`` and
     ``p_k(h) = sum_m xi_bar_[m] * h**m``, where ridge is ``p_k = 1``.
 
+    Every parameter of the chain may also be given per target (column of
+    ``y``), as :class:`~sklearn.linear_model.Ridge` takes one ``alpha`` per
+    target: the targets still share one decomposition, and each gets its own
+    filter (see "Per-target parameters" in the Notes).
+
     Parameters
     ----------
-    alpha : float or array-like of shape (n_steps + 1,), default=1.0
-        Non-negative L2 penalty. An array gives the teacher and each student
-        its own penalty. ``alpha = 0`` gives minimum-norm least squares.
-    n_steps : int, default=1
-        Number of student steps ``k``; ``n_steps=0`` is ridge regression.
-    xi : float or array-like of shape (n_steps,), default=0.5
+    alpha : float or array-like, default=1.0
+        Non-negative L2 penalty. ``alpha = 0`` gives minimum-norm least
+        squares. Shapes:
+
+        - a float: every step and target;
+        - shape (n_steps + 1,): the teacher and each student get their own
+          penalty (a 1-D ``alpha`` is always per step);
+        - shape (n_targets, 1): one penalty per target, at every step;
+        - shape (n_targets, n_steps + 1): per target and step;
+        - shape (n_targets,), only when ``n_steps`` is 0 for every target
+          (there one penalty per step is one penalty): one penalty per
+          target, exactly as in :class:`~sklearn.linear_model.Ridge`.
+
+        Otherwise per-target penalties must be a column: a 1-D array whose
+        length is not ``n_steps + 1`` raises a ``ValueError`` that says so
+        (deciding between "per step" and "per target" by the length would
+        change the meaning when ``n_targets == n_steps + 1``).
+    n_steps : int or array-like of int of shape (n_targets,), default=1
+        Number of student steps ``k``; ``n_steps=0`` is ridge regression. An
+        array gives each target its own count: target ``t`` uses the first
+        ``n_steps[t]`` students, and ``n_steps + 1`` in the shapes of
+        ``alpha`` and ``xi`` means ``max(n_steps) + 1``.
+    xi : float or array-like, default=0.5
         Weight of the previous step's predictions in each student's labels.
         Any real number: optimal values are often negative or above one.
+        A float, shape (n_steps,) (one per step), or 2-D of shape
+        (n_targets, 1) or (n_targets, n_steps) (per target and step).
     fit_intercept : bool, default=True
         Whether to fit an intercept (the data are centred as in
         :class:`~sklearn.linear_model.Ridge`).
@@ -147,7 +191,8 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
-        Coefficients of the last student. As with
+        Coefficients of the last student (of each target's own last student
+        when ``n_steps`` is per target). As with
         :class:`~sklearn.linear_model.Ridge`, a ``y`` of shape
         (n_samples, 1) gives shape (n_features,) and predictions of shape
         (n_samples,).
@@ -155,11 +200,19 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         Intercept of the last student.
     coef_path_ : ndarray of shape (n_steps + 1, n_features) or \
             (n_steps + 1, n_targets, n_features)
-        Coefficients of the teacher (index 0) and of every student.
+        Coefficients of the teacher (index 0) and of every student. With
+        ``n_steps`` per target, the first axis has ``max(n_steps) + 1``
+        entries and a target whose steps ran out repeats its last student.
     intercept_path_ : ndarray of shape (n_steps + 1,) or (n_steps + 1, n_targets)
         Intercepts of the teacher and of every student.
-    xi_bar_ : ndarray of shape (n_steps + 1,)
+    xi_bar_ : ndarray of shape (n_steps + 1,) or (n_targets, max(n_steps) + 1)
         Effective polynomial coefficients of the filter; they sum to one.
+        Of shape (n_steps + 1,) when ``alpha``, ``xi`` and ``n_steps`` are
+        shared by every target, whatever ``y``; of shape
+        (n_targets, max(n_steps) + 1) as soon as one of them is per target
+        (a 2-D ``alpha`` or ``xi``, an array ``n_steps``, or Ridge's
+        ``alpha`` of shape (n_targets,)): row ``t`` is target ``t``'s, padded
+        with zeros beyond its own ``n_steps[t] + 1`` entries.
     singular_values_ : ndarray of shape (min(n_samples, n_features),)
         Singular values of the centred (weighted) training data, in
         decreasing order. Not set by ``solver="cholesky"``.
@@ -169,6 +222,22 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during fit, when ``X`` has string column names.
+
+    Notes
+    -----
+    **Per-target parameters.** All targets share one decomposition (or, for
+    ``solver="cholesky"``, one factorisation per distinct penalty); target
+    ``t``'s coefficients are ``basis @ (q_t * proj[:, t])`` with its own
+    filter ``q_t``, so a per-target fit costs about as much as a shared one
+    and equals a loop of single-target fits with the corresponding scalar
+    parameters. A per-target array with one row (or ``n_steps`` of length
+    one) is shared by every target, as :class:`~sklearn.linear_model.Ridge`
+    broadcasts an ``alpha`` of shape (1,). With ``n_steps`` per target, the
+    entries of ``alpha`` and ``xi`` beyond a target's own count are ignored:
+    they may be NaN (convenient padding), and numbers there must still be
+    valid (finite; non-negative for ``alpha``). ``staged_predict`` then yields
+    ``max(n_steps) + 1`` stages, a target whose steps ran out repeating its
+    last stage, so the last stage is always :meth:`predict`.
 
     See Also
     --------
@@ -197,11 +266,26 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     >>> teacher = RepeatedSelfDistillationRegressor(alpha=1.0, n_steps=0).fit(X, y)
     >>> bool(np.allclose(teacher.coef_, Ridge(alpha=1.0).fit(X, y).coef_))
     True
+
+    Per-target penalties, weights and step counts, from one decomposition:
+
+    >>> Y = np.column_stack([y, -y, 2 * y])
+    >>> reg = RepeatedSelfDistillationRegressor(
+    ...     alpha=[[1.0], [0.5], [2.0]], xi=[[0.5, np.nan], [1.5, 0.2], [0.5, 0.5]],
+    ...     n_steps=[1, 2, 2],
+    ... ).fit(X, Y)
+    >>> reg.coef_.shape, reg.xi_bar_.shape
+    ((3, 3), (3, 3))
+    >>> reg.xi_bar_[0]
+    array([0.5, 0.5, 0. ])
+    >>> one = RepeatedSelfDistillationRegressor(alpha=0.5, n_steps=2, xi=[1.5, 0.2])
+    >>> bool(np.allclose(reg.coef_[1], one.fit(X, -y).coef_))
+    True
     """
 
     _parameter_constraints: dict = {
         "alpha": [Interval(Real, 0, None, closed="left"), "array-like"],
-        "n_steps": [Interval(Integral, 0, None, closed="left")],
+        "n_steps": [Interval(Integral, 0, None, closed="left"), "array-like"],
         "xi": [Interval(Real, None, None, closed="neither"), "array-like"],
         "fit_intercept": ["boolean"],
         "solver": [StrOptions({"auto", "svd", "gram", "dual", "cholesky"})],
@@ -265,8 +349,8 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         self : object
             Fitted estimator.
         """
-        alphas, xis = _check_steps(self.alpha, self.xi, self.n_steps)
         X, y, sample_weight = self._validate_fit_data(X, y, sample_weight)
+        alphas, xis = _check_steps(self.alpha, self.xi, self.n_steps, _n_targets(y))
         solver = resolve_solver(self.solver, X, alphas.min())
         if solver == "cholesky" and alphas.min() <= 0:
             raise ValueError(
@@ -371,15 +455,30 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         ``x_exponent`` and ``y_exponent`` are the powers of two by which the
         decomposed ``X`` and ``y`` were scaled (``alphas`` are those of the
         scaled problem); the fitted attributes are in the original units.
+
+        ``alphas`` and ``xis`` are 1-D (one chain for every target) or 2-D,
+        one row per target, as :func:`_check_steps` returns them. Per target,
+        the null directions are dropped for exactly the targets whose own
+        smallest ``alpha`` is that small, as a fit of that target alone does.
         """
         dtype = spectrum.proj.dtype
         lam_max = spectrum.lam.max(initial=0.0)
         # Singular values in decreasing order; every solver reports min(n, d).
         singular_values = np.sqrt(np.sort(spectrum.lam)[::-1][:n_components])
         singular_values = np.ldexp(singular_values, -x_exponent).astype(dtype)
-        if lam_max > 0 and (solver == "svd" or alphas.min() <= rank_rtol * lam_max):
+        per_target = alphas.ndim == 2
+        if lam_max > 0 and (
+            solver == "svd" or (not per_target and alphas.min() <= rank_rtol * lam_max)
+        ):
             spectrum = spectrum.truncated(rank_rtol)
-        q_path = inverse_filter_path(spectrum.lam, alphas, xis, self.n_steps)
+        if per_target:
+            q_path = inverse_filter_path_per_target(spectrum.lam, alphas, xis)
+            small = alphas.min(axis=1) <= rank_rtol * lam_max
+            if lam_max > 0 and solver != "svd" and np.any(small):
+                null = spectrum.lam <= rank_rtol * lam_max
+                q_path[:, small[:, None] & null[None, :]] = 0.0
+        else:
+            q_path = inverse_filter_path(spectrum.lam, alphas, xis, xis.shape[0])
         coef_path = spectrum.coef_path(q_path)  # (k+1, t, d)
         with np.errstate(over="ignore"):  # _set_path reports an overflow
             coef_path = np.ldexp(coef_path, x_exponent - y_exponent).astype(dtype)
@@ -432,7 +531,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         self.intercept_ = intercept_path[-1]
         if y_ndim == 2 and coef_path.ndim == 2 and not self.fit_intercept:
             self.intercept_ = 0.0
-        self.xi_bar_ = xi_to_xi_bar(xis)
+        self.xi_bar_ = _xi_bar_of(xis)
         if singular_values is not None:
             self.singular_values_ = singular_values
         elif hasattr(self, "singular_values_"):
@@ -504,7 +603,6 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         """
         from ._streaming import partial_fit_regressor
 
-        alphas, xis = _check_steps(self.alpha, self.xi, self.n_steps)
         first = getattr(self, "_stream", None) is None
         X, y = validate_data(
             self,
@@ -520,6 +618,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
+        alphas, xis = _check_steps(self.alpha, self.xi, self.n_steps, _n_targets(y))
         return partial_fit_regressor(self, X, y, sample_weight, alphas, xis)
 
     def _check_predict_data(self, X):
@@ -563,7 +662,9 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         ------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
             Step ``i`` yields the predictions of student ``i`` (``i = 0`` is
-            the teacher); the last equals :meth:`predict`.
+            the teacher); the last equals :meth:`predict`. With ``n_steps``
+            per target there are ``max(n_steps) + 1`` stages and a target
+            whose steps ran out repeats its last student.
         """
         X = self._check_predict_data(X)
         for coef, intercept in zip(self.coef_path_, self.intercept_path_, strict=True):

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from scipy import linalg
 from scipy.linalg.lapack import get_lapack_funcs
 
-from ._filter import combine_pure_distillates
+from ._filter import combine_pure_distillates, xi_bar_prefixes
 
 __all__ = ["Spectrum", "cholesky_path", "decompose", "resolve_solver"]
 
@@ -101,12 +101,20 @@ class Spectrum:
         return self.coef_path(np.asarray(q)[None, :])[0]
 
     def coef_path(self, q_path):
-        """Coefficients ``(m, t, d)`` for ``m`` rows of factors ``q_path`` (m, r)."""
+        """Coefficients ``(m, t, d)`` for ``m`` rows of factors ``q_path``.
+
+        ``q_path`` of shape (m, r) filters every target alike; of shape
+        (m, t, r) it gives target ``j`` its own factors ``q_path[:, j]``
+        (one basis product for all targets, whatever their filters).
+        """
         dtype = self.proj.dtype
         q_path = np.asarray(q_path, dtype=dtype)
         m, t = q_path.shape[0], self.proj.shape[1]
-        # (r, m * t): column block i holds diag(q_i) @ proj.
-        scaled = (q_path.T[:, :, None] * self.proj[:, None, :]).reshape(-1, m * t)
+        if q_path.ndim == 2:
+            q_path = q_path[:, None, :]
+        # (r, m * t): column block i holds diag(q_i) @ proj (target j's own
+        # q_i in column j when the factors are per target).
+        scaled = (q_path.transpose(2, 0, 1) * self.proj[:, None, :]).reshape(-1, m * t)
         if self._basis is not None:
             coef = self._basis @ scaled
         else:
@@ -303,17 +311,10 @@ def cholesky_path(
                     )
         return linalg.cho_solve(factors[alpha], B, check_finite=False)
 
-    steps = [solve(alphas[0], rhs)]
-    if np.all(alphas == alphas[0]):
-        # One alpha: the pure distillates combined by each step's xi_bar,
-        # the same evaluation as the spectral solvers.
-        for _ in xis:
-            steps.append(solve(alphas[0], M @ steps[-1]))
-        S = combine_pure_distillates(np.stack(steps), xis)
+    if np.ndim(alphas) == 2:
+        S = _per_target_chain(solve, M, rhs, alphas, xis, factors)
     else:
-        for alpha, xi in zip(alphas[1:], xis, strict=True):
-            steps.append(solve(alpha, xi * (M @ steps[-1]) + (1.0 - xi) * rhs))
-        S = np.stack(steps)  # (k + 1, r, t)
+        S = _shared_chain(solve, M, rhs, alphas, xis)
     k1, r, t = S.shape
     if dual:
         coef = data.rmatmat(S.transpose(1, 0, 2).reshape(r, k1 * t))  # (d, k1 t)
@@ -325,3 +326,78 @@ def cholesky_path(
         data.X_offset,
         data.y_offset,
     )
+
+
+def _shared_chain(solve, M, rhs, alphas, xis):
+    """Every step ``(k + 1, r, t)`` of the chain that all targets share."""
+    steps = [solve(alphas[0], rhs)]
+    if np.all(alphas == alphas[0]):
+        # One alpha: the pure distillates combined by each step's xi_bar,
+        # the same evaluation as the spectral solvers.
+        for _ in xis:
+            steps.append(solve(alphas[0], M @ steps[-1]))
+        S = combine_pure_distillates(np.stack(steps), xis)
+    else:
+        for alpha, xi in zip(alphas[1:], xis, strict=True):
+            steps.append(solve(alpha, xi * (M @ steps[-1]) + (1.0 - xi) * rhs))
+        S = np.stack(steps)  # (k + 1, r, t)
+    return S
+
+
+def _per_target_chain(solve, M, rhs, alphas, xis, factors):
+    """Every step ``(k + 1, r, t)`` of each target's own chain.
+
+    ``alphas`` (t, k + 1) and ``xis`` (t, k) as
+    :func:`~skdistill._validation.check_target_steps` returns them (NaN in
+    ``xis`` beyond a target's count; such a target repeats its last step).
+    Targets are grouped by penalty: one factorisation per distinct ``alpha``
+    and one solve per step and group, never one per target. A target with one
+    penalty at every step combines its group's pure distillates by its own
+    ``xi_bar`` (as :func:`_shared_chain` does); the others follow the
+    recursion, grouped by their whole row of penalties. A factor is released
+    once no later group needs it, so memory holds the factors of one group
+    (at most ``k + 1``) plus those that later groups share.
+    """
+    counts = np.sum(np.isfinite(xis), axis=1)
+    xis = np.where(np.isfinite(xis), xis, 0.0)
+    t, k1 = alphas.shape
+    S = np.empty((k1, rhs.shape[0], t), dtype=np.result_type(M, rhs))
+    const = np.all(alphas == alphas[:, :1], axis=1)
+    varying = np.flatnonzero(~const)
+    needed_later = set(alphas[varying].ravel().tolist())
+    uniform = np.flatnonzero(const)
+    values, group = np.unique(alphas[uniform, 0], return_inverse=True)
+    order = np.argsort(group.ravel(), kind="stable")
+    bounds = np.searchsorted(group.ravel()[order], np.arange(values.size + 1))
+    for g, alpha in enumerate(values.tolist()):
+        cols = uniform[order[bounds[g] : bounds[g + 1]]]
+        k_group = int(counts[cols].max())
+        pure = [solve(alpha, rhs[:, cols])]
+        for _ in range(k_group):
+            pure.append(solve(alpha, M @ pure[-1]))
+        pure = np.stack(pure)  # (k_group + 1, r, c)
+        prefixes = xi_bar_prefixes(xis[cols, :k_group]).astype(pure.dtype)
+        # prefixes (k_group + 1, c, k_group + 1): step i of column j.
+        S[: k_group + 1, :, cols] = np.einsum("icm,mrc->irc", prefixes, pure)
+        if alpha not in needed_later:
+            factors.pop(alpha, None)
+    if varying.size:
+        # Targets with the same row of penalties share their solves.
+        rows, group = np.unique(alphas[varying], axis=0, return_inverse=True)
+        order = np.argsort(group.ravel(), kind="stable")
+        bounds = np.searchsorted(group.ravel()[order], np.arange(rows.shape[0] + 1))
+        last_use = {a: g for g, row in enumerate(rows.tolist()) for a in row}
+        for g, row in enumerate(rows.tolist()):
+            cols = varying[order[bounds[g] : bounds[g + 1]]]
+            prev = solve(row[0], rhs[:, cols])
+            S[0][:, cols] = prev
+            for i in range(1, int(counts[cols].max()) + 1):
+                xi = xis[cols, i - 1]
+                B = xi * (M @ prev) + (1.0 - xi) * rhs[:, cols]
+                prev = solve(row[i], B)
+                S[i][:, cols] = prev
+            for alpha in set(row):
+                if last_use[alpha] == g:
+                    factors.pop(alpha, None)
+    stage = np.minimum(np.arange(k1)[:, None], counts[None, :])  # (k + 1, t)
+    return np.take_along_axis(S, stage[:, None, :], axis=0)

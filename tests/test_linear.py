@@ -784,7 +784,7 @@ def _with(array, index, value):
             r"shape \(1,\)",
         ),
         (
-            {"n_steps": 1, "xi": [[0.5]]},
+            {"n_steps": 1, "xi": [[0.5], [0.5]]},  # two rows, one target
             X_OK,
             Y_OK,
             {},
