@@ -507,6 +507,14 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             y_sub = y if single else Y[:, targets[0]]
             return est.fit(X, y_sub, sample_weight=sample_weight)
 
+        refit_all = None
+        if type(estimator) is RepeatedSelfDistillationRegressor:
+
+            def refit_all(alpha, n_steps, xi):
+                """One fit for every target with its own parameters."""
+                est = clone(estimator).set_params(alpha=alpha, n_steps=n_steps, xi=xi)
+                return est.fit(X, y, sample_weight=sample_weight)
+
         if self.cv is None:
             self._fit_leave_one_out(
                 estimator,
@@ -518,6 +526,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
                 n_ref,
                 refit_one,
                 y_scale=y_scale,
+                refit_all=refit_all,
             )
             return
         splits = self._splits(X, y, groups, classifier=False)
@@ -568,11 +577,22 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             n_targets=Y.shape[1],
             n_ref=n_ref,
             refit_one=refit_one,
+            refit_all=refit_all,
             y_scale=y_scale,
         )
 
     def _fit_leave_one_out(
-        self, estimator, X, Y, sample_weight, steps, alphas, n_ref, refit_one, y_scale
+        self,
+        estimator,
+        X,
+        Y,
+        sample_weight,
+        steps,
+        alphas,
+        n_ref,
+        refit_one,
+        y_scale,
+        refit_all=None,
     ):
         """``cv=None``: exact leave-one-out from one decomposition of all rows."""
         if type(estimator) is not RepeatedSelfDistillationRegressor:
@@ -622,6 +642,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             n_targets=Y.shape[1],
             refit_scale=n_ref / n_train if self.rescale_alpha else 1.0,
             refit_one=refit_one,
+            refit_all=refit_all,
             y_scale=y_scale,
         )
 
@@ -637,6 +658,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         n_ref,
         refit_one,
         y_scale=1.0,
+        refit_all=None,
     ):
         """Score every candidate on prepared folds, choose, and refit.
 
@@ -668,6 +690,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             n_targets=n_targets,
             refit_scale=n_ref / n_train if self.rescale_alpha else 1.0,
             refit_one=refit_one,
+            refit_all=refit_all,
             y_scale=y_scale,
         )
 
@@ -683,6 +706,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         refit_scale,
         refit_one,
         y_scale=1.0,
+        refit_all=None,
     ):
         n_folds = len(stats)
         self.n_splits_ = n_folds
@@ -794,11 +818,17 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             self.n_steps_, self.xi_, self.xi_bar_ = p["n_steps"], p["xi"], p["xi_bar"]
             self.best_params_ = {k: p[k] for k in ("alpha", "n_steps", "xi")}
         else:
+            # One type per attribute: arrays over targets, padded to the most
+            # steps chosen (xi with NaN, xi_bar with zeros).
+            width = max(p["n_steps"] for p in params)
             self.alpha_ = np.array([p["alpha"] for p in params])
             self.cv_alpha_ = np.array([p["alpha_cv"] for p in params])
             self.n_steps_ = np.array([p["n_steps"] for p in params])
-            self.xi_ = [p["xi"] for p in params]
-            self.xi_bar_ = [p["xi_bar"] for p in params]
+            self.xi_ = np.full((len(params), width), np.nan)
+            self.xi_bar_ = np.zeros((len(params), width + 1))
+            for j, p in enumerate(params):
+                self.xi_[j, : p["n_steps"]] = p["xi"]
+                self.xi_bar_[j, : p["n_steps"] + 1] = p["xi_bar"]
             self.best_params_ = [
                 {k: p[k] for k in ("alpha", "n_steps", "xi")} for p in params
             ]
@@ -811,13 +841,23 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             )
         if self.refit:
             tic = time.perf_counter()
-            fitted = []
-            for p, targets in zip(params, groups_of_targets, strict=True):
-                fitted.append(refit_one(p, targets, len(params) == 1))
-            if len(fitted) == 1:
-                self.best_estimator_ = fitted[0]
+            if len(params) == 1:
+                self.best_estimator_ = refit_one(params[0], groups_of_targets[0], True)
+            elif refit_all is not None:
+                # One decomposition for every target, each with its own alpha,
+                # n_steps and xi.
+                self.best_estimator_ = refit_all(
+                    self.alpha_[:, None],
+                    self.n_steps_,
+                    self.xi_ if self.xi_.size else 0.5,
+                )
             else:
-                self.best_estimator_ = _PerTargetEstimator(fitted)
+                self.best_estimator_ = _PerTargetEstimator(
+                    [
+                        refit_one(p, targets, False)
+                        for p, targets in zip(params, groups_of_targets, strict=True)
+                    ]
+                )
             self.refit_time_ = time.perf_counter() - tic
 
     # ------------------------------------------------------------ delegation

@@ -222,10 +222,14 @@ def test_alpha_per_target_equals_separate_fits():
         warnings.simplefilter("ignore", ConvergenceWarning)
         joint = SelfDistillCV(alpha_per_target=True, **kw).fit(X, Y)
         sep = [SelfDistillCV(**kw).fit(X, Y[:, j]) for j in range(2)]
+    assert joint.xi_bar_.shape == (2, joint.n_steps_.max() + 1)
+    assert isinstance(joint.best_estimator_, RepeatedSelfDistillationRegressor)
     for j in range(2):
         assert joint.alpha_[j] == sep[j].alpha_
         assert joint.n_steps_[j] == sep[j].n_steps_
-        np.testing.assert_allclose(joint.xi_bar_[j], sep[j].xi_bar_)
+        k = sep[j].n_steps_
+        np.testing.assert_allclose(joint.xi_bar_[j, : k + 1], sep[j].xi_bar_)
+        assert not joint.xi_bar_[j, k + 1 :].any()
     np.testing.assert_allclose(
         joint.predict(X), np.column_stack([s.predict(X) for s in sep])
     )

@@ -675,3 +675,16 @@ def test_dask_distributed_local_cluster():
         assert dask.base.get_scheduler() == client.get  # the cluster computes
         assert client.scheduler.address.startswith("tcp://127.0.0.1:")
     _check_against_refits(on_cluster, X, y, None, n_splits=3, seed=0, alphas=alphas)
+
+
+def test_fit_with_many_targets_keeps_no_quadratic_state():
+    # A factor of [1, X, Y] would hold (1 + d + t)**2 numbers: above 64
+    # targets fit keeps none, and partial_fit says so and starts afresh.
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(50, 3)), rng.normal(size=(50, 70))
+    est = RepeatedSelfDistillationRegressor().fit(X, Y)
+    assert est._stream.rows is None and "70 targets" in est._stream.unavailable
+    with pytest.warns(UserWarning, match="70 targets"):
+        est.partial_fit(X[:10], Y[:10])
+    fresh = RepeatedSelfDistillationRegressor().partial_fit(X[:10], Y[:10])
+    np.testing.assert_allclose(est.coef_, fresh.coef_, rtol=1e-12)
