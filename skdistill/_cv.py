@@ -113,7 +113,13 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         Progress messages: 1 for a summary, 2 per fold or per trial.
     alpha_per_target : bool, default=False
         With several targets, tune ``(alpha, n_steps, xi)`` for each target
-        separately from the same fold decompositions (closed form only).
+        separately from the same fold decompositions (closed form only). The
+        selection is batched over targets (memory bounded whatever their
+        number), and ``best_estimator_`` is one
+        :class:`RepeatedSelfDistillationRegressor` with per-target
+        parameters, fitted from one decomposition. The fitted ``alpha_``,
+        ``cv_alpha_`` and ``n_steps_`` are then arrays of shape
+        ``(n_targets,)``, ``xi_`` and ``xi_bar_`` padded arrays.
     rescale_alpha : bool, default=True
         Refit a chosen student (``n_steps_ >= 1``) with ``alpha * n /
         n_train``, where ``n_train`` is the mean (weighted) size of the
@@ -177,9 +183,10 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
     ----------
     best_estimator_ : estimator
         The chosen model refitted on all the data (``refit=True``).
-    best_params_ : dict
-        Parameters of ``best_estimator_``: ``alpha`` (rescaled when
-        ``rescale_alpha``), ``n_steps`` and ``xi``.
+    best_params_ : dict or list of dict
+        Parameters of ``best_estimator_``: ``alpha`` (as ``alpha_``),
+        ``n_steps`` and ``xi``; one dict per target with
+        ``alpha_per_target``.
     best_score_ : float
         Mean cross-validated score of the best candidate, as
         :class:`~sklearn.model_selection.GridSearchCV` reports it (raw: its
@@ -210,10 +217,12 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         The chosen number of steps: the ``n_steps`` of the chosen candidate.
         Its filter may use fewer (trailing ``xi_bar`` of zero, ``xi`` of 1)
         when a lower-degree filter fitted the folds better.
-    xi_ : ndarray of shape (n_steps_,)
-        The chosen per-step mixing weights.
-    xi_bar_ : ndarray of shape (n_steps_ + 1,)
-        The chosen effective filter coefficients.
+    xi_ : ndarray of shape (n_steps_,) or (n_targets, max(n_steps_))
+        The chosen per-step mixing weights (per target with
+        ``alpha_per_target``, padded with NaN beyond each target's steps).
+    xi_bar_ : ndarray of shape (n_steps_ + 1,) or (n_targets, max(n_steps_) + 1)
+        The chosen effective filter coefficients (per target with
+        ``alpha_per_target``, padded with zeros).
     coef_, intercept_ : ndarray
         Those of ``best_estimator_``.
     cv_results_ : dict of ndarrays
