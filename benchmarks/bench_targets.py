@@ -1,0 +1,122 @@
+"""Many targets: per-target ``SelfDistillCV`` against per-target ridge searches.
+
+The setting of issue 12: one BLAS thread (set ``OMP_NUM_THREADS=1`` and
+``OPENBLAS_NUM_THREADS=1`` before running), n = 2000, d = 100, 20 alphas,
+``cv=KFold(5)``, ``n_steps=(0, 1, 2)``, per-target tuning, targets with
+varied noise. In one run, each fit in a forked child process whose peak
+resident memory is reported (it includes the data, shared with the parent):
+
+* ``SelfDistillCV(alpha_per_target=True)`` with the default rule, and with
+  ``filter_constraint="none"`` (no shrinking-filter programmes);
+* himalaya's ``RidgeCV(cv=5)`` on the same alphas and folds (ridge only;
+  ``pip install himalaya``, a benchmark-only dependency; skipped if absent);
+* scikit-learn's ``RidgeCV(alpha_per_target=True)`` (leave-one-out, ridge
+  only).
+
+Targets (issue 12): faster than himalaya, within 3x of scikit-learn.
+
+Run: ``python benchmarks/bench_targets.py [--targets 2000 20000]``.
+"""
+
+import argparse
+import multiprocessing
+import resource
+import time
+import warnings
+from functools import partial
+
+import numpy as np
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import KFold
+
+from skdistill import SelfDistillCV
+
+warnings.simplefilter("ignore")
+
+
+def _problem(n_targets, n=2000, d=100, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    coef = rng.normal(size=(d, n_targets)) * (rng.random((d, n_targets)) < 0.2)
+    noise = rng.uniform(0.5, 20.0, size=n_targets)
+    Y = X @ coef + noise * rng.normal(size=(n, n_targets))
+    return X, Y
+
+
+def _child(fn, queue):
+    tic = time.perf_counter()
+    note = fn()
+    elapsed = time.perf_counter() - tic
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    queue.put((elapsed, peak, note))
+
+
+def _measure(fn):
+    """Seconds, peak resident MiB and a note from ``fn()`` run in a fork."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(fn, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    return out
+
+
+def _fit_search(X, Y, **kw):
+    est = SelfDistillCV(alpha_per_target=True, **kw).fit(X, Y)
+    return f"n_steps chosen {np.bincount(est.n_steps_, minlength=3).tolist()}"
+
+
+def _fit_himalaya(X, Y, alphas, cv):
+    from himalaya.ridge import RidgeCV as HimalayaRidgeCV
+
+    HimalayaRidgeCV(alphas=alphas, cv=cv).fit(X, Y)
+    return "ridge only"
+
+
+def _fit_sklearn(X, Y, alphas):
+    RidgeCV(alphas=alphas, alpha_per_target=True).fit(X, Y)
+    return "ridge only"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", type=int, nargs="*", default=[2000])
+    args = parser.parse_args()
+    alphas = np.logspace(-1, 5, 20)
+    cv = KFold(5)
+    for t in args.targets:
+        X, Y = _problem(t)
+        rows = {}
+        common = dict(alphas=alphas, n_steps=(0, 1, 2), cv=cv)
+        rows["SelfDistillCV (default)"] = _measure(partial(_fit_search, X, Y, **common))
+        rows["SelfDistillCV (free filters)"] = _measure(
+            partial(_fit_search, X, Y, filter_constraint="none", **common)
+        )
+        try:
+            import himalaya  # noqa: F401
+
+            rows["himalaya RidgeCV(cv=5)"] = _measure(
+                partial(_fit_himalaya, X, Y, alphas, cv)
+            )
+        except ImportError:
+            rows["himalaya RidgeCV(cv=5)"] = (np.nan, np.nan, "not installed")
+        rows["sklearn RidgeCV (LOO, per target)"] = _measure(
+            partial(_fit_sklearn, X, Y, alphas)
+        )
+        base_h = rows["himalaya RidgeCV(cv=5)"][0]
+        base_s = rows["sklearn RidgeCV (LOO, per target)"][0]
+        print(f"\n{t} targets, n = {X.shape[0]}, d = {X.shape[1]}, 20 alphas")
+        print(
+            f"  {'method':<36} {'seconds':>8} {'peak MiB':>9} "
+            f"{'/ himalaya':>11} {'/ sklearn':>10}"
+        )
+        for name, (secs, mib, note) in rows.items():
+            print(
+                f"  {name:<36} {secs:8.2f} {mib:13.0f} {secs / base_h:11.2f} "
+                f"{secs / base_s:10.2f}  {note}"
+            )
+
+
+if __name__ == "__main__":
+    main()
