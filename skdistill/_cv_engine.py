@@ -395,28 +395,25 @@ def select(
         nested=np.full((G, K), np.nan),
     )
     xi_bar0 = None
+    plan = _Plan(
+        steps=steps,
+        families=families,
+        Phi=Phi,
+        cands=cands,
+        level=level,
+        cand_a=cand_a,
+        cand_kidx=cand_kidx,
+        cand_shrink=cand_shrink,
+        masks=masks,
+        leave1=leave1,
+        leave2=leave2,
+        rule=applied,
+        nested=nested,
+    )
     batch = _group_batch(A, len(masks), K, p, max_steps + 1)
     for g0 in range(0, G, batch):
         sl = slice(g0, min(G, g0 + batch))
-        res = _select_batch(
-            F[sl],
-            masks,
-            leave1,
-            leave2,
-            steps,
-            max_steps,
-            families,
-            Phi,
-            cands,
-            level,
-            cand_a,
-            cand_kidx,
-            cand_shrink,
-            applied,
-            tol[sl],
-            eligible_fn,
-            nested,
-        )
+        res = _select_batch(F[sl], plan, tol[sl], eligible_fn)
         for key in out:
             out[key][sl] = res[key]
         if xi_bar0 is None:
@@ -433,25 +430,31 @@ def select(
     )
 
 
-def _select_batch(
-    F,
-    masks,
-    leave1,
-    leave2,
-    steps,
-    max_steps,
-    families,
-    Phi,
-    cands,
-    level,
-    cand_a,
-    cand_kidx,
-    cand_shrink,
-    rule,
-    tol,
-    eligible_fn,
-    nested,
-):
+@dataclass
+class _Plan:
+    """What every batch of target groups shares: candidates and fold subsets."""
+
+    steps: list  # candidate numbers of steps
+    families: tuple  # filter families offered (True: shrinking)
+    Phi: np.ndarray  # filter powers on the training spectra, or None
+    cands: list  # [(n_steps, alpha_index, shrink)]
+    level: np.ndarray  # (C,) complexity of each candidate
+    cand_a: np.ndarray  # (C,) alpha index
+    cand_kidx: np.ndarray  # (C,) index of n_steps in steps
+    cand_shrink: np.ndarray  # (C,) shrinking family
+    masks: np.ndarray  # (S, K) folds fitting xi_bar in each subset
+    leave1: dict  # fold j -> subset without j
+    leave2: dict  # (i, j) -> subset without i and j
+    rule: str
+    nested: bool
+
+
+def _select_batch(F, plan, tol, eligible_fn):
+    steps, families, Phi, cands = plan.steps, plan.families, plan.Phi, plan.cands
+    level, cand_a, cand_kidx = plan.level, plan.cand_a, plan.cand_kidx
+    masks, leave1, leave2 = plan.masks, plan.leave1, plan.leave2
+    rule, nested = plan.rule, plan.nested
+    max_steps = max(steps)
     G, K, A, p, _ = F.shape
     C = len(cands)
     S = len(masks)
@@ -469,7 +472,7 @@ def _select_batch(
         xs, err = _subset_errors(F, masks, 0)
         picks = np.zeros((G, S, len(steps), A), dtype=int)
         fits[False] = (xs, err, picks)
-    fam_idx = {sh: np.flatnonzero(cand_shrink == sh) for sh in fits}
+    fam_idx = {sh: np.flatnonzero(plan.cand_shrink == sh) for sh in fits}
     rows = np.arange(G)[:, None]
 
     def degrees(s):
