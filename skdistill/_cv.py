@@ -501,6 +501,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
         Y = np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
+        _check_x_magnitude(X)
         # The search works on y / y_scale: the choice is scale-free, and
         # squared errors of y near 1e-300 or 1e200 neither underflow to a
         # tie nor overflow; reported mean squared errors are scaled back.
@@ -959,6 +960,24 @@ class _PerTargetEstimator:
     @property
     def intercept_(self):
         return np.array([e.intercept_ for e in self.estimators_])
+
+
+def _check_x_magnitude(X):
+    """Refuse ``X`` whose squares over- or underflow in the fold decompositions.
+
+    The estimator rescales such ``X`` by a power of two and ``alpha`` by its
+    square; the search cannot, since the alphas it reports and refits with
+    would themselves leave the floating-point range (``X`` of 1e300 turns an
+    ``alpha`` of 1 into 1e-600).
+    """
+    values = X.data if sp.issparse(X) else X
+    top = float(np.max(np.abs(values))) if values.size else 0.0
+    if top > 0 and not 1e-140 < top < 1e140:
+        raise ValueError(
+            f"X has entries of magnitude up to {top:.3g}: the closed-form "
+            "search squares X, which over- or underflows beyond about 1e140 "
+            "or below 1e-140. Rescale X (for example with StandardScaler)."
+        )
 
 
 def _representable(xi_bar):

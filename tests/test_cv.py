@@ -495,3 +495,21 @@ def test_nested_parameters_of_the_default_estimator():
         warnings.simplefilter("ignore", ConvergenceWarning)
         grid.fit(X + 100.0, y + 50.0)
     assert grid.best_params_ == {"estimator__fit_intercept": True}
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_x_whose_squares_overflow_is_refused_clearly(scale):
+    X, y = _data(n=30, d=3)
+    with pytest.raises(ValueError, match="Rescale X"):
+        SelfDistillCV(cv=3).fit(X * scale, y)
+
+
+@pytest.mark.parametrize("scale", [1e-120, 1e120])
+def test_x_of_large_or_small_magnitude_gives_the_same_predictions(scale):
+    X, y = _data(n=40, d=3, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = SelfDistillCV(cv=4).fit(X, y)
+        got = SelfDistillCV(cv=4).fit(X * scale, y)
+    assert got.n_steps_ == ref.n_steps_
+    np.testing.assert_allclose(got.predict(X * scale), ref.predict(X), rtol=1e-8)
