@@ -217,12 +217,13 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         The chosen number of steps: the ``n_steps`` of the chosen candidate.
         Its filter may use fewer (trailing ``xi_bar`` of zero, ``xi`` of 1)
         when a lower-degree filter fitted the folds better.
-    xi_ : ndarray of shape (n_steps_,) or (n_targets, max(n_steps_))
-        The chosen per-step mixing weights (per target with
-        ``alpha_per_target``, padded with NaN beyond each target's steps).
-    xi_bar_ : ndarray of shape (n_steps_ + 1,) or (n_targets, max(n_steps_) + 1)
-        The chosen effective filter coefficients (per target with
-        ``alpha_per_target``, padded with zeros).
+    xi_ : ndarray of shape (n_steps_,) or (n_targets, max_steps)
+        The chosen per-step mixing weights; with ``alpha_per_target``, one
+        row per target, padded with NaN beyond its steps (``max_steps`` is
+        the largest ``n_steps_`` chosen).
+    xi_bar_ : ndarray of shape (n_steps_ + 1,) or (n_targets, max_steps + 1)
+        The chosen effective filter coefficients; with ``alpha_per_target``,
+        one row per target, padded with zeros.
     coef_, intercept_ : ndarray
         Those of ``best_estimator_``.
     cv_results_ : dict of ndarrays
