@@ -472,13 +472,8 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
                 )
             if groups is not None:
                 raise ValueError("groups are not supported for streamed data.")
-            if _streaming.is_dask_collection(X):
-                return _streaming.fit_dask(
-                    self, estimator, X, y, sample_weight, steps, alphas
-                )
-            return _streaming.fit_chunks(
-                self, estimator, X, steps, alphas, sample_weight
-            )
+            self._fit_streamed(estimator, X, y, sample_weight, steps, alphas)
+            return self
         if closed:
             self._fit_closed_form(estimator, X, y, sample_weight, groups, steps, alphas)
         else:
@@ -486,6 +481,40 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
 
             fit_optuna(self, estimator, X, y, sample_weight, groups, steps, alphas)
         return self
+
+    def _fit_streamed(self, estimator, X, y, sample_weight, steps, alphas):
+        """Chunks or dask data: per-fold factors read once, then the search.
+
+        The data are read into factors before anything is set on ``self``,
+        so that a stream that fails leaves a fitted search as it was.
+        """
+        n_splits, seed = _streaming.check_stream_cv(self.cv, self.random_state)
+        tic = time.perf_counter()
+        if _streaming.is_dask_collection(X):
+            source = _streaming.read_dask(X, y, sample_weight, n_splits, seed)
+        else:  # the probe takes the chunks' width and feature names
+            source = _streaming.read_chunks(
+                X, n_splits, seed, clone(self), sample_weight
+            )
+        folds = source.prepared_folds(estimator.fit_intercept)
+        fit_times = np.full(n_splits, (time.perf_counter() - tic) / n_splits)
+        self._select_closed_form(
+            estimator,
+            folds,
+            fit_times,
+            steps,
+            alphas,
+            n_targets=source.factors.n_targets,
+            n_ref=source.n_ref,
+            refit_one=source.refit_function(estimator),
+        )
+        # best_estimator_ saw the validated array, as in memory: it has no
+        # feature names, and SelfDistillCV checks them at predict time.
+        self.n_features_in_ = source.factors.n_features
+        if source.names is not None:
+            self.feature_names_in_ = source.names
+        else:
+            self.__dict__.pop("feature_names_in_", None)
 
     def _fit_closed_form(self, estimator, X, y, sample_weight, groups, steps, alphas):
         X, y = validate_data(

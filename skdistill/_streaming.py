@@ -31,9 +31,9 @@ factor is the pooled factor of the other folds.
 """
 
 import numbers
-import time
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -589,20 +589,21 @@ def is_chunk_stream(X, y):
     )
 
 
-def _check_stream_cv(search):
-    if not isinstance(search.cv, numbers.Integral) or search.cv < 2:
+def check_stream_cv(cv, random_state):
+    """``(n_splits, seed)`` of the hashed folds of streamed data."""
+    if isinstance(cv, bool) or not isinstance(cv, numbers.Integral) or cv < 2:
         raise ValueError(
             "Streamed and dask data need cv to be an int >= 2 (rows are "
-            f"assigned to folds by a seeded hash of their index); got cv={search.cv!r}."
+            f"assigned to folds by a seeded hash of their index); got cv={cv!r}."
         )
-    rs = search.random_state
+    rs = random_state
     if rs is None:
         seed = 0
     elif isinstance(rs, numbers.Integral):
         seed = int(rs)
     else:
         seed = int(rs.randint(2**31))
-    return int(search.cv), seed
+    return int(cv), seed
 
 
 def _unpack_chunk(chunk):
@@ -615,22 +616,75 @@ def _unpack_chunk(chunk):
     return chunk if len(chunk) == 3 else (*chunk, None)
 
 
-def fit_chunks(search, estimator, chunks, steps, alphas, sample_weight=None):
-    """Closed-form SelfDistillCV over an iterable of chunks, read once.
+@dataclass
+class StreamedFolds:
+    """Per-fold factors of data read once, and what the refit needs."""
 
-    ``search`` is changed only once the search has succeeded: the chunks are
-    validated against a clone, so that a stream that fails (say, a chunk of
-    another width) leaves a fitted ``search`` as it was.
+    factors: "FoldFactors"
+    y_ndim: int
+    n_ref: float  # weight sum of all rows
+    n_rows: int
+    names: object  # feature names (ndarray) or None
+    dtype: object  # dtype of the fitted attributes
+
+    def prepared_folds(self, fit_intercept):
+        """One :class:`PreparedFold` per hashed fold, from the pooled factors."""
+        factors, d = self.factors, self.factors.n_features
+        if np.any(factors.n_rows == 0):
+            empty = np.flatnonzero(factors.n_rows == 0).tolist()
+            raise ValueError(
+                f"cv={factors.R.shape[0]} left folds {empty} empty: too few rows "
+                "for that many folds."
+            )
+        return [
+            prepared_fold_from_factors(
+                factors.pooled(exclude=f), factors.R[f], d, fit_intercept=fit_intercept
+            )
+            for f in range(factors.R.shape[0])
+        ]
+
+    def refit_function(self, estimator):
+        """``refit(params, targets, single)`` from the factor of all rows."""
+        d, R_all = self.factors.n_features, self.factors.pooled()
+
+        def refit(params, targets, single):
+            est = clone(estimator).set_params(
+                alpha=params["alpha"], n_steps=params["n_steps"], xi=params["xi"]
+            )
+            alphas_, xis_ = _steps(params, est.n_steps)
+            if single:
+                R, ndim = R_all, self.y_ndim
+            else:
+                cols = list(range(1 + d)) + [1 + d + int(targets[0])]
+                R, ndim = _stack_r(R_all[:, cols]), 1
+            est.n_features_in_ = d
+            return set_regressor_from_factor(
+                est,
+                R,
+                d,
+                alphas_,
+                xis_,
+                n_samples=self.n_rows,
+                y_ndim=ndim,
+                dtype=self.dtype,
+            )
+
+        return refit
+
+
+def read_chunks(chunks, n_splits, seed, probe, sample_weight=None):
+    """Per-fold factors of an iterable of chunks, read once.
+
+    ``probe`` is a fresh estimator that validates the chunks (and takes their
+    width and feature names), so that a stream that fails (say, a chunk of
+    another width) leaves the caller as it was.
     """
     if sample_weight is not None:
         raise ValueError(
             "sample_weight cannot be passed with an iterable of chunks: give "
             "each chunk's weights inside it, as (X, y, sample_weight) tuples."
         )
-    n_splits, seed = _check_stream_cv(search)
-    probe = clone(search)  # takes n_features_in_ / feature_names_in_
     factors, offset, y_ndim, n_ref, dtypes = None, 0, None, 0.0, set()
-    tic = time.perf_counter()
     for chunk in chunks:
         Xc, yc, wc = _unpack_chunk(chunk)
         if Xc is None or getattr(Xc, "shape", (1,))[0] == 0:
@@ -665,94 +719,14 @@ def fit_chunks(search, estimator, chunks, steps, alphas, sample_weight=None):
         factors.add(Xc, Yc, wc, folds)
     if factors is None:
         raise ValueError("X yielded no chunk with rows.")
-    return _search_factors(
-        search,
-        estimator,
+    return StreamedFolds(
         factors,
-        steps,
-        alphas,
         y_ndim,
         n_ref,
         offset,
-        tic,
-        names=getattr(probe, "feature_names_in_", None),
-        dtype=_out_dtype(*dtypes),
+        getattr(probe, "feature_names_in_", None),
+        _out_dtype(*dtypes),
     )
-
-
-def _search_factors(
-    search,
-    estimator,
-    factors,
-    steps,
-    alphas,
-    y_ndim,
-    n_ref,
-    n_rows,
-    tic,
-    *,
-    names,
-    dtype,
-):
-    """Select and refit from per-fold factors with SelfDistillCV's machinery.
-
-    ``names`` are the feature names of the data (None without string column
-    names); they and ``n_features_in_`` are set on ``search`` once the search
-    has succeeded. ``best_estimator_`` is refitted as in memory, where it
-    sees the validated array: it has no feature names, and ``search``
-    checks them at predict time.
-    """
-    d = factors.n_features
-    n_splits = factors.R.shape[0]
-    if np.any(factors.n_rows == 0):
-        empty = np.flatnonzero(factors.n_rows == 0).tolist()
-        raise ValueError(
-            f"cv={search.cv!r} left folds {empty} empty: too few rows for "
-            "that many folds."
-        )
-    folds = [
-        prepared_fold_from_factors(
-            factors.pooled(exclude=f),
-            factors.R[f],
-            d,
-            fit_intercept=estimator.fit_intercept,
-        )
-        for f in range(n_splits)
-    ]
-    fit_times = np.full(n_splits, (time.perf_counter() - tic) / n_splits)
-    R_all = factors.pooled()
-
-    def refit(params, targets, single):
-        est = clone(estimator).set_params(
-            alpha=params["alpha"], n_steps=params["n_steps"], xi=params["xi"]
-        )
-        alphas_, xis_ = _steps(params, est.n_steps)
-        if single:
-            R, ndim = R_all, y_ndim
-        else:
-            cols = list(range(1 + d)) + [1 + d + int(targets[0])]
-            R, ndim = _stack_r(R_all[:, cols]), 1
-        est.n_features_in_ = d
-        return set_regressor_from_factor(
-            est, R, d, alphas_, xis_, n_samples=n_rows, y_ndim=ndim, dtype=dtype
-        )
-
-    search._select_closed_form(
-        estimator,
-        folds,
-        fit_times,
-        steps,
-        alphas,
-        n_targets=factors.n_targets,
-        n_ref=n_ref,
-        refit_one=refit,
-    )
-    search.n_features_in_ = d
-    if names is not None:
-        search.feature_names_in_ = names
-    else:
-        search.__dict__.pop("feature_names_in_", None)
-    return search
 
 
 def _steps(params, n_steps):
@@ -810,10 +784,9 @@ def _merge(a, b):
     return a.merge(b)
 
 
-def fit_dask(search, estimator, X, y, sample_weight, steps, alphas):
-    """Closed-form SelfDistillCV on dask arrays or DataFrames, read once."""
+def read_dask(X, y, sample_weight, n_splits, seed):
+    """Per-fold factors of dask arrays or DataFrames, read once."""
     dask, _ = _import_dask()
-    n_splits, seed = _check_stream_cv(search)
     columns = getattr(X, "columns", None)
     X = _as_dask_array(X, "X")
     y = _as_dask_array(y, "y")
@@ -837,7 +810,6 @@ def fit_dask(search, estimator, X, y, sample_weight, steps, alphas):
                 f"sample_weight has {w.shape[0]} rows, but X has {X.shape[0]}."
             )
         w = w.rechunk({0: X.chunks[0]})
-    tic = time.perf_counter()
     n_targets = 1 if y.ndim == 1 else y.shape[1]
     names = None
     if columns is not None and all(isinstance(c, str) for c in columns):
@@ -859,16 +831,6 @@ def fit_dask(search, estimator, X, y, sample_weight, steps, alphas):
     else:
         factors, n_ref = dask.compute(parts[0], w.sum())
         n_ref = float(n_ref)
-    return _search_factors(
-        search,
-        estimator,
-        factors,
-        steps,
-        alphas,
-        y.ndim,
-        n_ref,
-        int(X.shape[0]),
-        tic,
-        names=names,
-        dtype=_out_dtype(X.dtype),
+    return StreamedFolds(
+        factors, y.ndim, n_ref, int(X.shape[0]), names, _out_dtype(X.dtype)
     )

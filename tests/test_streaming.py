@@ -688,3 +688,35 @@ def test_fit_with_many_targets_keeps_no_quadratic_state():
         est.partial_fit(X[:10], Y[:10])
     fresh = RepeatedSelfDistillationRegressor().partial_fit(X[:10], Y[:10])
     np.testing.assert_allclose(est.coef_, fresh.coef_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("source", ["chunks", "dask"])
+def test_per_target_streamed_search_equals_single_target_searches(source):
+    # alpha_per_target on streamed data: every target's choice, scores and
+    # predictions equal a streamed search of that target alone (same folds).
+    X, Y = _data(n=160, d=4, t=3, seed=9)
+    Y[:, 2] = np.sin(X[:, 0]) * 3  # a target with another optimum
+    kw = dict(cv=4, n_steps=(0, 1, 2), random_state=2, alphas=np.logspace(-2, 3, 8))
+
+    def fit(y, **extra):
+        if source == "dask":
+            da = pytest.importorskip("dask.array")
+            data = (da.from_array(X, chunks=50), da.from_array(y, chunks=50))
+        else:
+            data = (_chunks(X, y, None, [0, 50, 110, 160]),)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return SelfDistillCV(**kw, **extra).fit(*data)
+
+    joint = fit(Y, alpha_per_target=True)
+    for j in range(3):
+        alone = fit(Y[:, j])
+        assert joint.cv_alpha_[j] == alone.cv_alpha_
+        assert joint.n_steps_[j] == alone.n_steps_
+        k = alone.n_steps_
+        np.testing.assert_allclose(
+            joint.xi_bar_[j, : k + 1], alone.xi_bar_, rtol=1e-6, atol=1e-12
+        )
+        np.testing.assert_allclose(
+            joint.predict(X)[:, j], alone.predict(X), rtol=1e-6, atol=1e-9
+        )
