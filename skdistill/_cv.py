@@ -7,7 +7,6 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
-from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.base import is_classifier as _is_classifier
 from sklearn.metrics import check_scoring, get_scorer_names
@@ -28,6 +27,7 @@ from ._cv_closed_form import (
     prepare_spectral_fold,
 )
 from ._cv_engine import RULES, filter_powers, pool_targets, select
+from ._cv_results import format_cv_results
 from ._filter import xi_bar_to_xi, xi_to_xi_bar
 from ._kernel import KernelSelfDistillationRegressor
 from ._linear import RepeatedSelfDistillationRegressor
@@ -477,10 +477,50 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         if closed:
             self._fit_closed_form(estimator, X, y, sample_weight, groups, steps, alphas)
         else:
-            from ._optuna_search import fit_optuna
-
-            fit_optuna(self, estimator, X, y, sample_weight, groups, steps, alphas)
+            self._fit_optuna(estimator, X, y, sample_weight, groups, steps, alphas)
         return self
+
+    def _fit_optuna(self, estimator, X, y, sample_weight, groups, steps, alphas):
+        """Black-box search (:func:`search_optuna`); set the attributes."""
+        from ._optuna_search import _has_param, _import_optuna, search_optuna
+
+        _import_optuna()
+        validate_data(self, X, y, skip_check_array=True)
+        res = search_optuna(
+            estimator,
+            X,
+            y,
+            sample_weight,
+            groups,
+            steps,
+            alphas,
+            cv=self.cv,
+            scoring=self.scoring,
+            n_trials=self.n_trials,
+            timeout=self.timeout,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
+            param_distributions=self.param_distributions,
+            refit=self.refit,
+        )
+        self.study_ = res.study
+        self.scorer_ = res.scorer
+        self.n_splits_ = res.n_splits
+        self.cv_results_ = res.cv_results
+        self.best_index_ = res.best_index
+        self.best_score_ = res.best_score
+        self.best_params_ = bp = res.best_params
+        if "alpha" in bp:
+            self.alpha_ = bp["alpha"]
+        if _has_param(res.estimator, "n_steps"):
+            self.n_steps_ = bp.get("n_steps", res.estimator.get_params()["n_steps"])
+        if "xi" in bp:
+            self.xi_ = np.asarray(bp["xi"], dtype=float)
+            self.xi_bar_ = xi_to_xi_bar(self.xi_)
+        if res.best_estimator is not None:
+            self.best_estimator_ = res.best_estimator
+            self.refit_time_ = res.refit_time
 
     def _fit_streamed(self, estimator, X, y, sample_weight, steps, alphas):
         """Chunks or dask data: per-fold factors read once, then the search.
@@ -1036,38 +1076,20 @@ def _warn_edge(alphas, a):
 def _closed_form_results(
     cands, alphas, xi_bars, row_scores, honest_scores, fit_times, score_time
 ):
-    n_c, n_splits = row_scores.shape
-    results = {}
-    results["mean_fit_time"] = np.full(n_c, fit_times.mean())
-    results["std_fit_time"] = np.full(n_c, fit_times.std())
-    results["mean_score_time"] = np.full(n_c, score_time)
-    results["std_score_time"] = np.zeros(n_c)
-    p_alpha = np.ma.MaskedArray(np.empty(n_c, dtype=object), mask=False)
-    p_steps = np.ma.MaskedArray(np.empty(n_c, dtype=object), mask=False)
-    p_xi = np.ma.MaskedArray(np.empty(n_c, dtype=object), mask=False)
-    p_xi_bar = np.ma.MaskedArray(np.empty(n_c, dtype=object), mask=False)
-    params = []
+    n_c = len(cands)
+    params, xi_bar_col = [], np.empty(n_c, dtype=object)
     for c, (k, a, _) in enumerate(cands):
         xi_bar = xi_bars[c]
         xi = xi_bar_to_xi(xi_bar) if _representable(xi_bar) else None
-        p_alpha[c] = float(alphas[a])
-        p_steps[c] = k
-        p_xi[c] = xi
-        p_xi_bar[c] = xi_bar
         params.append({"alpha": float(alphas[a]), "n_steps": k, "xi": xi})
-    results["param_alpha"] = p_alpha
-    results["param_n_steps"] = p_steps
-    results["param_xi"] = p_xi
-    results["param_xi_bar"] = p_xi_bar
-    results["params"] = params
-    results["shrink"] = np.array([sh for _, _, sh in cands])
-    for name, scores in (("test", row_scores), ("honest_test", honest_scores)):
-        for i in range(n_splits):
-            results[f"split{i}_{name}_score"] = scores[:, i]
-        mean = scores.mean(axis=1)
-        results[f"mean_{name}_score"] = mean
-        with np.errstate(invalid="ignore"):  # scores of -inf (y near 1e200)
-            results[f"std_{name}_score"] = scores.std(axis=1)
-        ranked = np.where(np.isnan(mean), -np.inf, mean)
-        results[f"rank_{name}_score"] = rankdata(-ranked, method="min").astype(np.int32)
-    return results
+        xi_bar_col[c] = xi_bar
+    return format_cv_results(
+        params,
+        {"test": row_scores, "honest_test": honest_scores},
+        np.broadcast_to(fit_times, (n_c, len(fit_times))),
+        np.full(n_c, score_time),
+        extra={
+            "param_xi_bar": np.ma.MaskedArray(xi_bar_col, mask=False),
+            "shrink": np.array([sh for _, _, sh in cands]),
+        },
+    )

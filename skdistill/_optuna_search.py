@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
-from scipy.stats import rankdata
 from sklearn.base import clone, is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
@@ -23,10 +22,11 @@ from sklearn.utils.validation import (
     _check_sample_weight,
     _num_samples,
     check_random_state,
-    validate_data,
 )
 
-__all__ = ["OptunaSearchResult", "default_distributions", "fit_optuna", "search_optuna"]
+from ._cv_results import format_cv_results
+
+__all__ = ["OptunaSearchResult", "default_distributions", "search_optuna"]
 
 _OPTUNA_MISSING = "search='optuna' needs optuna: pip install skdistill[optuna]"
 
@@ -368,49 +368,6 @@ def search_optuna(
     )
 
 
-def fit_optuna(search, estimator, X, y, sample_weight, groups, steps, alphas):
-    """Run :func:`search_optuna` with ``search``'s parameters; store its result."""
-    _import_optuna()
-    validate_data(search, X, y, skip_check_array=True)
-    res = search_optuna(
-        estimator,
-        X,
-        y,
-        sample_weight,
-        groups,
-        steps,
-        alphas,
-        cv=search.cv,
-        scoring=search.scoring,
-        n_trials=search.n_trials,
-        timeout=search.timeout,
-        random_state=search.random_state,
-        n_jobs=search.n_jobs,
-        verbose=search.verbose,
-        param_distributions=search.param_distributions,
-        refit=search.refit,
-    )
-    search.study_ = res.study
-    search.scorer_ = res.scorer
-    search.n_splits_ = res.n_splits
-    search.cv_results_ = res.cv_results
-    search.best_index_ = res.best_index
-    search.best_score_ = res.best_score
-    search.best_params_ = bp = res.best_params
-    if "alpha" in bp:
-        search.alpha_ = bp["alpha"]
-    if _has_param(res.estimator, "n_steps"):
-        search.n_steps_ = bp.get("n_steps", res.estimator.get_params()["n_steps"])
-    if "xi" in bp:
-        from ._filter import xi_to_xi_bar
-
-        search.xi_ = np.asarray(bp["xi"], dtype=float)
-        search.xi_bar_ = xi_to_xi_bar(search.xi_)
-    if res.best_estimator is not None:
-        search.best_estimator_ = res.best_estimator
-        search.refit_time_ = res.refit_time
-
-
 def _suggest(optuna, trial, name, dist):
     distributions = optuna.distributions
     if isinstance(dist, distributions.FloatDistribution):
@@ -435,29 +392,9 @@ def _seed(random_state):
 
 
 def _results(records):
-    n = len(records)
-    n_splits = len(records[0][1])
-    names = sorted({k for params, *_ in records for k in params})
-    results = {}
     fit_t = np.array([r[2] for r in records])
     score_t = np.array([r[3] for r in records])
-    results["mean_fit_time"] = fit_t.mean(axis=1)
-    results["std_fit_time"] = fit_t.std(axis=1)
-    results["mean_score_time"] = score_t.mean(axis=1)
-    results["std_score_time"] = score_t.std(axis=1)
-    for name in names:
-        col = np.ma.MaskedArray(np.empty(n, dtype=object), mask=True)
-        for i, (params, *_) in enumerate(records):
-            if name in params:
-                col[i] = params[name]
-        results[f"param_{name}"] = col
-    results["params"] = [params for params, *_ in records]
     scores = np.array([r[1] for r in records])
-    for i in range(n_splits):
-        results[f"split{i}_test_score"] = scores[:, i]
-    results["mean_test_score"] = scores.mean(axis=1)
-    results["std_test_score"] = scores.std(axis=1)
-    results["rank_test_score"] = rankdata(
-        -results["mean_test_score"], method="min"
-    ).astype(np.int32)
-    return results
+    return format_cv_results(
+        [params for params, *_ in records], {"test": scores}, fit_t, score_t
+    )

@@ -284,7 +284,7 @@ def test_user_optuna_logging_setting_is_left_alone():
 
 @needs_optuna
 def test_search_optuna_returns_a_result_and_writes_nothing():
-    """search_optuna leaves its estimator alone; fit_optuna stores its result."""
+    """search_optuna leaves its estimator alone; SelfDistillCV stores its result."""
     from skdistill._optuna_search import OptunaSearchResult, search_optuna
 
     X, y = _data(n=45, d=4)

@@ -1,0 +1,58 @@
+"""One formatter of ``cv_results_`` for every search of ``SelfDistillCV``."""
+
+import numpy as np
+from scipy.stats import rankdata
+
+__all__ = ["format_cv_results"]
+
+
+def format_cv_results(params, scores, fit_time, score_time, extra=None):
+    """``cv_results_`` in :class:`~sklearn.model_selection.GridSearchCV`'s format.
+
+    Parameters
+    ----------
+    params : list of dict
+        Each candidate's parameters; a ``param_<name>`` column (masked where
+        a candidate lacks the name) is made for every name.
+    scores : dict of str to ndarray of shape (n_candidates, n_splits)
+        Per-split scores under a prefix: ``{"test": ...}`` gives
+        ``split{i}_test_score``, ``mean_test_score``, ``std_test_score`` and
+        ``rank_test_score`` (NaN ranks last).
+    fit_time, score_time : ndarray of shape (n_candidates,) or \
+            (n_candidates, n_splits)
+        Seconds, averaged (and their spread taken) over splits.
+    extra : dict of str to array-like, default=None
+        Further columns, stored as given.
+
+    Returns
+    -------
+    results : dict
+    """
+    n = len(params)
+    results = {}
+    for name, t in (("fit", fit_time), ("score", score_time)):
+        t = np.asarray(t, dtype=float).reshape(n, -1)
+        results[f"mean_{name}_time"] = t.mean(axis=1)
+        results[f"std_{name}_time"] = t.std(axis=1)
+    for name in sorted({k for p in params for k in p}):
+        col = np.ma.MaskedArray(np.empty(n, dtype=object), mask=True)
+        for i, p in enumerate(params):
+            if name in p:
+                col[i] = p[name]
+        results[f"param_{name}"] = col
+    results["params"] = list(params)
+    for key, value in (extra or {}).items():
+        results[key] = value
+    for prefix, split in scores.items():
+        split = np.asarray(split, dtype=float)
+        for i in range(split.shape[1]):
+            results[f"split{i}_{prefix}_score"] = split[:, i]
+        mean = split.mean(axis=1)
+        results[f"mean_{prefix}_score"] = mean
+        with np.errstate(invalid="ignore"):  # scores of -inf (y near 1e200)
+            results[f"std_{prefix}_score"] = split.std(axis=1)
+        ranked = np.where(np.isnan(mean), -np.inf, mean)
+        results[f"rank_{prefix}_score"] = rankdata(-ranked, method="min").astype(
+            np.int32
+        )
+    return results
