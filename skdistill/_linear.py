@@ -601,7 +601,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         >>> bool(np.allclose(reg.coef_, full.coef_, rtol=1e-10))
         True
         """
-        from ._streaming import partial_fit_regressor
+        from ._streaming import next_stream_state
 
         first = getattr(self, "_stream", None) is None
         X, y = validate_data(
@@ -619,7 +619,50 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
         alphas, xis = _check_steps(self.alpha, self.xi, self.n_steps, _n_targets(y))
-        return partial_fit_regressor(self, X, y, sample_weight, alphas, xis)
+        state = next_stream_state(
+            getattr(self, "_stream", None), X, y, sample_weight, self.fit_intercept
+        )
+        self._set_from_factor(
+            state.rows,
+            X.shape[1],
+            alphas,
+            xis,
+            n_samples=state.n_rows,
+            y_ndim=state.y_ndim,
+            dtype=state.dtype,
+        )
+        self._stream = state
+        return self
+
+    def _set_from_factor(self, R, n_features, alphas, xis, *, n_samples, y_ndim, dtype):
+        """Fitted attributes from a triangular factor of ``[1, X, Y]``.
+
+        The same filter as ``fit`` computes, from an SVD of the centred factor
+        (:func:`~skdistill._streaming.spectrum_from_factor`): the accurate
+        ``solver="svd"`` path even for ill-conditioned ``X``. The computation
+        is in float64; the fitted arrays are kept in ``dtype`` (float32 when
+        the data were float32, as ``fit`` does).
+        """
+        from ._streaming import spectrum_from_factor
+
+        spectrum = spectrum_from_factor(R, n_features, fit_intercept=self.fit_intercept)
+        self._set_from_spectrum(
+            spectrum,
+            alphas,
+            xis,
+            y_ndim=y_ndim,
+            n_components=min(n_samples, n_features),
+            rank_rtol=(np.finfo(np.float64).eps * max(n_samples, n_features)) ** 2,
+            solver="svd",
+        )
+        if np.dtype(dtype) != np.float64:
+            self.coef_path_ = self.coef_path_.astype(dtype)
+            self.intercept_path_ = self.intercept_path_.astype(dtype)
+            self.coef_ = self.coef_path_[-1]
+            self.intercept_ = self.intercept_path_[-1]
+            if hasattr(self, "singular_values_"):
+                self.singular_values_ = self.singular_values_.astype(dtype)
+        return self
 
     def _check_predict_data(self, X):
         check_is_fitted(self)

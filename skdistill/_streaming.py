@@ -297,44 +297,6 @@ def prepared_fold_from_factors(R_train, R_val, n_features, *, fit_intercept=True
 
 
 # ------------------------------------------------------ regressor from R
-def set_regressor_from_factor(
-    est, R, n_features, alphas, xis, *, n_samples, y_ndim, dtype=np.float64
-):
-    """Set the fitted attributes of a RepeatedSelfDistillationRegressor from R.
-
-    The same filter as ``fit`` computes, from an SVD of the centred factor:
-    this is the accurate ``solver="svd"`` path even for ill-conditioned ``X``,
-    where ``solver="gram"`` loses the digits that squaring the condition
-    number costs. The computation is in float64; the fitted arrays are
-    returned in ``dtype`` (float32 when the data were float32, as ``fit``
-    does).
-    """
-    spectrum = spectrum_from_factor(R, n_features, fit_intercept=est.fit_intercept)
-    est._set_from_spectrum(
-        spectrum,
-        alphas,
-        xis,
-        y_ndim=y_ndim,
-        n_components=min(n_samples, n_features),
-        rank_rtol=(np.finfo(np.float64).eps * max(n_samples, n_features)) ** 2,
-        solver="svd",
-    )
-    return _cast_fitted(est, dtype)
-
-
-def _cast_fitted(est, dtype):
-    """Cast a fitted regressor's arrays to ``dtype`` (as ``fit`` keeps float32)."""
-    if np.dtype(dtype) == np.float64:
-        return est
-    est.coef_path_ = est.coef_path_.astype(dtype)
-    est.intercept_path_ = est.intercept_path_.astype(dtype)
-    est.coef_ = est.coef_path_[-1]
-    est.intercept_ = est.intercept_path_[-1]
-    if hasattr(est, "singular_values_"):
-        est.singular_values_ = est.singular_values_.astype(dtype)
-    return est
-
-
 def _out_dtype(*dtypes):
     """float32 when every input was float32, float64 otherwise."""
     return np.float32 if all(np.dtype(d) == np.float32 for d in dtypes) else np.float64
@@ -397,14 +359,13 @@ class _Stream:
         )
 
 
-def partial_fit_regressor(est, X, y, sample_weight, alphas, xis):
-    """Add a chunk to ``est._stream`` and refresh its coefficients.
+def next_stream_state(state, X, y, sample_weight, fit_intercept):
+    """``partial_fit``'s state after adding a chunk to ``state`` (or None).
 
-    ``X``, ``y`` and ``sample_weight`` are validated by the caller. The
-    estimator's state changes only when the whole call succeeds.
+    ``X``, ``y`` and ``sample_weight`` are validated by the caller, which sets
+    its own attributes from the returned state only once this succeeded.
     """
     Y = y.reshape(-1, 1) if y.ndim == 1 else y
-    state = getattr(est, "_stream", None)
     if state is None:
         state = _Stream(X.shape[1], Y.shape[1], y.ndim, dtype=X.dtype)
     elif (Y.shape[1], y.ndim) != (state.n_targets, state.y_ndim):
@@ -416,26 +377,14 @@ def partial_fit_regressor(est, X, y, sample_weight, alphas, xis):
     elif state.unavailable is not None:
         warnings.warn(state.unavailable, UserWarning, stacklevel=4)
         state = _Stream(X.shape[1], Y.shape[1], y.ndim, dtype=X.dtype)
-    elif est.fit_intercept and not state.has_intercept:
+    elif fit_intercept and not state.has_intercept:
         raise ValueError(
             "partial_fit cannot continue with fit_intercept=True from a fit "
             "with fit_intercept=False, which kept no column means; call fit "
             "again with fit_intercept=True."
         )
     w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
-    new = state.added(X, np.asarray(Y, dtype=np.float64), w)
-    set_regressor_from_factor(
-        est,
-        new.rows,
-        X.shape[1],
-        alphas,
-        xis,
-        n_samples=new.n_rows,
-        y_ndim=new.y_ndim,
-        dtype=new.dtype,
-    )
-    est._stream = new
-    return est
+    return state.added(X, np.asarray(Y, dtype=np.float64), w)
 
 
 _MAX_STATE_TARGETS = 64
@@ -658,8 +607,7 @@ class StreamedFolds:
                 cols = list(range(1 + d)) + [1 + d + int(targets[0])]
                 R, ndim = _stack_r(R_all[:, cols]), 1
             est.n_features_in_ = d
-            return set_regressor_from_factor(
-                est,
+            return est._set_from_factor(
                 R,
                 d,
                 alphas_,
