@@ -1,4 +1,4 @@
-"""Exact cross-validation of spectral-filter distillates (DESIGN.md section 2).
+"""Exact cross-validation of spectral-filter distillates (docs/user_guide/design.rst).
 
 For one training fold decomposed once, the centred validation predictions of
 the filter ``q(lam)`` are ``A @ diag(q) @ proj``. For a fixed ``alpha`` the

@@ -1,7 +1,8 @@
 """Spectral filters of repeated self-distillation.
 
 Pure numpy helpers shared by the linear and kernel estimators and by the
-closed-form cross-validation. See ``DESIGN.md`` section 1 for the derivation.
+closed-form cross-validation. The derivation is in the user guide's design
+page, ``docs/user_guide/design.rst``.
 
 In the eigenbasis of the training data, with eigenvalue ``lam`` of ``X^T X``
 (or of the Gram matrix ``K``) and ``h = lam / (lam + alpha)``, the fitted

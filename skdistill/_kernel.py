@@ -3,7 +3,8 @@
 With the (weighted) training Gram matrix ``K = Q diag(d) Q^T`` the dual
 coefficients of distillation step ``i`` are ``Q diag(q_i) Q^T y`` with
 ``q_i = g_i(d) / d`` the filter of :mod:`skdistill._filter`; see Mobahi,
-Farajtabar and Bartlett (2020) and ``DESIGN.md`` section 3.
+Farajtabar and Bartlett (2020) and the user guide's design page,
+``docs/user_guide/design.rst``.
 """
 
 import warnings

@@ -2,7 +2,8 @@
 
 Fixed design: ``X`` (n, d) is deterministic, ``y = X @ coef + noise * e`` with
 ``e`` standard normal, and the k-step estimator (``fit_intercept=False``) is
-the spectral filter of ``DESIGN.md``: with ``X = U diag(s) V^T`` and
+the spectral filter of the user guide's design page
+(``docs/user_guide/design.rst``): with ``X = U diag(s) V^T`` and
 ``h_j = s_j^2 / (s_j^2 + alpha)``, direction ``j`` of the least-squares fit is
 shrunk by ``phi_j = sum_m xi_bar[m] h_j^(m+1)``. Writing
 ``w_j = s_j^2 <v_j, coef>^2`` for the signal in direction ``j``, the excess

@@ -374,7 +374,7 @@ def test_closed_form_score_is_at_least_optunas_on_the_same_folds():
     not os.environ.get("SKDISTILL_DATA"), reason="SKDISTILL_DATA is not set"
 )
 def test_more_steps_do_not_lose_on_real_data_held_out():
-    # DESIGN.md section 2: with the alpha rescaling, high-degree filters tuned
+    # Design page (refit): with the alpha rescaling, high-degree filters tuned
     # by CV do not lose to low-degree ones on held-out data (Airfoil).
     path = Path(os.environ["SKDISTILL_DATA"]) / "airfoil_self_noise.dat"
     data = np.loadtxt(path)
