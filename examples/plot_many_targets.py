@@ -224,5 +224,6 @@ plt.show()
 #
 # Two more caveats. The gain is in the predicted signal: on the noisy test
 # targets, whose noise no model can predict, the median ratio among the
-# targets with a student is 0.995. And the search costs several times the
-# ridge-only search (see the printed fit times).
+# targets with a student is 0.995. And the search costs many times the
+# ridge-only search (see the printed fit times, which vary with the machine
+# and its load).
