@@ -80,8 +80,69 @@ def _check_table1(namespace, out):
     assert out.count(" beats ridge") + out.count(" does not beat ridge") == 3
 
 
+def _check_many_targets(namespace, out):
+    from sklearn.linear_model import Ridge
+
+    from skdistill import RepeatedSelfDistillationRegressor
+
+    search, ridge = namespace["search"], namespace["ridge"]
+    X, Y, X_test = namespace["X"], namespace["Y"], namespace["X_test"]
+    n_targets = Y.shape[1]
+    # One estimator with one documented type per attribute, as the page says.
+    assert isinstance(search.best_estimator_, RepeatedSelfDistillationRegressor)
+    assert search.alpha_.shape == search.n_steps_.shape == (n_targets,)
+    width = search.n_steps_.max() + 1
+    assert search.xi_bar_.shape == (n_targets, width)
+    np.testing.assert_allclose(search.xi_bar_.sum(axis=1), 1.0, rtol=1e-10)
+    padding = np.arange(width) > search.n_steps_[:, None]
+    assert np.all(search.xi_bar_[padding] == 0)
+    # Predictions against an independent computation, scikit-learn's Ridge
+    # (per-target alpha) and the students' definition as a chain of Ridge
+    # fits; tolerance from the conditioning of X^T X + alpha (the chain
+    # amplifies rounding by up to 1 + |xi| per step).
+    sv = np.linalg.svd(X - X.mean(axis=0), compute_uv=False)
+    rtol = (
+        1e3 * np.finfo(float).eps * sv[0] ** 2 / (sv[-1] ** 2 + namespace["alphas"][0])
+    )
+
+    def close(actual, expected, factor=1.0):
+        atol = rtol * factor * np.abs(expected).max()
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=atol)
+
+    close(ridge.predict(X_test), Ridge(alpha=ridge.alpha_).fit(X, Y).predict(X_test))
+    kept = search.n_steps_ == 0
+    expected = Ridge(alpha=search.alpha_[kept]).fit(X, Y[:, kept]).predict(X_test)
+    close(search.predict(X_test)[:, kept], expected)
+    xi_size = np.nanmax(np.abs(search.xi_), axis=1, initial=0.0)
+    checked = np.flatnonzero((search.n_steps_ > 0) & (xi_size <= 10))[:5]
+    assert len(checked) == 5
+    for j in checked:
+        alpha, y = search.alpha_[j], Y[:, j]
+        model = Ridge(alpha=alpha).fit(X, y)
+        for xi in search.xi_[j, : search.n_steps_[j]]:
+            model = Ridge(alpha=alpha).fit(X, xi * model.predict(X) + (1 - xi) * y)
+        expected = model.predict(X_test)
+        factor = (1 + xi_size[j]) ** search.n_steps_[j]
+        close(search.predict(X_test)[:, j], expected, factor)
+    # The page's story: students are chosen, and gain, where the signal is
+    # aligned with the top principal direction, and hardly elsewhere.
+    aligned, ratio = namespace["aligned"], namespace["ratio"]
+    student = search.n_steps_ > 0
+    assert (student & aligned).sum() > 10 * (student & ~aligned).sum()
+    assert np.median(ratio[student & aligned]) < 0.8
+    for label in [
+        "chose a student)",
+        "median fitted alpha_",
+        "median, targets with a student",
+        "more than 5% worse",
+        "ridge-only search",
+    ]:
+        assert label in out, label
+
+
 _RESULT_CHECKS = {
     "plot_quickstart.py": _check_quickstart,
+    "plot_many_targets.py": _check_many_targets,
     "plot_table1.py": _check_table1,
 }
 
@@ -138,7 +199,7 @@ def test_data_example_says_why_it_may_show_no_output(path):
     assert "SKDISTILL_DATA" in docstring
 
 
-def test_gallery_shows_the_quickstart_first():
+def test_gallery_shows_the_quickstart_pipelines_and_many_targets_first():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
@@ -148,7 +209,8 @@ def test_gallery_shows_the_quickstart_first():
     spec.loader.exec_module(module)
     key = module.ExampleOrder(str(EXAMPLES_DIR))
     order = sorted((path.name for path in EXAMPLES), key=key)
-    assert order[0] == "plot_quickstart.py"
-    assert order[1:] == sorted(order[1:])
+    first = ["plot_quickstart.py", "plot_pipelines.py", "plot_many_targets.py"]
+    assert order[:3] == first
+    assert order[3:] == sorted(order[3:])
     conf = (EXAMPLES_DIR.parent / "docs" / "conf.py").read_text()
     assert '"within_subsection_order": "gallery_order.ExampleOrder"' in conf

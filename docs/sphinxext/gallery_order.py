@@ -1,4 +1,5 @@
-"""Order of the examples in the gallery: the Quickstart first, then by name.
+"""Order of the examples in the gallery: the Quickstart, pipelines and many
+targets first, then by name.
 
 Used by ``docs/conf.py`` as sphinx-gallery's ``within_subsection_order``
 (named by its import path, so that Sphinx can cache the configuration).
@@ -7,7 +8,7 @@ Used by ``docs/conf.py`` as sphinx-gallery's ``within_subsection_order``
 from pathlib import Path
 
 #: Examples shown first, in this order; the others follow by file name.
-FIRST = ("plot_quickstart.py",)
+FIRST = ("plot_quickstart.py", "plot_pipelines.py", "plot_many_targets.py")
 
 
 class ExampleOrder:
