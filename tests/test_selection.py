@@ -4,10 +4,11 @@ import warnings
 
 import numpy as np
 import pytest
+from _oracles import pure_distillates
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold, PredefinedSplit
 
 from skdistill import RepeatedSelfDistillationRegressor, SelfDistillCV
@@ -23,21 +24,6 @@ def _data(n=60, d=6, seed=0, noise=0.5, t=None):
     coef = rng.normal(size=(d,) if t is None else (d, t))
     y = X @ coef + noise * rng.normal(size=(n,) if t is None else (n, t))
     return X, y
-
-
-def _pure_predictions(X_tr, y_tr, X_te, alpha, max_steps, w=None, fit_intercept=True):
-    """Validation predictions of the pure m-fold distillates, by naive refits.
-
-    Distillate 0 is ridge on ``y``; distillate m is ridge on distillate
-    m - 1's training predictions (``xi = 1``): loops of scikit-learn's Ridge.
-    """
-    cols, labels = [], y_tr
-    for _ in range(max_steps + 1):
-        ridge = Ridge(alpha=alpha, fit_intercept=fit_intercept, solver="svd")
-        ridge.fit(X_tr, labels, sample_weight=w)
-        cols.append(ridge.predict(X_te))
-        labels = ridge.predict(X_tr)
-    return np.column_stack(cols)
 
 
 def _kkt_solve(Z, y, w):
@@ -85,7 +71,7 @@ def test_leave_one_out_statistics_equal_explicit_refits(
     xi_bar[0] += 1 - xi_bar.sum()
     for i in range(n):
         keep = np.arange(n) != i
-        Z = _pure_predictions(
+        Z = pure_distillates(
             X[keep], y[keep], X[i : i + 1], alpha, max_steps, w[keep], fit_intercept
         )
         expected = w[i] * (y[i] - Z[0] @ xi_bar) ** 2 / (w.sum() / n)
@@ -136,7 +122,7 @@ def test_honest_split_scores_equal_cross_fitted_refits(seed, weighted):
         if p["n_steps"] == 0:
             continue
         Zs = [
-            _pure_predictions(X[tr], y[tr], X[te], p["alpha"], 1, w[tr])
+            pure_distillates(X[tr], y[tr], X[te], p["alpha"], 1, w[tr])
             for tr, te in folds
         ]
         for j, (_, te) in enumerate(folds):

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from _oracles import pure_distillates
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_squared_error, r2_score
 
 from skdistill import (
@@ -74,21 +74,6 @@ def _lam_max(X, w=None, fit_intercept=True):
     return np.linalg.svd(Xc, compute_uv=False)[0] ** 2
 
 
-def _pure_distillates(X_tr, y_tr, w_tr, X_val, alpha, k, fit_intercept):
-    """Validation predictions of the pure m-fold distillates, m = 0..k.
-
-    Independent of skdistill: scikit-learn's Ridge refitted k times, each
-    student on the previous step's training predictions (xi = 1).
-    """
-    preds, labels = [], y_tr
-    for _ in range(k + 1):
-        ridge = Ridge(alpha=alpha, fit_intercept=fit_intercept, solver="svd")
-        ridge.fit(X_tr, labels, sample_weight=w_tr)
-        preds.append(ridge.predict(X_val))
-        labels = ridge.predict(X_tr)
-    return np.stack(preds, axis=-1)  # (n_val, [t,] k + 1)
-
-
 def _score(y, pred, w, scoring):
     if scoring == "r2":
         return r2_score(y, pred, sample_weight=w)
@@ -115,7 +100,7 @@ def _check_against_refits(search, X, y, w, *, n_splits, seed, alphas, scoring=No
 
     For every candidate (alpha, k) and fold, the streamed split score must
     equal the score of its ``xi_bar`` evaluated with scikit-learn Ridge refits
-    on the fold's training rows (:func:`_pure_distillates`), and the refitted
+    on the fold's training rows (``pure_distillates`` of ``tests/_oracles.py``), and the refitted
     model must be an in-memory fit with ``alpha * n / mean(n_train)``. The
     tolerance follows the conditioning: a filter's predictions carry an error
     of about ``eps * kappa * (1 + |xi_bar|_1) * max|y|``, ``kappa = 1 +
@@ -133,7 +118,7 @@ def _check_against_refits(search, X, y, w, *, n_splits, seed, alphas, scoring=No
         w_va = None if w is None else w[va]
         lam_max = _lam_max(X[tr], w_tr, fit_intercept)
         for alpha in alphas:
-            Z = _pure_distillates(X[tr], y[tr], w_tr, X[va], alpha, 3, fit_intercept)
+            Z = pure_distillates(X[tr], y[tr], X[va], alpha, 3, w_tr, fit_intercept)
             for c in np.flatnonzero(res["param_alpha"].astype(float) == alpha):
                 xi_bar = np.asarray(res["param_xi_bar"][c], dtype=float)
                 pred = Z[..., : xi_bar.size] @ xi_bar
@@ -445,7 +430,7 @@ def test_streamed_selection_is_the_constrained_optimum_of_the_refits():
     rows, rhs = [], []
     for f in range(n_splits):
         tr, va = folds != f, folds == f
-        Z = _pure_distillates(X[tr], y[tr], w[tr], X[va], alpha, k, True)
+        Z = pure_distillates(X[tr], y[tr], X[va], alpha, k, w[tr], True)
         scale = np.sqrt(w[va] / w[va].sum())[:, None]
         rows.append(scale * Z)
         rhs.append(scale[:, 0] * y[va])
