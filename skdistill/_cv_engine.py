@@ -146,8 +146,16 @@ def _shrinking_lstsq(M, v, Phi, x_free, rcond=XI_RCOND):
     U, sv, Vt = np.linalg.svd(MN / col[:, None, :], full_matrices=False)
     keep = sv > rcond * sv[:, :1]
     rhs = v - M[..., 0]
+    rank = keep.sum(axis=1)
+    one = np.flatnonzero(rank == 1)
+    if one.size:  # one free coefficient: the programme is an interval, clip
+        x[bad[one]] = _shrink_rank_one(
+            N, Vt[one, 0] / (sv[one, :1] * col[one]), U[one, :, 0], rhs[one], Phi[one]
+        )
     for i, b in enumerate(bad):
-        r = int(keep[i].sum())
+        r = int(rank[i])
+        if r == 1:
+            continue
         out = np.zeros(p)
         out[0] = 1.0
         if r > 0:
@@ -169,6 +177,32 @@ def _shrinking_lstsq(M, v, Phi, x_free, rcond=XI_RCOND):
                 out = T @ (c - rho[:r] / rho[-1])
                 out[0] += 1.0
         x[b] = out
+    return x
+
+
+def _shrink_rank_one(N, t, u, rhs, Phi):
+    """:func:`_shrinking_lstsq` for problems with one retained direction.
+
+    With ``x = e_0 + N t (c + z)`` (``c = u . rhs``), the objective is
+    ``z**2`` and the constraints ``0 <= base + g z <= 1`` bound ``z`` to an
+    interval: the solution is 0 clipped to it (ridge when it is empty).
+    """
+    T = t @ N.T  # (B, p)
+    c = np.einsum("bn,bn->b", u, rhs)
+    g = np.einsum("bmp,bp->bm", Phi, T)
+    base = Phi[..., 0] + g * c[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a, b = -base / g, (1.0 - base) / g  # the bounds where g != 0
+    pos, neg = g > 0, g < 0
+    lo = np.max(np.where(pos, a, np.where(neg, b, -np.inf)), axis=1)
+    hi = np.min(np.where(pos, b, np.where(neg, a, np.inf)), axis=1)
+    flat_ok = np.all(pos | neg | ((base >= 0) & (base <= 1)), axis=1)
+    feasible = flat_ok & (lo <= hi + 1e-12 * (1 + np.abs(lo)))
+    z = np.clip(0.0, lo, np.maximum(lo, hi))
+    x = T * (c + z)[:, None]
+    x[:, 0] += 1.0
+    x[~feasible] = 0.0
+    x[~feasible, 0] = 1.0
     return x
 
 
