@@ -108,7 +108,7 @@ def main():
         base_s = rows["sklearn RidgeCV (LOO, per target)"][0]
         print(f"\n{t} targets, n = {X.shape[0]}, d = {X.shape[1]}, 20 alphas")
         print(
-            f"  {'method':<36} {'seconds':>8} {'peak MiB':>9} "
+            f"  {'method':<36} {'seconds':>8} {'peak RSS MiB':>12} "
             f"{'/ himalaya':>11} {'/ sklearn':>10}"
         )
         for name, (secs, mib, note) in rows.items():
