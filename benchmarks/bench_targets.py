@@ -113,7 +113,7 @@ def main():
         )
         for name, (secs, mib, note) in rows.items():
             print(
-                f"  {name:<36} {secs:8.2f} {mib:13.0f} {secs / base_h:11.2f} "
+                f"  {name:<36} {secs:8.2f} {mib:12.0f} {secs / base_h:11.2f} "
                 f"{secs / base_s:10.2f}  {note}"
             )
 
