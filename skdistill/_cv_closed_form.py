@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.metaestimators import _safe_split
 
+from ._filter import pure_filters
 from ._spectral import _CentredData, _eigh, decompose
 
 __all__ = [
@@ -245,7 +246,7 @@ def loo_statistics(
     R = np.zeros((n_b, alphas.size, t, K1 + 1, K1 + 1))
     for a, alpha in enumerate(alphas):
         h = lam / (lam + alpha)
-        hp = h[None, :] ** np.arange(1, K1 + 1)[:, None]  # (K1, r): h^1..h^K1
+        hp = pure_filters(h, K1 - 1).T  # (K1, r): h^1..h^K1
         P = const_p[None] + np.einsum("nr,pr,rt->pnt", U, hp, UtY)  # (K1, n, t)
         D = const_d[None, :] + hp @ U2.T  # (K1, n)
         one_minus = np.maximum(1.0 - D[0], 1e-12)[:, None]

@@ -46,6 +46,8 @@ from itertools import combinations
 
 import numpy as np
 
+from ._filter import pure_filters
+
 __all__ = [
     "RULES",
     "SelectionResult",
@@ -278,7 +280,7 @@ def filter_powers(lams, alphas, max_steps, n_points=64):
     if lam.size > n_points:
         lam = lam[np.unique(np.linspace(0, lam.size - 1, n_points).astype(int))]
     h = lam[None, :] / (lam[None, :] + np.asarray(alphas)[:, None])
-    return h[..., None] ** np.arange(1, max_steps + 2)
+    return pure_filters(h, max_steps)
 
 
 @dataclass

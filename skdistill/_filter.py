@@ -25,6 +25,7 @@ from numbers import Integral
 import numpy as np
 
 __all__ = [
+    "pure_filters",
     "xi_to_xi_bar",
     "xi_bar_to_xi",
     "filter_path",
@@ -369,3 +370,15 @@ def inverse_filter_path_per_target(lam, alphas, xis):
                 q[i, ~const] = prev
     stage = np.minimum(np.arange(k1)[:, None], counts[None, :])  # (k + 1, t)
     return np.take_along_axis(q, stage[:, :, None], axis=0)
+
+
+def pure_filters(h, n_steps):
+    """Filters ``h ** (m + 1)`` of the pure m-fold distillates, m = 0..n_steps.
+
+    The k-step filter is ``pure_filters(h, k) @ xi_bar``. ``h`` is any array
+    of shrinkage factors ``lam / (lam + alpha)``; the result has one more
+    trailing axis, of length ``n_steps + 1``. This is the one place the
+    package forms these powers for a whole path of filters.
+    """
+    h = np.asarray(h, dtype=np.float64)
+    return h[..., None] ** np.arange(1, n_steps + 2)

@@ -44,7 +44,7 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils.validation import check_array
 
-from ._filter import xi_bar_to_xi, xi_to_xi_bar
+from ._filter import pure_filters, xi_bar_to_xi, xi_to_xi_bar
 
 __all__ = [
     "excess_risk",
@@ -84,8 +84,7 @@ def _check_common(noise, alpha, n_steps=0):
 
 def _powers(lam, alpha, n_steps):
     """``P[j, m] = h_j^(m+1)`` for ``m = 0..n_steps``."""
-    h = lam / (lam + alpha)
-    return h[:, None] ** np.arange(1, n_steps + 2)
+    return pure_filters(lam / (lam + alpha), n_steps)
 
 
 def _risk(lam, w, n, noise, alpha, xi_bar):
