@@ -100,7 +100,7 @@ def _check_against_refits(search, X, y, w, *, n_splits, seed, alphas, scoring=No
 
     For every candidate (alpha, k) and fold, the streamed split score must
     equal the score of its ``xi_bar`` evaluated with scikit-learn Ridge refits
-    on the fold's training rows (``pure_distillates`` of ``tests/_oracles.py``), and the refitted
+    on the fold's training rows (``tests/_oracles.py``), and the refitted
     model must be an in-memory fit with ``alpha * n / mean(n_train)``. The
     tolerance follows the conditioning: a filter's predictions carry an error
     of about ``eps * kappa * (1 + |xi_bar|_1) * max|y|``, ``kappa = 1 +
