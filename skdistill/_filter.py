@@ -24,6 +24,8 @@ from numbers import Integral
 
 import numpy as np
 
+from ._validation import finite_array
+
 __all__ = [
     "pure_filters",
     "xi_to_xi_bar",
@@ -65,7 +67,7 @@ def xi_to_xi_bar(xi):
     >>> xi_to_xi_bar([0.5, 2.0])
     array([-1.,  1.,  1.])
     """
-    xi = _finite_array(xi, "xi").reshape(-1)
+    xi = finite_array(xi, "xi").reshape(-1)
     xi_bar = np.ones(1)
     for x in xi:
         xi_bar = np.concatenate(([1.0 - x], x * xi_bar))
@@ -133,24 +135,11 @@ def xi_bar_to_xi(xi_bar):
     return xi
 
 
-def _finite_array(value, name):
-    """``value`` as a float64 array, or a ValueError naming ``name``."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{name} must be a float or an array of floats, got {value!r}."
-        ) from exc
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}.")
-    return arr
-
-
 def _check_filter_args(lam, alpha, xi, n_steps):
     """Validated ``lam``, per-step ``alpha`` (n_steps + 1,) and ``xi`` (n_steps,)."""
     if isinstance(n_steps, bool) or not isinstance(n_steps, Integral) or n_steps < 0:
         raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}.")
-    lam = _finite_array(lam, "lam")
+    lam = finite_array(lam, "lam")
     if np.any(lam < 0):
         raise ValueError("lam (eigenvalues) must be non-negative.")
     alphas = _broadcast_steps(alpha, n_steps + 1, "alpha")
@@ -160,7 +149,7 @@ def _check_filter_args(lam, alpha, xi, n_steps):
 
 
 def _broadcast_steps(value, length, name):
-    arr = _finite_array(value, name)
+    arr = finite_array(value, name)
     try:
         return np.broadcast_to(arr, (length,))
     except ValueError as exc:

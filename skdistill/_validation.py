@@ -7,17 +7,25 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 __all__ = ["check_predict_X", "check_step_array", "check_target_steps"]
 
 
-def check_step_array(value, name, length, *, low=None, high=None):
-    """Broadcast a float or array parameter to ``length`` finite values.
-
-    ``low`` and ``high`` bound the values (inclusive) when given.
-    """
+def finite_array(value, name):
+    """``value`` as a float64 array, or a ValueError naming ``name``."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"{name} must be a float or an array of floats, got {value!r}."
         ) from exc
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    return arr
+
+
+def check_step_array(value, name, length, *, low=None, high=None):
+    """Broadcast a float or array parameter to ``length`` finite values.
+
+    ``low`` and ``high`` bound the values (inclusive) when given.
+    """
+    arr = finite_array(value, name)
     if arr.ndim == 0:
         arr = np.full(length, float(arr))
     elif arr.ndim != 1 or arr.shape[0] != length:
@@ -25,8 +33,6 @@ def check_step_array(value, name, length, *, low=None, high=None):
             f"{name} must be a float or an array of shape ({length},), "
             f"got an array of shape {arr.shape}."
         )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}.")
     if low == 0 and high is None:
         if np.any(arr < 0):
             raise ValueError(f"{name} must be non-negative, got {value!r}.")
