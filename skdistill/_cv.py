@@ -343,6 +343,8 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
 
     # ------------------------------------------------------------ validation
     def _check_n_steps(self):
+        # Booleans are Integral, and numpy turns [True, 2] into [1, 2]: check
+        # the given elements themselves.
         raw = self.n_steps if np.ndim(self.n_steps) else [self.n_steps]
         if any(isinstance(s, bool | np.bool_) for s in raw):
             raise ValueError(
@@ -352,8 +354,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         if steps.size == 0:
             raise ValueError("n_steps must name at least one number of steps.")
         if steps.ndim != 1 or not all(
-            isinstance(s, Integral | np.integer) and not isinstance(s, bool) and s >= 0
-            for s in steps.tolist()
+            isinstance(s, Integral | np.integer) and s >= 0 for s in steps.tolist()
         ):
             raise ValueError(
                 f"n_steps must be non-negative integers, got {self.n_steps!r}."
