@@ -148,7 +148,17 @@ def fold_statistics(fold, *, alphas, max_steps, scoring="neg_mean_squared_error"
     scale = (rw**2).sum(axis=0)
     R = np.empty((alphas.size, t, K1 + 1, K1 + 1))
     powers = np.arange(K1)[:, None]
-    stacked = np.empty((t, n_val, K1 + 1))
+    if n_val > lam.size + 1:
+        # Fewer rows, same factors: with Aw = Qa Ra, [Z, r] = [Qa, q] @
+        # [[Ra M, Qa^T r], [0, |r - Qa Qa^T r|]] for an orthonormal [Qa, q],
+        # so the (r + 1)-row matrix on the right has the R factor of the
+        # n_val-row one (up to row signs, which no error sees).
+        Qa, Aw = np.linalg.qr(Aw)
+        inside = Qa.T @ rw
+        perp = np.sqrt(np.sum((rw - Qa @ inside) ** 2, axis=0))
+        rw = np.vstack([inside, perp[None, :]])
+        n_val = lam.size + 1
+    stacked = np.zeros((t, n_val, K1 + 1))
     for a, alpha in enumerate(alphas):
         den = lam + alpha
         safe = np.where(den > 0, den, 1.0)
@@ -156,8 +166,8 @@ def fold_statistics(fold, *, alphas, max_steps, scoring="neg_mean_squared_error"
         Q = np.where(den > 0, h[None, :] ** powers / safe, 0.0)  # (K1, r)
         # M[:, m, t] = q_m * proj[:, t] / sqrt(norm[t]); Z = Aw @ M.
         M = (Q.T[:, :, None] * (proj / np.sqrt(norm))[:, None, :]).reshape(lam.size, -1)
-        Z = (Aw @ M).reshape(n_val, K1, t)
-        stacked[:, :, :K1] = Z.transpose(2, 0, 1)
+        Z = (Aw @ M).reshape(-1, K1, t)
+        stacked[:, : Z.shape[0], :K1] = Z.transpose(2, 0, 1)
         stacked[:, :, K1] = rw.T
         R[a] = _r_factor(stacked, K1 + 1)
     return FoldStatistics(R, norm, scale, lam)

@@ -87,112 +87,196 @@ def constrained_lstsq(M, v, rcond=XI_RCOND):
     -------
     x : ndarray of shape (..., p)
     """
+    T, c, _ = _reduce(np.asarray(M, dtype=float), np.asarray(v, dtype=float), rcond)
+    return _from_z(T, c)
+
+
+def _basis(p):
+    """``N``: columns ``e_m - e_0`` spanning ``{sum(x) = 0}``, shape (p, p - 1)."""
+    return np.vstack([-np.ones(p - 1), np.eye(p - 1)])
+
+
+def _reduce(M, v, rcond=XI_RCOND):
+    """``min |M x - v|`` under ``sum(x) = 1`` in reduced coordinates, batched.
+
+    With ``x = e_0 + N y`` (:func:`_basis`) and the columns of ``B = M N``
+    normalised, the truncated least-squares solution is written through an
+    orthonormal basis ``U`` of the retained column space of ``B``::
+
+        x = e_0 + T @ (c + z),    |M x - v|^2 = |z|^2 + |M x0 - v|^2,
+
+    for every ``z`` supported on the first ``rank`` coordinates, where
+    ``x0 = e_0 + T @ c`` is the (truncated, minimum-norm) solution and
+    ``c = U^T (v - M e_0)``. Directions whose singular value is below
+    ``rcond`` times the largest (of the column-normalised ``B``) are dropped.
+
+    One or two free coefficients (``n_steps <= 2``, the common case) are
+    solved in closed form, elementwise over the batch: a unit column, or a
+    Gram-Schmidt step with one reorthogonalisation (whose ``r22`` is accurate
+    even for nearly collinear columns, so the truncation is decided as
+    LAPACK's SVD decides it). More coefficients use a batched SVD.
+
+    Returns
+    -------
+    T : ndarray of shape (..., p, p - 1)
+        Zero beyond column ``rank``.
+    c : ndarray of shape (..., p - 1)
+        Zero beyond ``rank``.
+    rank : ndarray of int, shape (...)
+    """
     p = M.shape[-1]
     batch = M.shape[:-2]
-    if p == 1:
-        return np.ones(batch + (1,))
-    # x = e_0 + N c, with N spanning {sum = 0}: columns e_m - e_0.
-    N = np.vstack([-np.ones(p - 1), np.eye(p - 1)])
-    MN = M @ N
-    col = np.linalg.norm(MN, axis=-2)
-    col = np.where(col > 0, col, 1.0)
-    B = MN / col[..., None, :]
+    q = p - 1
+    if q == 0:
+        return np.zeros(batch + (1, 0)), np.zeros(batch + (0,)), np.zeros(batch, int)
+    N = _basis(p)
+    B = M[..., 1:] - M[..., :1]  # M @ N
+    col = np.sqrt(np.einsum("...nk,...nk->...k", B, B))
+    nonzero = col > 0
+    col = np.where(nonzero, col, 1.0)
+    B = B / col[..., None, :]
     rhs = v - M[..., 0]
+    if q == 1:
+        rank = nonzero[..., 0].astype(int)
+        c = np.einsum("...n,...n->...", B[..., 0], rhs)[..., None]
+        T = N[None, :, :] / col.reshape(-1, 1, 1)
+        return T.reshape(batch + (p, 1)), c, rank
+    if q == 2:
+        return _reduce_two(B, rhs, col, nonzero, N, rcond)
     U, s, Vt = np.linalg.svd(B, full_matrices=False)
     keep = s > rcond * s[..., :1]
     sinv = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0)
-    Utb = np.einsum("...nk,...n->...k", U, rhs)
-    c = np.einsum("...kj,...k->...j", Vt, sinv * Utb) / col
-    x = c @ N.T
-    x[..., 0] += 1.0
-    return x
+    c = np.where(keep, np.einsum("...nk,...n->...k", U, rhs), 0.0)
+    # x = e_0 + N diag(1/col) V diag(1/s) (c + z)
+    W = np.swapaxes(Vt, -1, -2) * sinv[..., None, :] / col[..., :, None]
+    return N @ W, c, keep.sum(axis=-1)
 
 
-def _shrinking_lstsq(M, v, Phi, x_free, rcond=XI_RCOND):
-    """:func:`constrained_lstsq` with the filter kept in [0, 1] as well, batched.
+def _reduce_two(B, rhs, col, nonzero, N, rcond):
+    """:func:`_reduce` for two unit (or zero) columns, elementwise."""
+    b1, b2 = B[..., 0], B[..., 1]
+    g = np.einsum("...n,...n->...", b1, b2)
+    w = b2 - g[..., None] * b1
+    d = np.einsum("...n,...n->...", b1, w)  # reorthogonalise once
+    w -= d[..., None] * b1
+    g = g + d
+    r22 = np.sqrt(np.einsum("...n,...n->...", w, w))
+    # Singular values of [b1, b2]: s1^2 + s2^2 = 2 and s1 s2 = r22, so
+    # s1^2 = 1 + |g| and s2 / s1 = r22 / s1^2 (accurate through r22).
+    s1sq = 1.0 + np.abs(g)
+    both = nonzero[..., 0] & nonzero[..., 1]
+    full = both & (r22 > rcond * s1sq)
+    safe = np.where(full, r22, 1.0)
+    t1 = np.einsum("...n,...n->...", b1, rhs)
+    t2 = np.einsum("...n,...n->...", b2, rhs)
+    shape = B.shape[:-2]
+    # Full rank: [b1, b2] = [b1, w / r22] @ [[1, g], [0, r22]].
+    Rinv = np.zeros(shape + (2, 2))
+    Rinv[..., 0, 0] = 1.0
+    Rinv[..., 0, 1] = -g / safe
+    Rinv[..., 1, 1] = 1.0 / safe
+    c = np.stack([t1, np.einsum("...n,...n->...", w, rhs) / safe], axis=-1)
+    # Rank one: the top singular pair, v1 = (1, sign g) / sqrt(2) (the Gram
+    # matrix of unit columns has equal diagonals), or the one non-zero column.
+    sg = np.where(g < 0, -1.0, 1.0)
+    s1 = np.sqrt(s1sq)
+    one_both = both & ~full
+    v1 = np.stack([np.ones(shape), sg], axis=-1) / np.sqrt(2.0)
+    c1 = (t1 + sg * t2) / (np.sqrt(2.0) * s1)
+    only2 = ~nonzero[..., 0] & nonzero[..., 1]
+    v1 = np.where(only2[..., None], np.array([0.0, 1.0]), v1)
+    c1 = np.where(only2, t2, c1)
+    s1 = np.where(one_both, s1, 1.0)
+    only1 = nonzero[..., 0] & ~nonzero[..., 1]
+    v1 = np.where(only1[..., None], np.array([1.0, 0.0]), v1)
+    c1 = np.where(only1, t1, c1)
+    one = one_both | only1 | only2
+    Rinv[..., :, 0] = np.where(one[..., None], v1 / s1[..., None], Rinv[..., :, 0])
+    Rinv[..., :, 1] = np.where(one[..., None], 0.0, Rinv[..., :, 1])
+    c = np.where(one[..., None], np.stack([c1, np.zeros(shape)], axis=-1), c)
+    none = ~(full | one)
+    Rinv[none] = 0.0
+    c[none] = 0.0
+    T = N @ (Rinv / col[..., :, None])
+    rank = np.where(full, 2, np.where(one, 1, 0))
+    return T, c, rank
 
-    Minimises ``|M x - v|`` subject to ``sum(x) = 1`` and
-    ``0 <= Phi @ x <= 1`` (``Phi[i, m] = h_i ** (m + 1)``: the filter
-    ``phi(h) = h * sum_m x_m h^m`` on the training spectra), in the same
-    truncated coordinates as the free solve. Ridge (``x = e_0``) is feasible,
-    so a solution always exists. Solved as a least-distance programme by
-    non-negative least squares (Lawson and Hanson, 1974, chapter 23): one
-    small NNLS per problem whose free solution ``x_free`` is infeasible.
+
+def _shrink(x, phi, T, c, rank, Phi, a_idx):
+    """Keep every filter in [0, 1] on the training spectra, batched.
+
+    Minimises ``|M x - v|`` under ``sum(x) = 1`` and ``0 <= Phi @ x <= 1``
+    (``Phi[i, m] = h_i ** (m + 1)``: the filter ``phi(h) = h * sum_m x_m
+    h^m``), in the truncated coordinates of :func:`_reduce`: with ``x = e_0 +
+    T (c + z)`` that is the least-distance programme ``min |z|^2`` under
+    linear constraints on ``z``. Ridge (``z = -c``) is feasible, so a
+    solution exists. Only problems whose free solution ``x`` is infeasible
+    are solved: with one retained direction in closed form (an interval),
+    with two by a dual active-set method in the plane (:func:`_ldp_plane`),
+    both vectorised over the batch; with more by non-negative least squares
+    (Lawson and Hanson, 1974, chapter 23), one problem at a time.
 
     Parameters
     ----------
-    M : ndarray of shape (B, n, p)
-    v : ndarray of shape (B, n)
-    Phi : ndarray of shape (B, m, p)
-    x_free : ndarray of shape (B, p)
+    x : ndarray of shape (B, p)
+        The free solutions.
+    phi : ndarray of shape (B, m)
+        Their filters on the training spectra, ``Phi[a_idx] @ x``.
+    T, c, rank : from :func:`_reduce`, flattened to the batch ``B``.
+    Phi : ndarray of shape (A, m, p)
+        Filter powers per alpha (:func:`filter_powers`).
+    a_idx : ndarray of int, shape (B,)
+        Each problem's alpha.
 
     Returns
     -------
     x : ndarray of shape (B, p)
     """
-    from scipy.optimize import nnls
-
-    x = x_free.copy()
-    p = M.shape[-1]
-    if p == 1:
-        return x
-    phi = np.einsum("bmp,bp->bm", Phi, x_free)
-    bad = np.flatnonzero((phi.min(axis=1) < 0.0) | (phi.max(axis=1) > 1.0))
+    x = x.copy()
+    bad = np.flatnonzero(
+        (phi.min(axis=1, initial=0.0) < 0.0) | (phi.max(axis=1, initial=0.0) > 1.0)
+    )
     if bad.size == 0:
         return x
-    M, v, Phi = M[bad], v[bad], Phi[bad]
-    N = np.vstack([-np.ones(p - 1), np.eye(p - 1)])
-    MN = M @ N
-    col = np.linalg.norm(MN, axis=-2)
-    col = np.where(col > 0, col, 1.0)
-    U, sv, Vt = np.linalg.svd(MN / col[:, None, :], full_matrices=False)
-    keep = sv > rcond * sv[:, :1]
-    rhs = v - M[..., 0]
-    rank = keep.sum(axis=1)
-    one = np.flatnonzero(rank == 1)
-    if one.size:  # one free coefficient: the programme is an interval, clip
-        x[bad[one]] = _shrink_rank_one(
-            N, Vt[one, 0] / (sv[one, :1] * col[one]), U[one, :, 0], rhs[one], Phi[one]
-        )
-    for i, b in enumerate(bad):
+    T, c, rank, P = T[bad], c[bad], rank[bad], Phi[a_idx[bad]]
+    PT = P @ T  # (nb, m, q): the constraints' sensitivity to z
+    base = phi[bad]  # the filter at z = 0
+    out = np.zeros((bad.size, x.shape[1]))
+    out[:, 0] = 1.0  # ridge, where nothing better is feasible
+    r1 = rank == 1
+    if r1.any():
+        out[r1] = _shrink_interval(T[r1, :, 0], c[r1, 0], base[r1], PT[r1, :, 0])
+    r2 = np.flatnonzero(rank == 2)
+    if r2.size:
+        G = np.concatenate([PT[r2, :, :2], -PT[r2, :, :2]], axis=1)
+        h = np.concatenate([-base[r2], base[r2] - 1.0], axis=1)
+        z, ok = _ldp_plane(G, h)
+        out[r2[ok]] = _from_z(T[r2[ok], :, :2], c[r2[ok], :2] + z[ok])
+        rest = r2[~ok]
+    else:
+        rest = np.zeros(0, int)
+    for i in np.concatenate([np.flatnonzero(rank > 2), rest]):
         r = int(rank[i])
-        if r == 1:
-            continue
-        out = np.zeros(p)
-        out[0] = 1.0
-        if r > 0:
-            # x = e_0 + T (u + c), with |M x - v|^2 = |u|^2 + const.
-            T = N @ ((Vt[i, :r].T / sv[i, :r]) / col[i][:, None])
-            c = U[i, :, :r].T @ rhs[i]
-            PT = Phi[i] @ T
-            base = Phi[i, :, 0] + PT @ c
-            A = np.empty((r + 1, 2 * PT.shape[0]))
-            A[:r, : PT.shape[0]] = PT.T
-            A[:r, PT.shape[0] :] = -PT.T
-            A[r, : PT.shape[0]] = -base
-            A[r, PT.shape[0] :] = base - 1.0
-            target = np.zeros(r + 1)
-            target[-1] = 1.0
-            z, _ = nnls(A, target, maxiter=50 * A.shape[1])
-            rho = A @ z - target
-            if abs(rho[-1]) >= 1e-12:  # else numerically infeasible: ridge
-                out = T @ (c - rho[:r] / rho[-1])
-                out[0] += 1.0
-        x[b] = out
+        z = _ldp_nnls(PT[i, :, :r], base[i])
+        if z is not None:
+            out[i] = _from_z(T[i, :, :r], c[i, :r] + z)
+    x[bad] = out
     return x
 
 
-def _shrink_rank_one(N, t, u, rhs, Phi):
-    """:func:`_shrinking_lstsq` for problems with one retained direction.
+def _from_z(T, y):
+    """``x = e_0 + T @ y``, batched."""
+    x = np.einsum("...pq,...q->...p", T, y)
+    x[..., 0] += 1.0
+    return x
 
-    With ``x = e_0 + N t (c + z)`` (``c = u . rhs``), the objective is
-    ``z**2`` and the constraints ``0 <= base + g z <= 1`` bound ``z`` to an
-    interval: the solution is 0 clipped to it (ridge when it is empty).
+
+def _shrink_interval(T, c, base, g):
+    """One retained direction: ``0 <= base + g z <= 1`` bounds ``z``.
+
+    The solution is 0 clipped to that interval, which contains ``-c``
+    (ridge) in exact arithmetic; ridge where round-off empties it.
     """
-    T = t @ N.T  # (B, p)
-    c = np.einsum("bn,bn->b", u, rhs)
-    g = np.einsum("bmp,bp->bm", Phi, T)
-    base = Phi[..., 0] + g * c[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         a, b = -base / g, (1.0 - base) / g  # the bounds where g != 0
     pos, neg = g > 0, g < 0
@@ -206,6 +290,125 @@ def _shrink_rank_one(N, t, u, rhs, Phi):
     x[~feasible] = 0.0
     x[~feasible, 0] = 1.0
     return x
+
+
+# Constraint violations below this (the filter's own scale is 1) are round-off.
+_FEAS_TOL = 1e-11
+
+
+def _ldp_plane(G, h, max_iter=None):
+    """``min |z|^2`` subject to ``G z >= h`` with ``z`` in the plane, batched.
+
+    A dual active-set method (Goldfarb and Idnani, 1983) in two dimensions:
+    from ``z = 0``, the most violated constraint (in distance) joins the
+    active set, and the projection of the origin onto the active constraints
+    (at most two in the plane, the new one always among them) is recomputed
+    exactly by trying the new line alone and its vertices with each active
+    line. ``|z|`` grows strictly, so no active set repeats and the loop ends;
+    all problems advance in lockstep.
+
+    Returns
+    -------
+    z : ndarray of shape (B, 2)
+    ok : ndarray of bool, shape (B,)
+        False where the iteration failed (round-off; the caller then solves
+        that problem another way).
+    """
+    nb, m, _ = G.shape
+    max_iter = 4 * m if max_iter is None else max_iter
+    norm = np.sqrt(np.einsum("bmk,bmk->bm", G, G))
+    safe = np.where(norm > 0, norm, 1.0)
+    z = np.zeros((nb, 2))
+    act = np.full((nb, 2), -1)  # active constraints (-1: none)
+    ok = np.ones(nb, dtype=bool)
+    todo = np.arange(nb)
+    for _ in range(max_iter):
+        Gt, ht, zt = G[todo], h[todo], z[todo]
+        slack = ht - np.einsum("bmk,bk->bm", Gt, zt)
+        viol = np.where(slack > _FEAS_TOL, slack / safe[todo], -np.inf)
+        worst = np.argmax(viol, axis=1)
+        going = np.isfinite(viol[np.arange(todo.size), worst])
+        todo = todo[going]
+        if todo.size == 0:
+            break
+        worst = worst[going]
+        gp, hp = G[todo, worst], h[todo, worst]
+        if np.any(norm[todo, worst] == 0):  # 0 >= h > 0: round-off
+            bad = norm[todo, worst] == 0
+            ok[todo[bad]] = False
+        cands = []
+        # The new line alone.
+        np2 = np.einsum("bk,bk->b", gp, gp)
+        u = gp * (hp / np.where(np2 > 0, np2, 1.0))[:, None]
+        cands.append((u, np.stack([worst, np.full(todo.size, -1)], axis=1)))
+        # Its vertex with each active line.
+        for slot in range(2):
+            q = act[todo, slot]
+            has = q >= 0
+            qq = np.where(has, q, 0)
+            gq, hq = G[todo, qq], h[todo, qq]
+            det = gp[:, 0] * gq[:, 1] - gp[:, 1] * gq[:, 0]
+            dsafe = np.where(det != 0, det, 1.0)
+            # Solve [gp; gq] u = [hp; hq].
+            u2 = (
+                np.stack(
+                    [(hp * gq[:, 1] - hq * gp[:, 1]), (gp[:, 0] * hq - gq[:, 0] * hp)],
+                    axis=1,
+                )
+                / dsafe[:, None]
+            )
+            # Multipliers: u = lp gp + lq gq.
+            lp = (u2[:, 0] * gq[:, 1] - u2[:, 1] * gq[:, 0]) / dsafe
+            lq = (gp[:, 0] * u2[:, 1] - gp[:, 1] * u2[:, 0]) / dsafe
+            valid = has & (det != 0) & (lp >= 0) & (lq >= 0)
+            u2 = np.where(valid[:, None], u2, np.nan)
+            cands.append((u2, np.stack([worst, np.where(valid, q, -1)], axis=1)))
+        # A candidate must satisfy the previously active constraints.
+        best = np.full(todo.size, np.inf)
+        new_z, new_act = z[todo].copy(), act[todo].copy()
+        for u, a in cands:
+            fine = np.all(np.isfinite(u), axis=1)
+            for slot in range(2):
+                q = act[todo, slot]
+                qq = np.where(q >= 0, q, 0)
+                s = h[todo, qq] - np.einsum("bk,bk->b", G[todo, qq], np.nan_to_num(u))
+                fine &= (q < 0) | (s <= _FEAS_TOL * (1 + np.abs(h[todo, qq])))
+            size = np.where(fine, np.einsum("bk,bk->b", u, np.nan_to_num(u)), np.inf)
+            take = size < best
+            best = np.where(take, size, best)
+            new_z[take], new_act[take] = u[take], a[take]
+        stuck = ~np.isfinite(best)
+        ok[todo[stuck]] = False
+        z[todo], act[todo] = new_z, new_act
+        todo = todo[~stuck]
+    else:
+        ok[todo] = False
+    return z, ok
+
+
+def _ldp_nnls(PT, base):
+    """``min |z|^2`` under ``0 <= base + PT z <= 1`` by NNLS (one problem).
+
+    Lawson and Hanson (1974, chapter 23): with ``G z >= h``, the
+    least-distance solution is ``z = -rho[:r] / rho[r]`` where ``rho`` is the
+    residual of ``min |[G^T; h^T] u - e_{r+1}|`` over ``u >= 0``. ``None``
+    where the programme is numerically infeasible.
+    """
+    from scipy.optimize import nnls
+
+    r, m = PT.shape[1], PT.shape[0]
+    E = np.empty((r + 1, 2 * m))
+    E[:r, :m] = PT.T
+    E[:r, m:] = -PT.T
+    E[r, :m] = -base
+    E[r, m:] = base - 1.0
+    target = np.zeros(r + 1)
+    target[-1] = 1.0
+    u, _ = nnls(E, target, maxiter=50 * E.shape[1])
+    rho = E @ u - target
+    if abs(rho[-1]) < 1e-12:
+        return None
+    return -rho[:r] / rho[-1]
 
 
 def pool_targets(stats, groups):
@@ -245,26 +448,26 @@ def _subset_errors(F, masks, max_degree, Phi=None):
     Fs = F.transpose(0, 2, 1, 3, 4)[:, :, None] * masks[None, None, :, :, None, None]
     Fs = Fs.reshape(G, A, S, K * p, p)
     v = Fs[..., -1]
+    a_idx = np.broadcast_to(np.arange(A)[None, :, None], (G, A, S)).reshape(-1)
     xs, errs = [], []
     for j in range(max_degree + 1):
-        M = Fs[..., : j + 1]
-        x = constrained_lstsq(M, v)
+        T, c, rank = _reduce(Fs[..., : j + 1], v)
+        x = _from_z(T, c)
         if Phi is not None and j > 0:
-            P = np.broadcast_to(
-                Phi[None, :, None, :, : j + 1], (G, A, S) + Phi.shape[1:2] + (j + 1,)
-            )
-            x = _shrinking_lstsq(
-                M.reshape(-1, *M.shape[-2:]),
-                v.reshape(-1, v.shape[-1]),
-                P.reshape(-1, *P.shape[-2:]),
+            phi = np.einsum("gasp,amp->gasm", x, Phi[..., : j + 1])
+            x = _shrink(
                 x.reshape(-1, j + 1),
+                phi.reshape(-1, phi.shape[-1]),
+                T.reshape(-1, j + 1, j),
+                c.reshape(-1, j),
+                rank.reshape(-1),
+                Phi[..., : j + 1],
+                a_idx,
             ).reshape(x.shape)
         xs.append(x)
-        full = np.zeros(x.shape[:-1] + (p,))
-        full[..., : j + 1] = x
-        full[..., -1] = -1.0
-        # (G, A, S, K, p) residual vectors for every subset's solution.
-        res = np.einsum("gkaij,gasj->gaski", F, full)
+        # Every fold's residual at every subset's solution, (G, A, S, K, p).
+        res = np.einsum("gkaij,gasj->gaski", F[..., : j + 1], x)
+        res -= F[..., -1].transpose(0, 2, 1, 3)[:, :, None]
         errs.append(np.sum(res**2, axis=-1))
     return xs, np.stack(errs, axis=3)
 

@@ -1,0 +1,162 @@
+"""The engine's small batched solvers against independent computations.
+
+The closed forms of :mod:`skdistill._cv_engine` (one or two free filter
+coefficients) and its plane least-distance programme are compared with
+NumPy's SVD least squares and with a brute-force enumeration of the
+polygon's vertices.
+"""
+
+from itertools import combinations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skdistill._cv_engine import (
+    XI_RCOND,
+    _basis,
+    _ldp_nnls,
+    _ldp_plane,
+    _reduce,
+    _shrink,
+    constrained_lstsq,
+)
+
+
+def _lstsq_oracle(M, v, rcond=XI_RCOND):
+    """The truncated solution by NumPy's SVD least squares, one problem."""
+    p = M.shape[1]
+    if p == 1:
+        return np.ones(1)
+    N = _basis(p)
+    B = M @ N
+    col = np.linalg.norm(B, axis=0)
+    col = np.where(col > 0, col, 1.0)
+    y = np.linalg.lstsq(B / col, v - M[:, 0], rcond=rcond)[0] / col
+    x = N @ y
+    x[0] += 1.0
+    return x
+
+
+def _problems(rng, n_problems, n, p, kind):
+    M = rng.normal(size=(n_problems, n, p))
+    v = rng.normal(size=(n_problems, n))
+    if kind == "collinear":  # the columns e_m - e_0 of M N nearly parallel
+        eps = 10.0 ** rng.uniform(-14, -3, size=(n_problems, 1))
+        M[:, :, 2] = (
+            2 * M[:, :, 1] - M[:, :, 0] + eps * rng.normal(size=(n_problems, n))
+        )
+    elif kind == "zero":  # a column equal to the first
+        M[: n_problems // 2, :, 1] = M[: n_problems // 2, :, 0]
+        M[n_problems // 2 :, :, 2] = M[n_problems // 2 :, :, 0]
+    return M, v
+
+
+@pytest.mark.parametrize(
+    "p, kind",
+    [(p, "random") for p in range(1, 6)]
+    + [(p, kind) for p in (3, 4) for kind in ("collinear", "zero")],
+)
+def test_constrained_lstsq_equals_numpy_truncated_lstsq(p, kind):
+    rng = np.random.default_rng(p)
+    M, v = _problems(rng, 200, 12, p, kind)
+    x = constrained_lstsq(M, v)
+    for b in range(len(M)):
+        ref = _lstsq_oracle(M[b], v[b])
+        # Both are backward stable for the column-normalised problem; the
+        # solutions agree to eps times its retained condition number (at
+        # most 1 / XI_RCOND), relative to the size of the solution.
+        B = (M[b] @ _basis(p)) if p > 1 else np.ones((1, 1))
+        s = np.linalg.svd(
+            B / np.where(np.linalg.norm(B, axis=0) > 0, np.linalg.norm(B, axis=0), 1),
+            compute_uv=False,
+        )
+        kept = s[s > XI_RCOND * s[0]]
+        cond = kept[0] / kept[-1] if kept.size else 1.0
+        tol = 1e3 * np.finfo(float).eps * cond * (1 + np.abs(ref).sum())
+        # The residual is the well-posed quantity; compare it always, and
+        # the solution where the truncation decision is clear-cut.
+        r_got = np.linalg.norm(M[b] @ x[b] - v[b])
+        r_ref = np.linalg.norm(M[b] @ ref - v[b])
+        assert r_got <= r_ref * (1 + 1e-8) + tol
+        if s.size and np.all(np.abs(s / s[0] - XI_RCOND) > 1e-3 * XI_RCOND):
+            np.testing.assert_allclose(x[b], ref, atol=tol)
+        assert x[b].sum() == pytest.approx(1.0, abs=tol)
+
+
+def _ldp_brute_force(G, h, tol=1e-9):
+    """Minimum-norm point of ``{z : G z >= h}`` in the plane, by enumeration.
+
+    The projection of the origin onto a polygon is the origin, the
+    projection onto one edge's line, or a vertex: the feasible candidate of
+    least norm.
+    """
+    cands = [np.zeros(2)]
+    for i in range(len(G)):
+        n2 = G[i] @ G[i]
+        if n2 > 0:
+            cands.append(G[i] * h[i] / n2)
+    for i, j in combinations(range(len(G)), 2):
+        A = np.array([G[i], G[j]])
+        if abs(np.linalg.det(A)) > 1e-12 * np.linalg.norm(A) ** 2:
+            cands.append(np.linalg.solve(A, [h[i], h[j]]))
+    feasible = [z for z in cands if np.all(G @ z >= h - tol * (1 + np.abs(h)))]
+    return min(feasible, key=lambda z: z @ z)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**16), m=st.integers(1, 12))
+def test_plane_least_distance_equals_enumeration(seed, m):
+    rng = np.random.default_rng(seed)
+    B = 5
+    G = rng.normal(size=(B, m, 2)) * 10.0 ** rng.uniform(-2, 2, size=(B, m, 1))
+    z0 = rng.normal(size=(B, 1, 2)) * 3  # feasible by construction
+    h = np.einsum("bmk,bk->bm", G, z0[:, 0]) - rng.exponential(size=(B, m))
+    z, ok = _ldp_plane(G, h)
+    for b in range(B):
+        ref = _ldp_brute_force(G[b], h[b])
+        if not ok[b]:  # the caller falls back to NNLS; it must be rare
+            continue
+        # The minimum-norm point is unique; both are exact up to round-off
+        # of 2 x 2 solves whose condition is that of the constraint rows.
+        scale = 1 + np.abs(ref).max()
+        np.testing.assert_allclose(z[b], ref, atol=1e-7 * scale)
+    assert ok.mean() >= 0.8
+
+
+def test_shrinking_solutions_equal_nnls_least_distance():
+    # Realistic programmes: filter powers h^(m+1) on a spectrum, solutions of
+    # two free coefficients whose filters leave [0, 1]. The batched solver
+    # (closed form or plane active set) against scipy's NNLS, per problem.
+    rng = np.random.default_rng(0)
+    lam = np.sort(rng.exponential(size=40))
+    alphas = np.array([0.05, 0.5, 5.0])
+    h = lam[None, :] / (lam[None, :] + alphas[:, None])
+    Phi = np.stack([h, h**2, h**3], axis=-1)  # (A, m, 3)
+    nb = 2000
+    M = rng.normal(size=(nb, 15, 3)) * [1.0, 3.0, 9.0]
+    v = rng.normal(size=(nb, 15)) * 5
+    a_idx = rng.integers(0, 3, size=nb)
+    T, c, rank = _reduce(M, v)
+    x = constrained_lstsq(M, v)
+    phi = np.einsum("bp,bmp->bm", x, Phi[a_idx])
+    got = _shrink(x, phi, T, c, rank, Phi, a_idx)
+    infeasible = (phi.min(axis=1) < 0) | (phi.max(axis=1) > 1)
+    assert infeasible.sum() > 80 and np.all(rank == 2)
+    # The plane active set (not its NNLS fallback) solved every one of them.
+    PT = Phi[a_idx[infeasible]] @ T[infeasible]
+    G = np.concatenate([PT, -PT], axis=1)
+    h = np.concatenate([-phi[infeasible], phi[infeasible] - 1.0], axis=1)
+    assert _ldp_plane(G, h)[1].all()
+    for b in np.flatnonzero(infeasible):
+        PT = Phi[a_idx[b]] @ T[b]
+        z = _ldp_nnls(PT, phi[b])
+        ref = T[b] @ (c[b] + z)
+        ref[0] += 1.0
+        f = Phi[a_idx[b]] @ got[b]
+        slack = 1e-9 * (1 + np.abs(got[b]).sum())
+        assert f.min() >= -slack and f.max() <= 1 + slack
+        r_got = np.linalg.norm(M[b] @ got[b] - v[b])
+        r_ref = np.linalg.norm(M[b] @ ref - v[b])
+        assert r_got == pytest.approx(r_ref, rel=1e-7)
