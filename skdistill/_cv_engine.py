@@ -202,7 +202,7 @@ def _reduce_two(B, rhs, col, nonzero, N, rcond):
     return T, c, rank
 
 
-def _shrink(x, phi, T, c, rank, Phi, a_idx):
+def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
     """Keep every filter in [0, 1] on the training spectra, batched.
 
     Minimises ``|M x - v|`` under ``sum(x) = 1`` and ``0 <= Phi @ x <= 1``
@@ -220,8 +220,10 @@ def _shrink(x, phi, T, c, rank, Phi, a_idx):
     ----------
     x : ndarray of shape (B, p)
         The free solutions.
-    phi : ndarray of shape (B, m)
-        Their filters on the training spectra, ``Phi[a_idx] @ x``.
+    bad : ndarray of int
+        The problems whose free filter leaves [0, 1].
+    phi : ndarray of shape (len(bad), m)
+        Their filters on the training spectra, ``Phi[a_idx[bad]] @ x[bad]``.
     T, c, rank : from :func:`_reduce`, flattened to the batch ``B``.
     Phi : ndarray of shape (A, m, p)
         Filter powers per alpha (:func:`filter_powers`).
@@ -233,14 +235,11 @@ def _shrink(x, phi, T, c, rank, Phi, a_idx):
     x : ndarray of shape (B, p)
     """
     x = x.copy()
-    bad = np.flatnonzero(
-        (phi.min(axis=1, initial=0.0) < 0.0) | (phi.max(axis=1, initial=0.0) > 1.0)
-    )
     if bad.size == 0:
         return x
     T, c, rank, P = T[bad], c[bad], rank[bad], Phi[a_idx[bad]]
     PT = P @ T  # (nb, m, q): the constraints' sensitivity to z
-    base = phi[bad]  # the filter at z = 0
+    base = phi  # the filter at z = 0
     out = np.zeros((bad.size, x.shape[1]))
     out[:, 0] = 1.0  # ridge, where nothing better is feasible
     r1 = rank == 1
@@ -305,7 +304,7 @@ def _ldp_plane(G, h, max_iter=None):
     (at most two in the plane, the new one always among them) is recomputed
     exactly by trying the new line alone and its vertices with each active
     line. ``|z|`` grows strictly, so no active set repeats and the loop ends;
-    all problems advance in lockstep.
+    all problems advance in lockstep, those finished dropping out.
 
     Returns
     -------
@@ -316,73 +315,71 @@ def _ldp_plane(G, h, max_iter=None):
     """
     nb, m, _ = G.shape
     max_iter = 4 * m if max_iter is None else max_iter
-    norm = np.sqrt(np.einsum("bmk,bmk->bm", G, G))
-    safe = np.where(norm > 0, norm, 1.0)
     z = np.zeros((nb, 2))
-    act = np.full((nb, 2), -1)  # active constraints (-1: none)
     ok = np.ones(nb, dtype=bool)
-    todo = np.arange(nb)
+    # Working copies of the unfinished problems, compacted as they finish.
+    idx = np.arange(nb)
+    gx, gy, hw = G[..., 0].copy(), G[..., 1].copy(), h.copy()
+    inv = 1.0 / np.maximum(np.sqrt(gx**2 + gy**2), np.finfo(float).tiny)
+    zw = np.zeros((nb, 2))
+    act = np.full((nb, 2), -1)  # active constraints (-1: none)
     for _ in range(max_iter):
-        Gt, ht, zt = G[todo], h[todo], z[todo]
-        slack = ht - np.einsum("bmk,bk->bm", Gt, zt)
-        viol = np.where(slack > _FEAS_TOL, slack / safe[todo], -np.inf)
+        slack = hw - gx * zw[:, :1] - gy * zw[:, 1:]
+        viol = np.where(slack > _FEAS_TOL, slack * inv, -np.inf)
         worst = np.argmax(viol, axis=1)
-        going = np.isfinite(viol[np.arange(todo.size), worst])
-        todo = todo[going]
-        if todo.size == 0:
+        rows = np.arange(idx.size)
+        going = np.isfinite(viol[rows, worst])
+        if not going.all():  # finished: store and compact
+            z[idx[~going]] = zw[~going]
+            idx, gx, gy, hw, inv = (a[going] for a in (idx, gx, gy, hw, inv))
+            zw, act, worst = zw[going], act[going], worst[going]
+            rows = np.arange(idx.size)
+        if idx.size == 0:
             break
-        worst = worst[going]
-        gp, hp = G[todo, worst], h[todo, worst]
-        if np.any(norm[todo, worst] == 0):  # 0 >= h > 0: round-off
-            bad = norm[todo, worst] == 0
-            ok[todo[bad]] = False
-        cands = []
-        # The new line alone.
-        np2 = np.einsum("bk,bk->b", gp, gp)
-        u = gp * (hp / np.where(np2 > 0, np2, 1.0))[:, None]
-        cands.append((u, np.stack([worst, np.full(todo.size, -1)], axis=1)))
-        # Its vertex with each active line.
-        for slot in range(2):
-            q = act[todo, slot]
-            has = q >= 0
-            qq = np.where(has, q, 0)
-            gq, hq = G[todo, qq], h[todo, qq]
-            det = gp[:, 0] * gq[:, 1] - gp[:, 1] * gq[:, 0]
+        px, py, hp = gx[rows, worst], gy[rows, worst], hw[rows, worst]
+        n2 = px**2 + py**2
+        scale = hp / np.where(n2 > 0, n2, 1.0)
+        cands = [(np.stack([px * scale, py * scale], axis=1), np.full(idx.size, -1))]
+        for slot in range(2):  # the vertex of the new line with an active one
+            q = act[:, slot]
+            qq = np.maximum(q, 0)
+            qx, qy, hq = gx[rows, qq], gy[rows, qq], hw[rows, qq]
+            det = px * qy - py * qx
             dsafe = np.where(det != 0, det, 1.0)
-            # Solve [gp; gq] u = [hp; hq].
-            u2 = (
-                np.stack(
-                    [(hp * gq[:, 1] - hq * gp[:, 1]), (gp[:, 0] * hq - gq[:, 0] * hp)],
-                    axis=1,
-                )
+            u = (
+                np.stack([hp * qy - hq * py, px * hq - qx * hp], axis=1)
                 / dsafe[:, None]
             )
-            # Multipliers: u = lp gp + lq gq.
-            lp = (u2[:, 0] * gq[:, 1] - u2[:, 1] * gq[:, 0]) / dsafe
-            lq = (gp[:, 0] * u2[:, 1] - gp[:, 1] * u2[:, 0]) / dsafe
-            valid = has & (det != 0) & (lp >= 0) & (lq >= 0)
-            u2 = np.where(valid[:, None], u2, np.nan)
-            cands.append((u2, np.stack([worst, np.where(valid, q, -1)], axis=1)))
-        # A candidate must satisfy the previously active constraints.
-        best = np.full(todo.size, np.inf)
-        new_z, new_act = z[todo].copy(), act[todo].copy()
-        for u, a in cands:
-            fine = np.all(np.isfinite(u), axis=1)
+            # Multipliers of u = lp (px, py) + lq (qx, qy).
+            lp = (u[:, 0] * qy - u[:, 1] * qx) / dsafe
+            lq = (px * u[:, 1] - py * u[:, 0]) / dsafe
+            valid = (q >= 0) & (det != 0) & (lp >= 0) & (lq >= 0)
+            cands.append((np.where(valid[:, None], u, np.nan), np.where(valid, q, -1)))
+        # Each candidate must satisfy the constraints active before.
+        best = np.full(idx.size, np.inf)
+        new_z, new_other = zw.copy(), np.full(idx.size, -1)
+        for u, other in cands:
+            fine = np.isfinite(u[:, 0])
+            u0 = np.where(fine[:, None], u, 0.0)
             for slot in range(2):
-                q = act[todo, slot]
-                qq = np.where(q >= 0, q, 0)
-                s = h[todo, qq] - np.einsum("bk,bk->b", G[todo, qq], np.nan_to_num(u))
-                fine &= (q < 0) | (s <= _FEAS_TOL * (1 + np.abs(h[todo, qq])))
-            size = np.where(fine, np.einsum("bk,bk->b", u, np.nan_to_num(u)), np.inf)
+                q = act[:, slot]
+                qq = np.maximum(q, 0)
+                s = hw[rows, qq] - gx[rows, qq] * u0[:, 0] - gy[rows, qq] * u0[:, 1]
+                fine &= (q < 0) | (s <= _FEAS_TOL * (1 + np.abs(hw[rows, qq])))
+            size = np.where(fine, u0[:, 0] ** 2 + u0[:, 1] ** 2, np.inf)
             take = size < best
             best = np.where(take, size, best)
-            new_z[take], new_act[take] = u[take], a[take]
+            new_z[take], new_other[take] = u0[take], other[take]
         stuck = ~np.isfinite(best)
-        ok[todo[stuck]] = False
-        z[todo], act[todo] = new_z, new_act
-        todo = todo[~stuck]
+        ok[idx[stuck]] = False
+        zw = new_z
+        act = np.stack([worst, new_other], axis=1)
+        if stuck.any():
+            keep = ~stuck
+            idx, gx, gy, hw, inv = (a[keep] for a in (idx, gx, gy, hw, inv))
+            zw, act = zw[keep], act[keep]
     else:
-        ok[todo] = False
+        ok[idx] = False
     return z, ok
 
 
@@ -431,6 +428,38 @@ def pool_targets(stats, groups):
     return F
 
 
+def _may_leave_unit(x, h):
+    """Whether ``phi(h) = sum_m x_m h^(m+1)`` may leave [0, 1], batched.
+
+    ``x``: (G, A, S, j + 1); ``h``: (A, m) the points where the filter must
+    stay in [0, 1]. For ``j <= 2`` the extremes of the polynomial over the
+    interval ``[min h, max h]`` (its ends and the roots of ``phi'`` inside)
+    bound its values at the points, so a filter inside [0, 1] there (with a
+    round-off margin) needs no point-by-point check. Returns (G, A, S) bool.
+    """
+    j = x.shape[-1] - 1
+    if j > 2:
+        return np.ones(x.shape[:-1], dtype=bool)
+    lo = h.min(axis=1)[:, None]  # (A, 1), broadcast over (G, A, S)
+    hi = h.max(axis=1)[:, None]
+    x0, x1 = x[..., 0], x[..., 1]
+    x2 = x[..., 2] if j == 2 else np.zeros_like(x0)
+    # Roots of phi' = x0 + 2 x1 h + 3 x2 h^2, stably; NaN where none.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        disc = x1 * x1 - 3.0 * x2 * x0
+        q = -(x1 + np.copysign(np.sqrt(disc), x1))
+        r1 = np.where(x2 != 0, q / (3.0 * x2), -x0 / (2.0 * x1))
+        r2 = x0 / q
+    pts = [lo, hi, r1, r2]
+    vals = []
+    for t in pts:
+        t = np.clip(np.where(np.isfinite(t), t, lo), lo, hi)
+        vals.append(t * (x0 + t * (x1 + t * x2)))
+    vals = np.stack(vals)
+    margin = 1e-12 * (1.0 + np.abs(x).sum(axis=-1))
+    return (vals.min(axis=0) < margin) | (vals.max(axis=0) > 1.0 - margin)
+
+
 def _subset_errors(F, masks, max_degree, Phi=None):
     """Fit ``xi_bar`` on each subset of folds, for every degree up to the max.
 
@@ -448,16 +477,24 @@ def _subset_errors(F, masks, max_degree, Phi=None):
     Fs = F.transpose(0, 2, 1, 3, 4)[:, :, None] * masks[None, None, :, :, None, None]
     Fs = Fs.reshape(G, A, S, K * p, p)
     v = Fs[..., -1]
+    Fa = F.transpose(0, 2, 1, 3, 4).reshape(G, A, K * p, p)
     a_idx = np.broadcast_to(np.arange(A)[None, :, None], (G, A, S)).reshape(-1)
     xs, errs = [], []
     for j in range(max_degree + 1):
         T, c, rank = _reduce(Fs[..., : j + 1], v)
         x = _from_z(T, c)
         if Phi is not None and j > 0:
-            phi = np.einsum("gasp,amp->gasm", x, Phi[..., : j + 1])
+            # Only solutions whose filter may leave [0, 1] on the interval
+            # of the training spectra's h are checked point by point.
+            maybe = np.flatnonzero(_may_leave_unit(x, Phi[:, :, 0]))
+            phi = np.einsum(
+                "bp,bmp->bm", x.reshape(-1, j + 1)[maybe], Phi[a_idx[maybe], :, : j + 1]
+            )
+            out = (phi.min(axis=1) < 0.0) | (phi.max(axis=1) > 1.0)
             x = _shrink(
                 x.reshape(-1, j + 1),
-                phi.reshape(-1, phi.shape[-1]),
+                maybe[out],
+                phi[out],
                 T.reshape(-1, j + 1, j),
                 c.reshape(-1, j),
                 rank.reshape(-1),
@@ -466,9 +503,11 @@ def _subset_errors(F, masks, max_degree, Phi=None):
             ).reshape(x.shape)
         xs.append(x)
         # Every fold's residual at every subset's solution, (G, A, S, K, p).
-        res = np.einsum("gkaij,gasj->gaski", F[..., : j + 1], x)
-        res -= F[..., -1].transpose(0, 2, 1, 3)[:, :, None]
-        errs.append(np.sum(res**2, axis=-1))
+        res = np.matmul(Fa[..., : j + 1], x.transpose(0, 1, 3, 2))  # (G, A, K p, S)
+        res -= Fa[..., -1:]
+        errs.append(
+            np.sum((res**2).reshape(G, A, K, p, S), axis=3).transpose(0, 1, 3, 2)
+        )
     return xs, np.stack(errs, axis=3)
 
 
@@ -712,26 +751,32 @@ def _select_batch(F, plan, tol, eligible_fn):
         picks = np.zeros((G, S, len(steps), A), dtype=int)
         fits[False] = (xs, err, picks)
     fam_idx = {sh: np.flatnonzero(plan.cand_shrink == sh) for sh in fits}
-    rows = np.arange(G)[:, None]
+    # Every fold's error of each (k, alpha) on every subset, at the degree
+    # it picks there: (S, A, n_steps, G, K) per family.
+    picked = {}
+    for sh, (_, err, picks) in fits.items():
+        e = np.take_along_axis(
+            err, picks.transpose(0, 3, 1, 2)[..., None], axis=3
+        )  # (G, A, S, n_steps, K)
+        picked[sh] = e.transpose(2, 1, 3, 0, 4)
+    fam_k = {
+        sh: cand_kidx[idx] if sh or len(steps) == fits[sh][2].shape[2] else 0 * idx
+        for sh, idx in fam_idx.items()
+    }
 
     def degrees(s):
         """(G, C) degree of every candidate's solution on subset s."""
         deg = np.zeros((G, C), dtype=int)
         for sh, idx in fam_idx.items():
-            picks = fits[sh][2]
-            kidx = cand_kidx[idx] if sh or len(steps) == picks.shape[2] else 0
-            deg[:, idx] = picks[:, s, kidx, cand_a[idx]]
+            deg[:, idx] = fits[sh][2][:, s, fam_k[sh], cand_a[idx]]
         return deg
 
     def cand_err(s, folds):
         """(G, C, len(folds)) errors on ``folds`` of every candidate fitted on s."""
-        deg = degrees(s)
         res = np.empty((G, C, len(folds)))
         for sh, idx in fam_idx.items():
-            err = fits[sh][1]  # (G, A, S, D, K)
-            e = err[rows, cand_a[idx][None, :], s]  # (G, Cf, D, K)
-            e = np.take_along_axis(e, deg[:, idx][:, :, None, None], axis=2)[:, :, 0]
-            res[:, idx] = e[..., folds]
+            e = picked[sh][s][cand_a[idx], fam_k[sh]]  # (Cf, G, K)
+            res[:, idx] = e[..., folds].transpose(1, 0, 2)
         return res
 
     all_folds = np.arange(K)
