@@ -6,8 +6,9 @@ The setting of issue 12: one BLAS thread (set ``OMP_NUM_THREADS=1`` and
 varied noise. In one run, each fit in a forked child process whose peak
 resident memory is reported (it includes the data, shared with the parent):
 
-* ``SelfDistillCV(alpha_per_target=True)`` with the default rule, and with
-  ``filter_constraint="none"`` (no shrinking-filter programmes);
+* ``SelfDistillCV(alpha_per_target=True)`` with the default rule, without
+  the nested estimate ``honest_score_`` (``return_honest_score=False``), and
+  with ``filter_constraint="none"`` (no shrinking-filter programmes);
 * himalaya's ``RidgeCV(cv=5)`` on the same alphas and folds (ridge only;
   ``pip install himalaya``, a benchmark-only dependency; skipped if absent);
 * scikit-learn's ``RidgeCV(alpha_per_target=True)`` (leave-one-out, ridge
@@ -90,6 +91,9 @@ def main():
         rows = {}
         common = dict(alphas=alphas, n_steps=(0, 1, 2), cv=cv)
         rows["SelfDistillCV (default)"] = _measure(partial(_fit_search, X, Y, **common))
+        rows["SelfDistillCV (no honest_score_)"] = _measure(
+            partial(_fit_search, X, Y, return_honest_score=False, **common)
+        )
         rows["SelfDistillCV (free filters)"] = _measure(
             partial(_fit_search, X, Y, filter_constraint="none", **common)
         )

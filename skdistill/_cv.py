@@ -171,6 +171,13 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         ``benchmarks/bench_selection.py``'s fixed-design family: the refit
         evaluates an expanding polynomial at the full data's ``h``, beyond
         what the folds validated, which no cross-fitted score sees.
+    return_honest_score : bool, default=True
+        Closed form only: compute ``honest_score_``, the nested estimate of
+        the whole selection. It re-runs the selection rule once per fold,
+        cross-fitted on every pair of left-out folds, which takes about twice
+        the time of the selection itself (``benchmarks/bench_targets.py``
+        measures both with many targets). ``False`` leaves ``honest_score_``
+        NaN; the choice and ``cv_results_`` are the same.
     param_distributions : dict, default=None
         Optuna search space: parameter name to an
         :mod:`optuna.distributions` object. ``None`` searches ``alpha``
@@ -197,7 +204,8 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         Closed form only: a nested estimate of the score of the whole
         selection. For each fold, the selection rule is re-run on the other
         folds' statistics and its choice, fitted on those folds, is scored on
-        the left-out fold. NaN with one split.
+        the left-out fold. NaN with one split, or with
+        ``return_honest_score=False``.
     best_index_ : int
         Index of the best candidate in ``cv_results_``.
     alpha_ : float or ndarray of shape (n_targets,)
@@ -281,6 +289,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         "alpha_per_target": ["boolean"],
         "rescale_alpha": ["boolean"],
         "param_distributions": [dict, None],
+        "return_honest_score": ["boolean"],
         "selection": [StrOptions(set(RULES))],
         "filter_constraint": [StrOptions({"auto", "shrink", "none"})],
     }
@@ -305,6 +314,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         param_distributions=None,
         selection="stepwise",
         filter_constraint="auto",
+        return_honest_score=True,
     ):
         self.estimator = estimator
         self.alphas = alphas
@@ -323,6 +333,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         self.param_distributions = param_distributions
         self.selection = selection
         self.filter_constraint = filter_constraint
+        self.return_honest_score = return_honest_score
 
     # ------------------------------------------------------------------ tags
     def _base_estimator(self):
@@ -835,6 +846,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             rule=self.selection,
             tol=tol,
             eligible_fn=_representable,
+            nested=self.return_honest_score,
             Phi=Phi,
             families=families,
         )

@@ -292,3 +292,19 @@ def test_constrained_lstsq_matches_kkt_on_well_posed_problems():
             x[b], _kkt_solve(M[b], v[b], np.ones(20)), rtol=1e-10, atol=1e-12
         )
     np.testing.assert_allclose(x.sum(axis=-1), 1.0, rtol=1e-12)
+
+
+def test_return_honest_score_false_skips_only_the_nested_estimate():
+    X, Y = _data(n=80, d=6, seed=7, t=3)
+    folds = list(KFold(5, shuffle=True, random_state=0).split(X))
+    kw = dict(alphas=ALPHAS, n_steps=(0, 1, 2), cv=folds, alpha_per_target=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        full = SelfDistillCV(**kw).fit(X, Y)
+        quick = SelfDistillCV(return_honest_score=False, **kw).fit(X, Y)
+    assert np.isfinite(full.honest_score_) and np.isnan(quick.honest_score_)
+    np.testing.assert_array_equal(quick.n_steps_, full.n_steps_)
+    np.testing.assert_array_equal(quick.alpha_, full.alpha_)
+    np.testing.assert_array_equal(quick.xi_bar_, full.xi_bar_)
+    for key in ("mean_test_score", "mean_honest_test_score"):
+        np.testing.assert_array_equal(quick.cv_results_[key], full.cv_results_[key])
