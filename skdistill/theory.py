@@ -41,10 +41,12 @@ equations) but cannot beat the conditioning of the monomial basis.
 from numbers import Integral, Real
 
 import numpy as np
-from scipy import linalg
 from sklearn.utils.validation import check_array
 
+from ._constrained import constrained_lstsq
 from ._filter import pure_filters, xi_bar_to_xi, xi_to_xi_bar
+
+_EPS = np.finfo(np.float64).eps
 
 __all__ = [
     "excess_risk",
@@ -199,19 +201,14 @@ def excess_risk(X, coef, *, noise, alpha, xi=None, xi_bar=None):
 def _constrained_least_squares(M, t):
     """Minimise ``||M x - t||`` subject to ``sum(x) = 1``.
 
-    Solved on the matrix itself (not the normal equations, whose condition
-    number is squared) in the affine parametrisation ``x = e_0 + N z``, with
-    ``N`` an orthonormal basis of the vectors summing to zero. When the
-    minimiser is not unique, the one with the smallest ``||z||`` is returned.
+    The search's solver (:func:`skdistill._constrained.constrained_lstsq`),
+    on the matrix itself (not the normal equations, whose condition number
+    is squared), without its truncation: only directions singular to working
+    precision are dropped (as :func:`numpy.linalg.lstsq` drops them), and
+    then the minimiser of least norm in its coordinates is returned.
     """
-    m = M.shape[1]
-    x0 = np.zeros(m)
-    x0[0] = 1.0
-    if m == 1:
-        return x0
-    N = linalg.null_space(np.ones((1, m)))
-    z = linalg.lstsq(M @ N, t - M @ x0)[0]
-    return x0 + N @ z
+    M = np.asarray(M, dtype=float)
+    return constrained_lstsq(M, np.asarray(t, dtype=float), rcond=max(M.shape) * _EPS)
 
 
 def optimal_xi_bar(X, coef, *, noise, alpha, n_steps):

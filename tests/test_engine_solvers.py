@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skdistill._cv_engine import (
+from skdistill._constrained import (
     XI_RCOND,
     _basis,
     _ldp_nnls,

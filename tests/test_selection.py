@@ -12,8 +12,8 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold, PredefinedSplit
 
 from skdistill import RepeatedSelfDistillationRegressor, SelfDistillCV
+from skdistill._constrained import constrained_lstsq
 from skdistill._cv_closed_form import loo_statistics
-from skdistill._cv_engine import constrained_lstsq
 
 ALPHAS = np.logspace(-2, 2, 9)
 
