@@ -10,9 +10,17 @@ One or two free coefficients (``n_steps <= 2``) are solved in closed form,
 elementwise over the batch; the shrinking constraint then reduces to an
 interval or to a least-distance programme in the plane, solved by a batched
 dual active-set method. More coefficients use a batched SVD and NNLS.
+
+Every function works in the namespace of its input arrays (NumPy, or any
+array API library: PyTorch, CuPy, ``array_api_strict``) and on their device.
+The exception is NNLS (no such solve in the standard), used one problem at a
+time, on the host, for three or more free coefficients or where the plane's
+active set fails to round-off.
 """
 
 import numpy as np
+from sklearn.externals.array_api_compat import array_namespace
+from sklearn.externals.array_api_compat import device as _device
 
 __all__ = ["XI_RCOND", "constrained_lstsq"]
 
@@ -31,8 +39,8 @@ def constrained_lstsq(M, v, rcond=XI_RCOND):
 
     Parameters
     ----------
-    M : ndarray of shape (..., n, p)
-    v : ndarray of shape (..., n)
+    M : array of shape (..., n, p)
+    v : array of shape (..., n)
     rcond : float
         Singular values of the column-normalised reduced problem below
         ``rcond`` times the largest are treated as zero (minimum-norm
@@ -40,15 +48,28 @@ def constrained_lstsq(M, v, rcond=XI_RCOND):
 
     Returns
     -------
-    x : ndarray of shape (..., p)
+    x : array of shape (..., p), in the namespace of ``M``
     """
-    T, c, _ = _reduce(np.asarray(M, dtype=float), np.asarray(v, dtype=float), rcond)
+    if isinstance(M, (list, tuple)) or isinstance(M, np.ndarray):
+        M, v = np.asarray(M, dtype=float), np.asarray(v, dtype=float)
+    T, c, _ = _reduce(M, v, rcond)
     return _from_z(T, c)
 
 
-def _basis(p):
+def _like(xp, ref, values):
+    """``values`` as an array of ``ref``'s dtype on ``ref``'s device."""
+    return xp.asarray(values, dtype=ref.dtype, device=_device(ref))
+
+
+def _basis(p, xp=np, ref=None):
     """``N``: columns ``e_m - e_0`` spanning ``{sum(x) = 0}``, shape (p, p - 1)."""
-    return np.vstack([-np.ones(p - 1), np.eye(p - 1)])
+    N = np.vstack([-np.ones(p - 1), np.eye(p - 1)])
+    return N if ref is None else _like(xp, ref, N)
+
+
+def _dot(a, b, xp):
+    """Sums over the last axis of ``a * b``."""
+    return xp.sum(a * b, axis=-1)
 
 
 def _reduce(M, v, rcond=XI_RCOND):
@@ -73,88 +94,93 @@ def _reduce(M, v, rcond=XI_RCOND):
 
     Returns
     -------
-    T : ndarray of shape (..., p, p - 1)
+    T : array of shape (..., p, p - 1)
         Zero beyond column ``rank``.
-    c : ndarray of shape (..., p - 1)
+    c : array of shape (..., p - 1)
         Zero beyond ``rank``.
-    rank : ndarray of int, shape (...)
+    rank : array of int, shape (...)
     """
+    xp = array_namespace(M, v)
     p = M.shape[-1]
-    batch = M.shape[:-2]
+    batch = tuple(M.shape[:-2])
     q = p - 1
+    dev = _device(M)
     if q == 0:
-        return np.zeros(batch + (1, 0)), np.zeros(batch + (0,)), np.zeros(batch, int)
-    N = _basis(p)
+        return (
+            xp.zeros(batch + (1, 0), dtype=M.dtype, device=dev),
+            xp.zeros(batch + (0,), dtype=M.dtype, device=dev),
+            xp.zeros(batch, dtype=xp.int64, device=dev),
+        )
+    N = _basis(p, xp, M)
     B = M[..., 1:] - M[..., :1]  # M @ N
-    col = np.sqrt(np.einsum("...nk,...nk->...k", B, B))
+    col = xp.sqrt(xp.sum(B * B, axis=-2))
     nonzero = col > 0
-    col = np.where(nonzero, col, 1.0)
+    col = xp.where(nonzero, col, 1.0)
     B = B / col[..., None, :]
     rhs = v - M[..., 0]
     if q == 1:
-        rank = nonzero[..., 0].astype(int)
-        c = np.einsum("...n,...n->...", B[..., 0], rhs)[..., None]
-        T = N[None, :, :] / col.reshape(-1, 1, 1)
-        return T.reshape(batch + (p, 1)), c, rank
+        rank = xp.astype(nonzero[..., 0], xp.int64)
+        c = _dot(B[..., 0], rhs, xp)[..., None]
+        return N / col[..., None, :], c, rank
     if q == 2:
-        return _reduce_two(B, rhs, col, nonzero, N, rcond)
-    U, s, Vt = np.linalg.svd(B, full_matrices=False)
+        return _reduce_two(B, rhs, col, nonzero, N, rcond, xp)
+    U, s, Vt = xp.linalg.svd(B, full_matrices=False)
     keep = s > rcond * s[..., :1]
-    sinv = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0)
-    c = np.where(keep, np.einsum("...nk,...n->...k", U, rhs), 0.0)
+    sinv = xp.where(keep, 1.0 / xp.where(keep, s, 1.0), 0.0)
+    c = xp.where(keep, xp.sum(U * rhs[..., :, None], axis=-2), 0.0)
     # x = e_0 + N diag(1/col) V diag(1/s) (c + z)
-    W = np.swapaxes(Vt, -1, -2) * sinv[..., None, :] / col[..., :, None]
-    return N @ W, c, keep.sum(axis=-1)
+    W = xp.matrix_transpose(Vt) * sinv[..., None, :] / col[..., :, None]
+    return N @ W, c, xp.sum(xp.astype(keep, xp.int64), axis=-1)
 
 
-def _reduce_two(B, rhs, col, nonzero, N, rcond):
+def _reduce_two(B, rhs, col, nonzero, N, rcond, xp):
     """:func:`_reduce` for two unit (or zero) columns, elementwise."""
     b1, b2 = B[..., 0], B[..., 1]
-    g = np.einsum("...n,...n->...", b1, b2)
+    g = _dot(b1, b2, xp)
     w = b2 - g[..., None] * b1
-    d = np.einsum("...n,...n->...", b1, w)  # reorthogonalise once
-    w -= d[..., None] * b1
+    d = _dot(b1, w, xp)  # reorthogonalise once
+    w = w - d[..., None] * b1
     g = g + d
-    r22 = np.sqrt(np.einsum("...n,...n->...", w, w))
+    r22 = xp.sqrt(_dot(w, w, xp))
     # Singular values of [b1, b2]: s1^2 + s2^2 = 2 and s1 s2 = r22, so
     # s1^2 = 1 + |g| and s2 / s1 = r22 / s1^2 (accurate through r22).
-    s1sq = 1.0 + np.abs(g)
-    both = nonzero[..., 0] & nonzero[..., 1]
-    full = both & (r22 > rcond * s1sq)
-    safe = np.where(full, r22, 1.0)
-    t1 = np.einsum("...n,...n->...", b1, rhs)
-    t2 = np.einsum("...n,...n->...", b2, rhs)
-    shape = B.shape[:-2]
-    # Full rank: [b1, b2] = [b1, w / r22] @ [[1, g], [0, r22]].
-    Rinv = np.zeros(shape + (2, 2))
-    Rinv[..., 0, 0] = 1.0
-    Rinv[..., 0, 1] = -g / safe
-    Rinv[..., 1, 1] = 1.0 / safe
-    c = np.stack([t1, np.einsum("...n,...n->...", w, rhs) / safe], axis=-1)
+    s1sq = 1.0 + xp.abs(g)
+    has1, has2 = nonzero[..., 0], nonzero[..., 1]
+    full = has1 & has2 & (r22 > rcond * s1sq)
+    safe = xp.where(full, r22, 1.0)
+    t1, t2 = _dot(b1, rhs, xp), _dot(b2, rhs, xp)
     # Rank one: the top singular pair, v1 = (1, sign g) / sqrt(2) (the Gram
     # matrix of unit columns has equal diagonals), or the one non-zero column.
-    sg = np.where(g < 0, -1.0, 1.0)
-    s1 = np.sqrt(s1sq)
-    one_both = both & ~full
-    v1 = np.stack([np.ones(shape), sg], axis=-1) / np.sqrt(2.0)
-    c1 = (t1 + sg * t2) / (np.sqrt(2.0) * s1)
-    only2 = ~nonzero[..., 0] & nonzero[..., 1]
-    v1 = np.where(only2[..., None], np.array([0.0, 1.0]), v1)
-    c1 = np.where(only2, t2, c1)
-    s1 = np.where(one_both, s1, 1.0)
-    only1 = nonzero[..., 0] & ~nonzero[..., 1]
-    v1 = np.where(only1[..., None], np.array([1.0, 0.0]), v1)
-    c1 = np.where(only1, t1, c1)
-    one = one_both | only1 | only2
-    Rinv[..., :, 0] = np.where(one[..., None], v1 / s1[..., None], Rinv[..., :, 0])
-    Rinv[..., :, 1] = np.where(one[..., None], 0.0, Rinv[..., :, 1])
-    c = np.where(one[..., None], np.stack([c1, np.zeros(shape)], axis=-1), c)
-    none = ~(full | one)
-    Rinv[none] = 0.0
-    c[none] = 0.0
+    one_both = has1 & has2 & ~full
+    one = one_both | (has1 != has2)
+    sg = xp.where(g < 0, -1.0, 1.0)
+    s1 = xp.where(one_both, xp.sqrt(s1sq), 1.0)
+    half = 2.0**-0.5
+    v1a = xp.where(has1 & has2, half, xp.where(has1, 1.0, 0.0)) / s1
+    v1b = xp.where(has1 & has2, half * sg, xp.where(has2, 1.0, 0.0)) / s1
+    zero = xp.zeros_like(g)
+    # Full rank: [b1, b2] = [b1, w / r22] @ [[1, g], [0, r22]], inverted.
+    r00 = xp.where(full, 1.0, xp.where(one, v1a, zero))
+    r01 = xp.where(full, -g / safe, zero)
+    r10 = xp.where(one, v1b, zero)
+    r11 = xp.where(full, 1.0 / safe, zero)
+    c0 = xp.where(full, t1, xp.where(one, v1a * t1 + v1b * t2, zero))
+    c1 = xp.where(full, _dot(w, rhs, xp) / safe, zero)
+    Rinv = xp.stack(
+        [xp.stack([r00, r01], axis=-1), xp.stack([r10, r11], axis=-1)], axis=-2
+    )
     T = N @ (Rinv / col[..., :, None])
-    rank = np.where(full, 2, np.where(one, 1, 0))
-    return T, c, rank
+    rank = xp.where(full, 2, xp.where(one, 1, 0))
+    return T, xp.stack([c0, c1], axis=-1), xp.astype(rank, xp.int64)
+
+
+def _from_z(T, y):
+    """``x = e_0 + T @ y``, batched."""
+    xp = array_namespace(T, y)
+    x = xp.sum(T * y[..., None, :], axis=-1)
+    e0 = np.zeros(T.shape[-2])
+    e0[0] = 1.0
+    return x + _like(xp, x, e0)
 
 
 def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
@@ -169,85 +195,98 @@ def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
     are solved: with one retained direction in closed form (an interval),
     with two by a dual active-set method in the plane (:func:`_ldp_plane`),
     both vectorised over the batch; with more by non-negative least squares
-    (Lawson and Hanson, 1974, chapter 23), one problem at a time.
+    (Lawson and Hanson, 1974, chapter 23), one problem at a time on the host.
 
     Parameters
     ----------
-    x : ndarray of shape (B, p)
+    x : array of shape (B, p)
         The free solutions.
-    bad : ndarray of int
+    bad : array of bool, shape (B,)
         The problems whose free filter leaves [0, 1].
-    phi : ndarray of shape (len(bad), m)
-        Their filters on the training spectra, ``Phi[a_idx[bad]] @ x[bad]``.
+    phi : array of shape (n_bad, m)
+        Their filters on the training spectra, in the order of ``bad``.
     T, c, rank : from :func:`_reduce`, flattened to the batch ``B``.
-    Phi : ndarray of shape (A, m, p)
+    Phi : array of shape (A, m, p)
         Filter powers per alpha (:func:`filter_powers`).
-    a_idx : ndarray of int, shape (B,)
+    a_idx : array of int, shape (B,)
         Each problem's alpha.
 
     Returns
     -------
-    x : ndarray of shape (B, p)
+    x : array of shape (B, p)
     """
-    x = x.copy()
-    if bad.size == 0:
+    xp = array_namespace(x, T)
+    if phi.shape[0] == 0:
         return x
-    T, c, rank, P = T[bad], c[bad], rank[bad], Phi[a_idx[bad]]
+    T, c, rank = T[bad, ...], c[bad, ...], rank[bad]
+    P = xp.take(Phi, a_idx[bad], axis=0)
     PT = P @ T  # (nb, m, q): the constraints' sensitivity to z
     base = phi  # the filter at z = 0
-    out = np.zeros((bad.size, x.shape[1]))
-    out[:, 0] = 1.0  # ridge, where nothing better is feasible
+    ridge = _from_z(T[:, :, :0], c[:, :0])
+    out = ridge
     r1 = rank == 1
-    if r1.any():
-        out[r1] = _shrink_interval(T[r1, :, 0], c[r1, 0], base[r1], PT[r1, :, 0])
-    r2 = np.flatnonzero(rank == 2)
-    if r2.size:
-        G = np.concatenate([PT[r2, :, :2], -PT[r2, :, :2]], axis=1)
-        h = np.concatenate([-base[r2], base[r2] - 1.0], axis=1)
-        z, ok = _ldp_plane(G, h)
-        out[r2[ok]] = _from_z(T[r2[ok], :, :2], c[r2[ok], :2] + z[ok])
-        rest = r2[~ok]
-    else:
-        rest = np.zeros(0, int)
-    for i in np.concatenate([np.flatnonzero(rank > 2), rest]):
-        r = int(rank[i])
-        z = _ldp_nnls(PT[i, :, :r], base[i])
-        if z is not None:
-            out[i] = _from_z(T[i, :, :r], c[i, :r] + z)
-    x[bad] = out
+    if bool(xp.any(r1)):
+        x1 = _shrink_interval(T[:, :, 0], c[:, 0], base, PT[:, :, 0], xp)
+        out = xp.where(r1[:, None], x1, out)
+    r2 = rank == 2
+    ok = ~(r2 | (rank > 2))
+    if bool(xp.any(r2)):
+        G = xp.concat([PT[r2, :, :2], -PT[r2, :, :2]], axis=1)
+        h = xp.concat([-base[r2, :], base[r2, :] - 1.0], axis=1)
+        z, ok2 = _ldp_plane(G, h)
+        x2 = _from_z(T[r2, :, :2], c[r2, :2] + z)
+        x2 = xp.where(ok2[:, None], x2, ridge[r2, :])
+        out[r2, :] = x2
+        ok[r2] = ok2
+    if not bool(xp.all(ok)):  # rare: NNLS, one problem at a time, on the host
+        rest = np.flatnonzero(_to_numpy(~ok, xp))
+        PT_h, base_h = _to_numpy(PT, xp), _to_numpy(base, xp)
+        T_h, c_h, rank_h = _to_numpy(T, xp), _to_numpy(c, xp), _to_numpy(rank, xp)
+        fixed = _to_numpy(out, xp).copy()
+        for i in rest:
+            r = int(rank_h[i])
+            z = _ldp_nnls(PT_h[i, :, :r], base_h[i])
+            if z is not None:
+                fixed[i] = _from_z(T_h[i, :, :r], c_h[i, :r] + z)
+        out = _like(xp, out, fixed)
+    x = xp.asarray(x, copy=True)
+    x[bad, :] = out
     return x
 
 
-def _from_z(T, y):
-    """``x = e_0 + T @ y``, batched."""
-    x = np.einsum("...pq,...q->...p", T, y)
-    x[..., 0] += 1.0
-    return x
+def _to_numpy(a, xp):
+    if isinstance(a, np.ndarray):
+        return a
+    from sklearn.utils._array_api import _convert_to_numpy
+
+    return _convert_to_numpy(a, xp)
 
 
-def _shrink_interval(T, c, base, g):
+def _shrink_interval(T, c, base, g, xp):
     """One retained direction: ``0 <= base + g z <= 1`` bounds ``z``.
 
     The solution is 0 clipped to that interval, which contains ``-c``
     (ridge) in exact arithmetic; ridge where round-off empties it.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a, b = -base / g, (1.0 - base) / g  # the bounds where g != 0
     pos, neg = g > 0, g < 0
-    lo = np.max(np.where(pos, a, np.where(neg, b, -np.inf)), axis=1)
-    hi = np.min(np.where(pos, b, np.where(neg, a, np.inf)), axis=1)
-    flat_ok = np.all(pos | neg | ((base >= 0) & (base <= 1)), axis=1)
-    feasible = flat_ok & (lo <= hi + 1e-12 * (1 + np.abs(lo)))
-    z = np.clip(0.0, lo, np.maximum(lo, hi))
-    x = T * (c + z)[:, None]
-    x[:, 0] += 1.0
-    x[~feasible] = 0.0
-    x[~feasible, 0] = 1.0
-    return x
+    safe = xp.where(pos | neg, g, 1.0)
+    a, b = -base / safe, (1.0 - base) / safe  # the bounds where g != 0
+    lo = xp.max(xp.where(pos, a, xp.where(neg, b, -xp.inf)), axis=1)
+    hi = xp.min(xp.where(pos, b, xp.where(neg, a, xp.inf)), axis=1)
+    flat_ok = xp.all(pos | neg | ((base >= 0) & (base <= 1)), axis=1)
+    feasible = flat_ok & (lo <= hi + 1e-12 * (1 + xp.abs(lo)))
+    z = xp.minimum(xp.maximum(xp.zeros_like(lo), lo), xp.maximum(lo, hi))
+    z = xp.where(feasible, z, -c)  # ridge where round-off empties it
+    return _from_z(T[:, :, None], (c + z)[:, None])
 
 
 # Constraint violations below this (the filter's own scale is 1) are round-off.
 _FEAS_TOL = 1e-11
+
+
+def _gather(a, idx, xp):
+    """``a[i, idx[i]]`` for every row ``i``."""
+    return xp.take_along_axis(a, idx[:, None], axis=1)[:, 0]
 
 
 def _ldp_plane(G, h, max_iter=None):
@@ -263,78 +302,93 @@ def _ldp_plane(G, h, max_iter=None):
 
     Returns
     -------
-    z : ndarray of shape (B, 2)
-    ok : ndarray of bool, shape (B,)
+    z : array of shape (B, 2)
+    ok : array of bool, shape (B,)
         False where the iteration failed (round-off; the caller then solves
         that problem another way).
     """
+    xp = array_namespace(G, h)
     nb, m, _ = G.shape
     max_iter = 4 * m if max_iter is None else max_iter
-    z = np.zeros((nb, 2))
-    ok = np.ones(nb, dtype=bool)
-    # Working copies of the unfinished problems, compacted as they finish.
-    idx = np.arange(nb)
-    gx, gy, hw = G[..., 0].copy(), G[..., 1].copy(), h.copy()
-    inv = 1.0 / np.maximum(np.sqrt(gx**2 + gy**2), np.finfo(float).tiny)
-    zw = np.zeros((nb, 2))
-    act = np.full((nb, 2), -1)  # active constraints (-1: none)
+    dev = _device(G)
+    # Working copies of the unfinished problems, compacted as they finish;
+    # finished ones are collected and put back in order at the end.
+    idx = xp.arange(nb, device=dev)
+    gx, gy, hw = G[:, :, 0], G[:, :, 1], h
+    inv = 1.0 / xp.maximum(xp.sqrt(gx * gx + gy * gy), np.finfo(np.float64).tiny)
+    zw = xp.zeros((nb, 2), dtype=G.dtype, device=dev)
+    act = xp.full((nb, 2), -1, dtype=xp.int64, device=dev)  # active (-1: none)
+    done_idx, done_z, done_ok = [], [], []
+
+    def retire(mask, ok):
+        done_idx.append(idx[mask])
+        done_z.append(zw[mask, :])
+        done_ok.append(
+            xp.full((int(xp.sum(xp.astype(mask, xp.int64))),), ok, device=dev)
+        )
+
     for _ in range(max_iter):
-        slack = hw - gx * zw[:, :1] - gy * zw[:, 1:]
-        viol = np.where(slack > _FEAS_TOL, slack * inv, -np.inf)
-        worst = np.argmax(viol, axis=1)
-        rows = np.arange(idx.size)
-        going = np.isfinite(viol[rows, worst])
-        if not going.all():  # finished: store and compact
-            z[idx[~going]] = zw[~going]
-            idx, gx, gy, hw, inv = (a[going] for a in (idx, gx, gy, hw, inv))
-            zw, act, worst = zw[going], act[going], worst[going]
-            rows = np.arange(idx.size)
-        if idx.size == 0:
+        if idx.shape[0] == 0:
             break
-        px, py, hp = gx[rows, worst], gy[rows, worst], hw[rows, worst]
-        n2 = px**2 + py**2
-        scale = hp / np.where(n2 > 0, n2, 1.0)
-        cands = [(np.stack([px * scale, py * scale], axis=1), np.full(idx.size, -1))]
+        slack = hw - gx * zw[:, :1] - gy * zw[:, 1:]
+        viol = xp.where(slack > _FEAS_TOL, slack * inv, -xp.inf)
+        worst = xp.argmax(viol, axis=1)
+        going = _gather(viol, worst, xp) > -xp.inf
+        if not bool(xp.all(going)):  # finished: retire and compact
+            retire(~going, True)
+            idx, gx, gy, hw, inv = (a[going, ...] for a in (idx, gx, gy, hw, inv))
+            zw, act, worst = zw[going, :], act[going, :], worst[going]
+        if idx.shape[0] == 0:
+            break
+        px, py, hp = (_gather(a, worst, xp) for a in (gx, gy, hw))
+        n2 = px * px + py * py
+        scale = hp / xp.where(n2 > 0, n2, 1.0)
+        none = xp.full(worst.shape, -1, dtype=xp.int64, device=dev)
+        cands = [(xp.stack([px * scale, py * scale], axis=1), none)]
         for slot in range(2):  # the vertex of the new line with an active one
             q = act[:, slot]
-            qq = np.maximum(q, 0)
-            qx, qy, hq = gx[rows, qq], gy[rows, qq], hw[rows, qq]
+            qq = xp.maximum(q, 0)
+            qx, qy, hq = (_gather(a, qq, xp) for a in (gx, gy, hw))
             det = px * qy - py * qx
-            dsafe = np.where(det != 0, det, 1.0)
-            u = (
-                np.stack([hp * qy - hq * py, px * hq - qx * hp], axis=1)
-                / dsafe[:, None]
-            )
+            dsafe = xp.where(det != 0, det, 1.0)
+            u0 = (hp * qy - hq * py) / dsafe
+            u1 = (px * hq - qx * hp) / dsafe
             # Multipliers of u = lp (px, py) + lq (qx, qy).
-            lp = (u[:, 0] * qy - u[:, 1] * qx) / dsafe
-            lq = (px * u[:, 1] - py * u[:, 0]) / dsafe
+            lp = (u0 * qy - u1 * qx) / dsafe
+            lq = (px * u1 - py * u0) / dsafe
             valid = (q >= 0) & (det != 0) & (lp >= 0) & (lq >= 0)
-            cands.append((np.where(valid[:, None], u, np.nan), np.where(valid, q, -1)))
+            u = xp.where(valid[:, None], xp.stack([u0, u1], axis=1), xp.nan)
+            cands.append((u, xp.where(valid, q, none)))
         # Each candidate must satisfy the constraints active before.
-        best = np.full(idx.size, np.inf)
-        new_z, new_other = zw.copy(), np.full(idx.size, -1)
+        best = xp.full(worst.shape, xp.inf, dtype=G.dtype, device=dev)
+        new_z, new_other = zw, none
         for u, other in cands:
-            fine = np.isfinite(u[:, 0])
-            u0 = np.where(fine[:, None], u, 0.0)
+            fine = ~xp.isnan(u[:, 0])
+            u0 = xp.where(fine[:, None], u, 0.0)
             for slot in range(2):
                 q = act[:, slot]
-                qq = np.maximum(q, 0)
-                s = hw[rows, qq] - gx[rows, qq] * u0[:, 0] - gy[rows, qq] * u0[:, 1]
-                fine &= (q < 0) | (s <= _FEAS_TOL * (1 + np.abs(hw[rows, qq])))
-            size = np.where(fine, u0[:, 0] ** 2 + u0[:, 1] ** 2, np.inf)
+                qq = xp.maximum(q, 0)
+                hq = _gather(hw, qq, xp)
+                s = hq - _gather(gx, qq, xp) * u0[:, 0] - _gather(gy, qq, xp) * u0[:, 1]
+                fine = fine & ((q < 0) | (s <= _FEAS_TOL * (1 + xp.abs(hq))))
+            size = xp.where(fine, u0[:, 0] ** 2 + u0[:, 1] ** 2, xp.inf)
             take = size < best
-            best = np.where(take, size, best)
-            new_z[take], new_other[take] = u0[take], other[take]
-        stuck = ~np.isfinite(best)
-        ok[idx[stuck]] = False
+            best = xp.where(take, size, best)
+            new_z = xp.where(take[:, None], u0, new_z)
+            new_other = xp.where(take, other, new_other)
+        stuck = xp.isinf(best)
         zw = new_z
-        act = np.stack([worst, new_other], axis=1)
-        if stuck.any():
+        act = xp.stack([worst, new_other], axis=1)
+        if bool(xp.any(stuck)):
+            retire(stuck, False)
             keep = ~stuck
-            idx, gx, gy, hw, inv = (a[keep] for a in (idx, gx, gy, hw, inv))
-            zw, act = zw[keep], act[keep]
-    else:
-        ok[idx] = False
+            idx, gx, gy, hw, inv = (a[keep, ...] for a in (idx, gx, gy, hw, inv))
+            zw, act = zw[keep, :], act[keep, :]
+    if idx.shape[0]:
+        retire(xp.ones(idx.shape, dtype=xp.bool, device=dev), False)
+    order = xp.argsort(xp.concat(done_idx))
+    z = xp.take(xp.concat(done_z, axis=0), order, axis=0)
+    ok = xp.take(xp.concat(done_ok), order)
     return z, ok
 
 
@@ -344,7 +398,7 @@ def _ldp_nnls(PT, base):
     Lawson and Hanson (1974, chapter 23): with ``G z >= h``, the
     least-distance solution is ``z = -rho[:r] / rho[r]`` where ``rho`` is the
     residual of ``min |[G^T; h^T] u - e_{r+1}|`` over ``u >= 0``. ``None``
-    where the programme is numerically infeasible.
+    where the programme is numerically infeasible. NumPy arrays only.
     """
     from scipy.optimize import nnls
 
@@ -372,24 +426,25 @@ def _may_leave_unit(x, h):
     bound its values at the points, so a filter inside [0, 1] there (with a
     round-off margin) needs no point-by-point check. Returns (G, A, S) bool.
     """
+    xp = array_namespace(x, h)
     j = x.shape[-1] - 1
     if j > 2:
-        return np.ones(x.shape[:-1], dtype=bool)
-    lo = h.min(axis=1)[:, None]  # (A, 1), broadcast over (G, A, S)
-    hi = h.max(axis=1)[:, None]
+        return xp.ones(x.shape[:-1], dtype=xp.bool, device=_device(x))
+    lo = xp.min(h, axis=1)[:, None]  # (A, 1), broadcast over (G, A, S)
+    hi = xp.max(h, axis=1)[:, None]
     x0, x1 = x[..., 0], x[..., 1]
-    x2 = x[..., 2] if j == 2 else np.zeros_like(x0)
+    x2 = x[..., 2] if j == 2 else xp.zeros_like(x0)
     # Roots of phi' = x0 + 2 x1 h + 3 x2 h^2, stably; NaN where none.
     with np.errstate(divide="ignore", invalid="ignore"):
         disc = x1 * x1 - 3.0 * x2 * x0
-        q = -(x1 + np.copysign(np.sqrt(disc), x1))
-        r1 = np.where(x2 != 0, q / (3.0 * x2), -x0 / (2.0 * x1))
+        q = -(x1 + xp.copysign(xp.sqrt(disc), x1))
+        r1 = xp.where(x2 != 0, q / (3.0 * x2), -x0 / (2.0 * x1))
         r2 = x0 / q
-    pts = [lo, hi, r1, r2]
     vals = []
-    for t in pts:
-        t = np.clip(np.where(np.isfinite(t), t, lo), lo, hi)
+    for t in (lo, hi, r1, r2):
+        t = xp.where(xp.isfinite(t), t, lo)
+        t = xp.minimum(xp.maximum(t, lo), hi)
         vals.append(t * (x0 + t * (x1 + t * x2)))
-    vals = np.stack(vals)
-    margin = 1e-12 * (1.0 + np.abs(x).sum(axis=-1))
-    return (vals.min(axis=0) < margin) | (vals.max(axis=0) > 1.0 - margin)
+    vals = xp.stack(vals)
+    margin = 1e-12 * (1.0 + xp.sum(xp.abs(x), axis=-1))
+    return (xp.min(vals, axis=0) < margin) | (xp.max(vals, axis=0) > 1.0 - margin)

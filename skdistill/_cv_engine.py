@@ -45,8 +45,10 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+from sklearn.externals.array_api_compat import array_namespace
+from sklearn.externals.array_api_compat import device as _device
 
-from ._constrained import _from_z, _may_leave_unit, _reduce, _shrink
+from ._constrained import _from_z, _like, _may_leave_unit, _reduce, _shrink, _to_numpy
 from ._filter import pure_filters
 
 __all__ = [
@@ -85,22 +87,30 @@ def pool_targets(stats, groups):
 def _subset_errors(F, masks, max_degree, Phi=None):
     """Fit ``xi_bar`` on each subset of folds, for every degree up to the max.
 
-    ``F``: (G, K, A, p, p); ``masks``: (S, K) booleans, True for the folds
-    whose statistics fit ``xi_bar``; ``Phi``: (A, m, p - 1) or None, the
-    filter's powers on the training spectra when it is kept in [0, 1].
-    Returns ``x`` (list over degrees of arrays (G, A, S, degree + 1)) and
-    ``err`` (G, A, S, max_degree + 1, K): every fold's error at each subset's
-    solution.
+    ``F``: (G, K, A, p, p), of any array API namespace (the work runs on its
+    device); ``masks``: (S, K) booleans, True for the folds whose statistics
+    fit ``xi_bar``; ``Phi``: (A, m, p - 1) NumPy array or None, the filter's
+    powers on the training spectra when it is kept in [0, 1]. Returns, as
+    NumPy arrays, ``x`` (list over degrees of arrays (G, A, S, degree + 1))
+    and ``err`` (G, A, S, max_degree + 1, K): every fold's error at each
+    subset's solution.
     """
+    xp = array_namespace(F)
     G, K, A, p, _ = F.shape
-    masks = np.asarray(masks, dtype=float)
-    S = masks.shape[0]
+    S = len(masks)
+    masks = _like(xp, F, np.asarray(masks, dtype=float))
     # (G, A, S, K * p, p): excluded folds contribute zero rows.
-    Fs = F.transpose(0, 2, 1, 3, 4)[:, :, None] * masks[None, None, :, :, None, None]
-    Fs = Fs.reshape(G, A, S, K * p, p)
+    Ft = xp.permute_dims(F, (0, 2, 1, 3, 4))
+    Fs = Ft[:, :, None, ...] * masks[None, None, :, :, None, None]
+    Fs = xp.reshape(Fs, (G, A, S, K * p, p))
     v = Fs[..., -1]
-    Fa = F.transpose(0, 2, 1, 3, 4).reshape(G, A, K * p, p)
-    a_idx = np.broadcast_to(np.arange(A)[None, :, None], (G, A, S)).reshape(-1)
+    Fa = xp.reshape(Ft, (G, A, K * p, p))
+    if Phi is not None:
+        Phi = _like(xp, F, Phi)
+        a_idx = xp.reshape(
+            xp.broadcast_to(xp.arange(A, device=_device(F))[None, :, None], (G, A, S)),
+            (-1,),
+        )
     xs, errs = [], []
     for j in range(max_degree + 1):
         T, c, rank = _reduce(Fs[..., : j + 1], v)
@@ -108,28 +118,29 @@ def _subset_errors(F, masks, max_degree, Phi=None):
         if Phi is not None and j > 0:
             # Only solutions whose filter may leave [0, 1] on the interval
             # of the training spectra's h are checked point by point.
-            maybe = np.flatnonzero(_may_leave_unit(x, Phi[:, :, 0]))
-            phi = np.einsum(
-                "bp,bmp->bm", x.reshape(-1, j + 1)[maybe], Phi[a_idx[maybe], :, : j + 1]
-            )
-            out = (phi.min(axis=1) < 0.0) | (phi.max(axis=1) > 1.0)
+            flat = xp.reshape(x, (-1, j + 1))
+            maybe = xp.reshape(_may_leave_unit(x, Phi[:, :, 0]), (-1,))
+            P = xp.take(Phi[..., : j + 1], a_idx[maybe], axis=0)
+            phi = xp.sum(P * flat[maybe, None, :], axis=-1)
+            out = (xp.min(phi, axis=1) < 0.0) | (xp.max(phi, axis=1) > 1.0)
+            bad = xp.zeros(maybe.shape, dtype=xp.bool, device=_device(F))
+            bad[maybe] = out
             x = _shrink(
-                x.reshape(-1, j + 1),
-                maybe[out],
-                phi[out],
-                T.reshape(-1, j + 1, j),
-                c.reshape(-1, j),
-                rank.reshape(-1),
+                flat,
+                bad,
+                phi[out, :],
+                xp.reshape(T, (-1, j + 1, j)),
+                xp.reshape(c, (-1, j)),
+                xp.reshape(rank, (-1,)),
                 Phi[..., : j + 1],
                 a_idx,
-            ).reshape(x.shape)
-        xs.append(x)
-        # Every fold's residual at every subset's solution, (G, A, S, K, p).
-        res = np.matmul(Fa[..., : j + 1], x.transpose(0, 1, 3, 2))  # (G, A, K p, S)
-        res -= Fa[..., -1:]
-        errs.append(
-            np.sum((res**2).reshape(G, A, K, p, S), axis=3).transpose(0, 1, 3, 2)
-        )
+            )
+            x = xp.reshape(x, (G, A, S, j + 1))
+        xs.append(_to_numpy(x, xp))
+        # Every fold's residual at every subset's solution, (G, A, K p, S).
+        res = Fa[..., : j + 1] @ xp.permute_dims(x, (0, 1, 3, 2)) - Fa[..., -1:]
+        err = xp.sum(xp.reshape(res * res, (G, A, K, p, S)), axis=3)
+        errs.append(_to_numpy(xp.permute_dims(err, (0, 1, 3, 2)), xp))
     return xs, np.stack(errs, axis=3)
 
 
