@@ -22,6 +22,9 @@ with every error evaluated as a residual norm ``|R @ (x, -1)|^2``.
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn.externals.array_api_compat import array_namespace
+from sklearn.externals.array_api_compat import device as _device
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.metaestimators import _safe_split
 
@@ -75,29 +78,64 @@ class PreparedFold:
 
 def _validation_basis(X_val, spectrum):
     """Centred validation data in the fold's basis, ``(X_val - mean) @ basis``."""
-    A = safe_sparse_dot(X_val, spectrum.basis, dense_output=True)
-    return A - spectrum.X_offset @ spectrum.basis
+    basis = spectrum.basis
+    if sp.issparse(X_val) or isinstance(X_val, np.ndarray):
+        A = safe_sparse_dot(X_val, basis, dense_output=True)
+    else:
+        A = X_val @ basis
+    return A - spectrum.X_offset @ basis
+
+
+def _rows(A, index):
+    """Rows ``index`` (a NumPy integer array) of ``A``, in ``A``'s namespace."""
+    if A is None:
+        return None
+    if sp.issparse(A) or isinstance(A, np.ndarray):
+        return A[index]
+    xp = array_namespace(A)
+    return xp.take(A, xp.asarray(index, device=_device(A)), axis=0)
+
+
+def _float64(a):
+    """``a`` as float64 in its own namespace and on its device."""
+    if isinstance(a, np.ndarray):
+        return a.astype(np.float64, copy=False)
+    xp = array_namespace(a)
+    return xp.astype(a, xp.float64)
+
+
+def _ones_like_rows(a, n):
+    if isinstance(a, np.ndarray):
+        return np.ones(n)
+    xp = array_namespace(a)
+    return xp.ones(n, dtype=xp.float64, device=_device(a))
 
 
 def prepare_fold(X, Y, sample_weight, train, test, *, fit_intercept, solver):
-    """Decompose one training fold (the only expensive step of the search)."""
-    w_tr = None if sample_weight is None else sample_weight[train]
+    """Decompose one training fold (the only expensive step of the search).
+
+    Dense arrays of an array API namespace stay in it and on their device;
+    the fold's arrays are float64 there.
+    """
+    w_tr = _rows(sample_weight, train)
     spectrum = decompose(
-        X[train],
-        Y[train],
+        _rows(X, train),
+        _rows(Y, train),
         sample_weight=w_tr,
         fit_intercept=fit_intercept,
         solver=solver,
     )
-    y_val = Y[test].astype(np.float64)
+    y_val = _float64(_rows(Y, test))
     return PreparedFold(
-        lam=spectrum.lam.astype(np.float64),
-        A=_validation_basis(X[test], spectrum).astype(np.float64),
-        proj=spectrum.proj.astype(np.float64),
-        r=y_val - spectrum.y_offset,
+        lam=_float64(spectrum.lam),
+        A=_float64(_validation_basis(_rows(X, test), spectrum)),
+        proj=_float64(spectrum.proj),
+        r=y_val - _float64(spectrum.y_offset),
         y_val=y_val,
         w_val=(
-            np.ones(y_val.shape[0]) if sample_weight is None else sample_weight[test]
+            _ones_like_rows(y_val, y_val.shape[0])
+            if sample_weight is None
+            else _float64(_rows(sample_weight, test))
         ),
         n_train=float(len(train) if w_tr is None else w_tr.sum()),
     )
@@ -130,57 +168,70 @@ def prepare_spectral_fold(estimator, X, Y, sample_weight, train, test):
 
 
 def fold_statistics(fold, *, alphas, max_steps, scoring="neg_mean_squared_error"):
-    """Validation factors of a prepared fold for every alpha and up to K steps."""
+    """Validation factors of a prepared fold for every alpha and up to K steps.
+
+    In the namespace and on the device of the fold's arrays.
+    """
     lam, A, proj, r, w_val = fold.lam, fold.A, fold.proj, fold.r, fold.w_val
-    alphas = np.asarray(alphas, dtype=np.float64)
+    xp = array_namespace(A, r)
+    dev = _device(r)
+    alphas = [float(a) for a in np.asarray(alphas, dtype=np.float64)]
     n_val, t, K1 = r.shape[0], r.shape[1], max_steps + 1
-    wsum = w_val.sum()
+    n_lam = lam.shape[0]
+    wsum = xp.sum(w_val)
     if scoring == "r2":
         mean = (w_val @ fold.y_val) / wsum
-        dev = fold.y_val - mean
-        norm = np.einsum("nt,n,nt->t", dev, w_val, dev)
-        norm = np.where(norm > 0, norm, 1.0)
+        dev_y = fold.y_val - mean
+        norm = xp.sum(dev_y * w_val[:, None] * dev_y, axis=0)
+        norm = xp.where(norm > 0, norm, 1.0)
     else:
-        norm = np.full(t, wsum)
-    sw = np.sqrt(w_val)[:, None]
-    rw = (sw * r) / np.sqrt(norm)  # (n_val, t)
+        norm = xp.ones(t, dtype=r.dtype, device=dev) * wsum
+    sw = xp.sqrt(w_val)[:, None]
+    rw = (sw * r) / xp.sqrt(norm)  # (n_val, t)
     Aw = sw * A
-    scale = (rw**2).sum(axis=0)
-    R = np.empty((alphas.size, t, K1 + 1, K1 + 1))
-    powers = np.arange(K1)[:, None]
-    if n_val > lam.size + 1:
+    scale = xp.sum(rw**2, axis=0)
+    if n_val > n_lam + 1:
         # Fewer rows, same factors: with Aw = Qa Ra, [Z, r] = [Qa, q] @
         # [[Ra M, Qa^T r], [0, |r - Qa Qa^T r|]] for an orthonormal [Qa, q],
         # so the (r + 1)-row matrix on the right has the R factor of the
         # n_val-row one (up to row signs, which no error sees).
-        Qa, Aw = np.linalg.qr(Aw)
-        inside = Qa.T @ rw
-        perp = np.sqrt(np.sum((rw - Qa @ inside) ** 2, axis=0))
-        rw = np.vstack([inside, perp[None, :]])
-        n_val = lam.size + 1
-    stacked = np.zeros((t, n_val, K1 + 1))
-    for a, alpha in enumerate(alphas):
+        Qa, Aw = xp.linalg.qr(Aw)
+        inside = xp.matrix_transpose(Qa) @ rw
+        perp = xp.sqrt(xp.sum((rw - Qa @ inside) ** 2, axis=0))
+        rw = xp.concat([inside, perp[None, :]], axis=0)
+        n_val = n_lam + 1
+    powers = xp.asarray(np.arange(K1, dtype=np.float64)[:, None], device=dev)
+    scaled_proj = (proj / xp.sqrt(norm))[:, None, :]
+    pad = n_val - Aw.shape[0]
+    last = xp.matrix_transpose(rw)[:, :, None]  # (t, n_val, 1)
+    R = []
+    for alpha in alphas:
         den = lam + alpha
-        safe = np.where(den > 0, den, 1.0)
-        h = np.where(den > 0, lam / safe, 0.0)
-        Q = np.where(den > 0, h[None, :] ** powers / safe, 0.0)  # (K1, r)
+        safe = xp.where(den > 0, den, 1.0)
+        h = xp.where(den > 0, lam / safe, 0.0)
+        Q = xp.where(den > 0, h[None, :] ** powers / safe, 0.0)  # (K1, r)
         # M[:, m, t] = q_m * proj[:, t] / sqrt(norm[t]); Z = Aw @ M.
-        M = (Q.T[:, :, None] * (proj / np.sqrt(norm))[:, None, :]).reshape(lam.size, -1)
-        Z = (Aw @ M).reshape(-1, K1, t)
-        stacked[:, : Z.shape[0], :K1] = Z.transpose(2, 0, 1)
-        stacked[:, :, K1] = rw.T
-        R[a] = _r_factor(stacked, K1 + 1)
-    return FoldStatistics(R, norm, scale, lam)
+        M = xp.reshape(xp.matrix_transpose(Q)[:, :, None] * scaled_proj, (n_lam, -1))
+        Z = xp.permute_dims(xp.reshape(Aw @ M, (-1, K1, t)), (2, 0, 1))
+        if pad:
+            Z = xp.concat(
+                [Z, xp.zeros((t, pad, K1), dtype=Z.dtype, device=dev)], axis=1
+            )
+        R.append(_r_factor(xp.concat([Z, last], axis=2), K1 + 1, xp))
+    return FoldStatistics(xp.stack(R), norm, scale, lam)
 
 
-def _r_factor(M, p):
+def _r_factor(M, p, xp=np):
     """Square R factors (p x p) of a stack of tall or short matrices."""
     n = M.shape[-2]
+    if isinstance(M, np.ndarray):
+        R = np.linalg.qr(M, mode="r")
+    else:
+        R = xp.linalg.qr(M)[1]
     if n >= p:
-        return np.linalg.qr(M, mode="r")
-    R = np.zeros(M.shape[:-2] + (p, p))
-    R[..., :n, :] = np.linalg.qr(M, mode="r")
-    return R
+        return R
+    zeros = xp.zeros(tuple(M.shape[:-2]) + (p - n, p), dtype=R.dtype, device=_device(R))
+    return xp.concat([R, zeros], axis=-2)
 
 
 def loo_statistics(

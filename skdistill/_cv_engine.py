@@ -69,19 +69,30 @@ def pool_targets(stats, groups):
 
     Returns ``F`` of shape ``(n_groups, n_folds, n_alphas, p, p)`` such that
     the fold's error of ``xi_bar``, averaged over the group's targets, is
-    ``|F[g, f, a] @ (xi_bar, 0, ..., -1)|^2``.
+    ``|F[g, f, a] @ (xi_bar, 0, ..., -1)|^2``; in the namespace and on the
+    device of the statistics.
     """
-    n_folds = len(stats)
-    n_alphas, _, p, _ = stats[0].R.shape
-    F = np.empty((len(groups), n_folds, n_alphas, p, p))
-    for g, targets in enumerate(groups):
-        for f, s in enumerate(stats):
-            R = s.R[:, targets] / np.sqrt(len(targets))  # (A, t_g, p, p)
-            if len(targets) == 1:
-                F[g, f] = R[:, 0]
+    xp = array_namespace(stats[0].R)
+    n_alphas, t, p, _ = stats[0].R.shape
+    if all(len(g) == 1 for g in groups) and len(groups) == t:
+        order = np.concatenate([np.asarray(g) for g in groups])
+        F = xp.permute_dims(xp.stack([s.R for s in stats]), (2, 0, 1, 3, 4))
+        if np.array_equal(order, np.arange(t)):
+            return F
+        return xp.take(F, xp.asarray(order, device=_device(F)), axis=0)
+    pooled = []
+    for targets in groups:
+        idx = xp.asarray(np.asarray(targets), device=_device(stats[0].R))
+        per_fold = []
+        for s in stats:
+            R = xp.take(s.R, idx, axis=1) / float(np.sqrt(len(targets)))
+            R = xp.reshape(R, (n_alphas, -1, p))
+            if isinstance(R, np.ndarray):
+                per_fold.append(np.linalg.qr(R, mode="r"))
             else:
-                F[g, f] = np.linalg.qr(R.reshape(n_alphas, -1, p), mode="r")
-    return F
+                per_fold.append(xp.linalg.qr(R)[1])
+        pooled.append(xp.stack(per_fold))
+    return xp.stack(pooled)
 
 
 def _subset_errors(F, masks, max_degree, Phi=None):
@@ -262,8 +273,11 @@ def select(
     Notes
     -----
     Groups are processed in batches whose working arrays take at most about
-    64 MiB (:func:`_group_batch`): memory is bounded whatever the number of
-    targets, and every solve within a batch is one batched LAPACK call.
+    64 MiB (:func:`_group_batch`; 1 GiB for arrays of other namespaces, on an
+    accelerator's device): memory is bounded whatever the number of targets,
+    and every solve within a batch is one batched call. The per-subset fits
+    run in ``F``'s namespace and on its device; the rules, on their
+    ``(targets, candidates, folds)`` errors, run on the host.
     """
     families = (False,) if families is None else tuple(families)
     G, K, A, p, _ = F.shape
@@ -321,7 +335,8 @@ def select(
         rule=applied,
         nested=nested,
     )
-    batch = _group_batch(A, len(masks), K, p, max_steps + 1)
+    budget = 64 * 2**20 if isinstance(F, np.ndarray) else 2**30
+    batch = _group_batch(A, len(masks), K, p, max_steps + 1, budget=budget)
     for g0 in range(0, G, batch):
         sl = slice(g0, min(G, g0 + batch))
         res = _select_batch(F[sl], plan, tol[sl], eligible_fn)
