@@ -20,7 +20,9 @@ from sklearn.utils.validation import (
 )
 
 from . import _streaming
+from ._array_api import max_abs, namespace, to_namespace, to_numpy
 from ._cv_closed_form import (
+    _rows,
     fold_statistics,
     loo_statistics,
     prepare_fold,
@@ -486,6 +488,19 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
                 raise ValueError("groups are not supported for streamed data.")
             self._fit_streamed(estimator, X, y, sample_weight, steps, alphas)
             return self
+        _, _, numpy_ = namespace(X, y, sample_weight)
+        if not numpy_ and not (
+            closed
+            and type(estimator) is RepeatedSelfDistillationRegressor
+            and self.cv is not None
+        ):
+            raise TypeError(
+                "SelfDistillCV supports array API inputs (array_api_dispatch="
+                "True) with the closed-form search of a "
+                "RepeatedSelfDistillationRegressor over K folds only; got "
+                f"estimator={type(estimator).__name__}, cv={self.cv!r}, "
+                f"search={self.search!r}. Convert the data to NumPy arrays."
+            )
         if closed:
             self._fit_closed_form(estimator, X, y, sample_weight, groups, steps, alphas)
         else:
@@ -569,34 +584,39 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             self.__dict__.pop("feature_names_in_", None)
 
     def _fit_closed_form(self, estimator, X, y, sample_weight, groups, steps, alphas):
+        xp, device, numpy_ = namespace(X, y, sample_weight)
         X, y = validate_data(
             self,
             X,
             y,
             accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32],
+            dtype=[xp.float64, xp.float32],
             multi_output=True,
             y_numeric=True,
         )
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+                sample_weight, X, dtype=xp.float64, ensure_non_negative=True
             )
-        Y = np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
-        _check_x_magnitude(X)
+        if numpy_:
+            Y = np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
+        else:
+            y, sample_weight = to_namespace(y, sample_weight, xp=xp, device=device)
+            Y = xp.reshape(xp.astype(y, X.dtype), (X.shape[0], -1))
+        _check_x_magnitude(X, xp)
         # The search works on y / y_scale: the choice is scale-free, and
         # squared errors of y near 1e-300 or 1e200 neither underflow to a
         # tie nor overflow; reported mean squared errors are scaled back.
-        y_scale = float(np.max(np.abs(Y))) if Y.size else 1.0
+        y_scale = max_abs(Y, xp)
         y_scale = y_scale if y_scale > 0 else 1.0
         Y_unit = Y / y_scale
-        n_ref = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+        n_ref = float(X.shape[0] if sample_weight is None else xp.sum(sample_weight))
 
         def refit_one(p, targets, single):
             est = clone(estimator).set_params(
                 alpha=p["alpha"], n_steps=p["n_steps"], xi=p["xi"]
             )
-            y_sub = y if single else Y[:, targets[0]]
+            y_sub = y if single else Y[:, int(targets[0])]
             return est.fit(X, y_sub, sample_weight=sample_weight)
 
         refit_all = None
@@ -625,7 +645,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         if sample_weight is not None:
             for i, (train, test) in enumerate(splits):
                 for rows, part in ((train, "training"), (test, "validation")):
-                    if not sample_weight[rows].sum() > 0:
+                    if not float(xp.sum(_rows(sample_weight, rows))) > 0:
                         raise ValueError(
                             f"sample_weight sums to zero on the {part} rows of "
                             f"split {i}: that split cannot be fitted or scored."
@@ -826,20 +846,16 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             constraint = "none" if raw else "shrink"
         families = {"shrink": (True,), "none": (False,)}[constraint]
         Phi = (
-            filter_powers([f.lam for f in stats], alphas, max(steps))
+            filter_powers([to_numpy(f.lam) for f in stats], alphas, max(steps))
             if True in families
             else None
         )
-        tol = (
-            1e3
-            * np.finfo(np.float64).eps
-            * np.array(
-                [
-                    np.mean([np.mean(f.scale[targets]) for f in stats])
-                    for targets in groups_of_targets
-                ]
-            )
-        )
+        scale = np.mean([to_numpy(f.scale) for f in stats], axis=0)  # (t,)
+        if len(groups_of_targets) == n_targets:
+            scale = scale[np.concatenate(groups_of_targets)]
+        else:
+            scale = np.array([np.mean(scale[t]) for t in groups_of_targets])
+        tol = 1e3 * np.finfo(np.float64).eps * scale
         result = select(
             F,
             steps,
@@ -952,6 +968,12 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
                     ]
                 )
             self.refit_time_ = time.perf_counter() - tic
+        xp, device, numpy_ = namespace(stats[0].R)
+        if not numpy_:  # the fitted arrays follow the data's namespace
+            for name in ("alpha_", "cv_alpha_", "n_steps_", "xi_", "xi_bar_"):
+                value = getattr(self, name)
+                if isinstance(value, np.ndarray):
+                    setattr(self, name, xp.asarray(value, device=device))
 
     # ------------------------------------------------------------ delegation
     def _check_refitted(self):
@@ -1045,7 +1067,7 @@ class _PerTargetEstimator:
         return np.array([e.intercept_ for e in self.estimators_])
 
 
-def _check_x_magnitude(X):
+def _check_x_magnitude(X, xp=np):
     """Refuse ``X`` whose squares over- or underflow in the fold decompositions.
 
     The estimator rescales such ``X`` by a power of two and ``alpha`` by its
@@ -1053,8 +1075,7 @@ def _check_x_magnitude(X):
     would themselves leave the floating-point range (``X`` of 1e300 turns an
     ``alpha`` of 1 into 1e-600).
     """
-    values = X.data if sp.issparse(X) else X
-    top = float(np.max(np.abs(values))) if values.size else 0.0
+    top = max_abs(X, xp)
     if top > 0 and not 1e-140 < top < 1e140:
         raise ValueError(
             f"X has entries of magnitude up to {top:.3g}: the closed-form "

@@ -73,7 +73,9 @@ class PreparedFold:
 
     @property
     def lam_max(self):
-        return float(self.lam.max()) if self.lam.size else 0.0
+        if not self.lam.shape[0]:
+            return 0.0
+        return float(array_namespace(self.lam).max(self.lam))
 
 
 def _validation_basis(X_val, spectrum):
