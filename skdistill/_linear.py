@@ -569,8 +569,9 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 )
         self.coef_path_ = coef_path
         self.intercept_path_ = intercept_path
-        self.coef_ = coef_path[-1]
-        self.intercept_ = intercept_path[-1]
+        last = -1 if numpy_ else (-1, ...)  # the standard wants every axis
+        self.coef_ = coef_path[last]
+        self.intercept_ = intercept_path[last]
         if y_ndim == 2 and coef_path.ndim == 2 and not self.fit_intercept:
             self.intercept_ = 0.0
         self.xi_bar_ = _xi_bar_of(xis)
@@ -762,5 +763,12 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             whose steps ran out repeats its last student.
         """
         X = self._check_predict_data(X, "staged_predict")
-        for coef, intercept in zip(self.coef_path_, self.intercept_path_, strict=True):
+        if namespace(X)[2]:
+            stages = zip(self.coef_path_, self.intercept_path_, strict=True)
+        else:  # the standard does not iterate over an array's first axis
+            stages = (
+                (self.coef_path_[i, ...], self.intercept_path_[i, ...])
+                for i in range(self.coef_path_.shape[0])
+            )
+        for coef, intercept in stages:
             yield self._linear_predict(X, coef, intercept)
