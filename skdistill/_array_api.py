@@ -257,10 +257,21 @@ def check_same_namespace(X, estimator, *, attribute, method):
 def check_numpy_only(estimator, *arrays, method="fit"):
     """Raise a TypeError if array API dispatch is on and some array is not NumPy.
 
-    For the estimators that support NumPy (and sparse) input only. With
-    dispatch off, non-NumPy arrays are left to scikit-learn's validation
-    (which converts what :func:`numpy.asarray` can convert), as before.
+    For the estimators that support NumPy (and sparse) input only; one call
+    at the top of their ``fit`` (and ``predict``). With dispatch off,
+    non-NumPy arrays are left to scikit-learn's validation (which converts
+    what :func:`numpy.asarray` can convert), as before.
+
+    Parameters
+    ----------
+    estimator : estimator or str
+        The estimator (or its name) that the message names.
+    *arrays : arrays, lists, scalars or None
+        The inputs of the call.
+    method : str, default="fit"
+        The method that the message names.
     """
+    name = estimator if isinstance(estimator, str) else type(estimator).__name__
     if not get_config()["array_api_dispatch"]:
         return
     for a in arrays:
@@ -269,7 +280,7 @@ def check_numpy_only(estimator, *arrays, method="fit"):
             if numpy_:
                 continue
             raise TypeError(
-                f"{type(estimator).__name__}.{method}() supports NumPy arrays "
+                f"{name}.{method}() supports NumPy arrays "
                 "(and sparse matrices) only, got an array of "
                 f"{type(a).__module__}.{type(a).__name__} with "
                 "array_api_dispatch=True. Only RepeatedSelfDistillationRegressor "

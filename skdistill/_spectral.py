@@ -243,7 +243,7 @@ class _CentredData:
 
 
 def _eigh(A):
-    """Eigenvalues (clipped at zero) and eigenvectors of symmetric ``A``, any namespace."""
+    """Eigenvalues (clipped at zero) and eigenvectors of symmetric ``A``."""
     return _array_api.eigh(A, namespace(A)[0])
 
 
