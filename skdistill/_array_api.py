@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import linalg
 from sklearn import get_config
+from sklearn.externals.array_api_compat import is_array_api_obj
 from sklearn.utils._array_api import get_namespace_and_device
 
 try:  # scikit-learn >= 1.8
@@ -81,7 +82,8 @@ def _is_xp_array(a):
     return (
         a is not None
         and not sp.issparse(a)
-        and (isinstance(a, np.ndarray) or hasattr(a, "__array_namespace__"))
+        and not isinstance(a, np.generic)
+        and is_array_api_obj(a)  # torch tensors have no __array_namespace__
     )
 
 

@@ -303,7 +303,7 @@ def combine_pure_distillates(pure, xi):
     path = []
     for i in range(pure.shape[0]):
         xi_bar = xp.asarray(xi_to_xi_bar(xi[:i]), dtype=pure.dtype, device=device)
-        path.append(xp.tensordot(xi_bar, pure[: i + 1], axes=1))
+        path.append(xp.tensordot(xi_bar, pure[: i + 1, ...], axes=1))
     return xp.stack(path)
 
 
