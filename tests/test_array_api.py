@@ -3,10 +3,11 @@
 These tests need the environment variable SCIPY_ARRAY_API=1 before SciPy is
 imported (scikit-learn refuses array API dispatch without it). It changes
 SciPy's behaviour for the whole process, so the rest of the suite does not set
-it: ``make test`` runs this file in a second pytest process with it set, and a
-plain ``pytest`` skips the file with a reason. Locally::
+it: ``make test`` runs this file (and scikit-learn's array API checks of every
+estimator) in a second pytest process with it set, and a plain ``pytest``
+skips the file with a reason. Locally::
 
-    SCIPY_ARRAY_API=1 python -m pytest tests/test_array_api.py
+    SCIPY_ARRAY_API=1 python -m pytest tests -k array_api
 
 Namespaces: ``array_api_strict`` (always, on its default device and on its
 fake devices "device1" and "no_float64"), PyTorch on the CPU and on CUDA, and
