@@ -25,8 +25,12 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[docs]"
 	touch $(DOCS_STAMP)
 
+# The array API tests need SCIPY_ARRAY_API=1 before scipy is imported, which
+# changes scipy for the whole process: they run in a second process (the first
+# skips them), with scikit-learn's array API checks of every estimator.
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	SCIPY_ARRAY_API=1 $(BIN)/python -m pytest tests -k array_api
 
 demo: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python examples/plot_quickstart.py

@@ -28,6 +28,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._array_api import check_numpy_only
 from ._meta import _DefaultEstimatorMixin
 from ._validation import check_predict_X, check_step_array
 
@@ -464,6 +465,7 @@ class SelfDistillationClassifier(
         self : object
             Fitted estimator.
         """
+        check_numpy_only(self, X, y, sample_weight)
         X, y = validate_data(
             self,
             X,

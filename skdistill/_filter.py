@@ -1,8 +1,12 @@
 """Spectral filters of repeated self-distillation.
 
-Pure numpy helpers shared by the linear and kernel estimators and by the
-closed-form cross-validation. The derivation is in the user guide's design
-page, ``docs/user_guide/design.rst``.
+Helpers shared by the linear and kernel estimators and by the closed-form
+cross-validation. The derivation is in the user guide's design page,
+``docs/user_guide/design.rst``. The filters of eigenvalues ``lam`` are
+computed in ``lam``'s array namespace and on its device (array API, with
+``array_api_dispatch=True``), in float64 (float32 where the device has no
+float64); the per-step parameters ``alpha``, ``xi`` and ``xi_bar`` are small
+and handled in NumPy on the host.
 
 In the eigenbasis of the training data, with eigenvalue ``lam`` of ``X^T X``
 (or of the Gram matrix ``K``) and ``h = lam / (lam + alpha)``, the fitted
@@ -24,6 +28,7 @@ from numbers import Integral
 
 import numpy as np
 
+from ._array_api import float_dtype, namespace, to_numpy
 from ._validation import finite_array
 
 __all__ = [
@@ -67,11 +72,17 @@ def xi_to_xi_bar(xi):
     >>> xi_to_xi_bar([0.5, 2.0])
     array([-1.,  1.,  1.])
     """
-    xi = finite_array(xi, "xi").reshape(-1)
+    xp, device, numpy_ = namespace(xi)
+    xi = finite_array(to_numpy(xi), "xi").reshape(-1)
     xi_bar = np.ones(1)
     for x in xi:
         xi_bar = np.concatenate(([1.0 - x], x * xi_bar))
-    return xi_bar
+    return xi_bar if numpy_ else _on_device(xi_bar, xp, device)
+
+
+def _on_device(a, xp, device):
+    """A small host array ``a`` in ``xp`` on ``device`` (float64 if it has it)."""
+    return xp.asarray(a, dtype=float_dtype(xp, device), device=device)
 
 
 def xi_bar_to_xi(xi_bar):
@@ -106,6 +117,9 @@ def xi_bar_to_xi(xi_bar):
     >>> xi_bar_to_xi([-1.0, 1.0, 1.0])
     array([0.5, 2. ])
     """
+    xp, device, numpy_ = namespace(xi_bar)
+    if not numpy_:
+        return _on_device(xi_bar_to_xi(to_numpy(xi_bar)), xp, device)
     xi_bar = np.asarray(xi_bar, dtype=np.float64).reshape(-1)
     if xi_bar.size == 0:
         raise ValueError("xi_bar must have at least one entry.")
@@ -139,13 +153,19 @@ def _check_filter_args(lam, alpha, xi, n_steps):
     """Validated ``lam``, per-step ``alpha`` (n_steps + 1,) and ``xi`` (n_steps,)."""
     if isinstance(n_steps, bool) or not isinstance(n_steps, Integral) or n_steps < 0:
         raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}.")
-    lam = finite_array(lam, "lam")
-    if np.any(lam < 0):
+    xp, device, numpy_ = namespace(lam)
+    if numpy_:
+        lam = finite_array(lam, "lam")
+    else:  # stays on its device; one boolean is read back per check
+        lam = xp.astype(lam, float_dtype(xp, device))
+        if not bool(xp.all(xp.isfinite(lam))):
+            raise ValueError("lam must be finite.")
+    if bool(xp.any(lam < 0)):
         raise ValueError("lam (eigenvalues) must be non-negative.")
-    alphas = _broadcast_steps(alpha, n_steps + 1, "alpha")
+    alphas = _broadcast_steps(to_numpy(alpha), n_steps + 1, "alpha")
     if np.any(alphas < 0):
         raise ValueError(f"alpha must be non-negative, got {alpha!r}.")
-    return lam, alphas, _broadcast_steps(xi, n_steps, "xi")
+    return lam, alphas, _broadcast_steps(to_numpy(xi), n_steps, "xi")
 
 
 def _broadcast_steps(value, length, name):
@@ -194,13 +214,14 @@ def filter_path(lam, alpha, xi, n_steps):
            [0.25  , 0.5625]])
     """
     lam, alphas, xis = _check_filter_args(lam, alpha, xi, n_steps)
-    g = np.empty((n_steps + 1,) + lam.shape)
+    xp, _, _ = namespace(lam)
     with np.errstate(invalid="ignore", divide="ignore"):
-        g[0] = np.where(lam > 0, lam / (lam + alphas[0]), 0.0)
+        g = [xp.where(lam > 0, lam / (lam + float(alphas[0])), 0.0)]
         for i in range(1, n_steps + 1):
-            h = np.where(lam > 0, lam / (lam + alphas[i]), 0.0)
-            g[i] = h * (xis[i - 1] * g[i - 1] + 1.0 - xis[i - 1])
-    return g
+            h = xp.where(lam > 0, lam / (lam + float(alphas[i])), 0.0)
+            x = float(xis[i - 1])
+            g.append(h * (x * g[-1] + 1.0 - x))
+    return xp.stack(g)
 
 
 def inverse_filter_path(lam, alpha, xi, n_steps):
@@ -218,15 +239,16 @@ def inverse_filter_path(lam, alpha, xi, n_steps):
     lam, alphas, xis = _check_filter_args(lam, alpha, xi, n_steps)
     if np.all(alphas == alphas[0]):
         return _polynomial_inverse_path(lam, alphas[0], xis)
-    q = np.empty((n_steps + 1,) + lam.shape)
+    xp, _, _ = namespace(lam)
     with np.errstate(invalid="ignore", divide="ignore"):
-        den = lam + alphas[0]
-        q[0] = np.where(den > 0, 1.0 / den, 0.0)
+        den = lam + float(alphas[0])
+        q = [xp.where(den > 0, 1.0 / den, 0.0)]
         for i in range(1, n_steps + 1):
-            den = lam + alphas[i]
-            num = xis[i - 1] * lam * q[i - 1] + 1.0 - xis[i - 1]
-            q[i] = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-    return q
+            den = lam + float(alphas[i])
+            x = float(xis[i - 1])
+            num = x * lam * q[-1] + 1.0 - x
+            q.append(xp.where(den > 0, num / xp.where(den > 0, den, 1.0), 0.0))
+    return xp.stack(q)
 
 
 def polynomial_inverse_filter(lam, alpha, xi_bar):
@@ -235,22 +257,26 @@ def polynomial_inverse_filter(lam, alpha, xi_bar):
     Horner's rule on ``xi_bar``, the coefficients cross-validation chooses
     (the per-step ``xi`` realising them can be of order 1e9).
     """
-    lam = np.asarray(lam, dtype=np.float64)
-    den = lam + alpha
-    safe = np.where(den > 0, den, 1.0)
-    h = np.where(den > 0, lam / safe, 0.0)
-    p = np.zeros_like(h)
-    for c in np.asarray(xi_bar, dtype=np.float64)[::-1]:
-        p = p * h + c
-    return np.where(den > 0, p / safe, 0.0)
+    xp, device, _ = namespace(lam)
+    lam = xp.asarray(lam, dtype=float_dtype(xp, device), device=device)
+    den = lam + float(alpha)
+    safe = xp.where(den > 0, den, 1.0)
+    h = xp.where(den > 0, lam / safe, 0.0)
+    p = xp.zeros_like(h)
+    for c in np.asarray(to_numpy(xi_bar), dtype=np.float64)[::-1]:
+        p = p * h + float(c)
+    return xp.where(den > 0, p / safe, 0.0)
 
 
 def _polynomial_inverse_path(lam, alpha, xis):
     """``q_i`` for every step with one shared ``alpha``, via each prefix's xi_bar."""
-    q = np.empty((xis.size + 1,) + lam.shape)
-    for i in range(xis.size + 1):
-        q[i] = polynomial_inverse_filter(lam, alpha, xi_to_xi_bar(xis[:i]))
-    return q
+    xp, _, _ = namespace(lam)
+    return xp.stack(
+        [
+            polynomial_inverse_filter(lam, alpha, xi_to_xi_bar(xis[:i]))
+            for i in range(xis.size + 1)
+        ]
+    )
 
 
 def combine_pure_distillates(pure, xi):
@@ -270,12 +296,15 @@ def combine_pure_distillates(pure, xi):
     -------
     path : ndarray of shape (k + 1, ...)
     """
-    pure = np.asarray(pure)
-    path = np.empty_like(pure)
+    xp, device, numpy_ = namespace(pure)
+    if numpy_:
+        pure = np.asarray(pure)
+    xi = np.asarray(to_numpy(xi))
+    path = []
     for i in range(pure.shape[0]):
-        xi_bar = xi_to_xi_bar(np.asarray(xi)[:i]).astype(pure.dtype)
-        path[i] = np.tensordot(xi_bar, pure[: i + 1], axes=1)
-    return path
+        xi_bar = xp.asarray(xi_to_xi_bar(xi[:i]), dtype=pure.dtype, device=device)
+        path.append(xp.tensordot(xi_bar, pure[: i + 1, ...], axes=1))
+    return xp.stack(path)
 
 
 def xi_bar_prefixes(xis):
@@ -328,37 +357,63 @@ def inverse_filter_path_per_target(lam, alphas, xis):
         Target ``j``'s step ``i`` uses the factors ``q[min(i, k_j), j]``: a
         target whose steps ran out repeats its last step.
     """
-    lam = np.asarray(lam, dtype=np.float64)
-    alphas = np.asarray(alphas, dtype=np.float64)
+    xp, device, _ = namespace(lam)
+    dtype = float_dtype(xp, device)
+    lam = xp.asarray(lam, dtype=dtype, device=device)
+    # The parameters are small (t, k + 1) host arrays; only what the filters
+    # need goes to the device.
+    alphas = np.asarray(to_numpy(alphas), dtype=np.float64)
+    xis = np.asarray(to_numpy(xis), dtype=np.float64)
     counts = np.sum(np.isfinite(xis), axis=1)
     xis = np.where(np.isfinite(xis), xis, 0.0)
     t, k1 = alphas.shape
-    q = np.empty((k1, t, lam.shape[0]))
+
+    def dev(a):
+        return xp.asarray(a, dtype=dtype, device=device)
+
     const = np.all(alphas == alphas[:, :1], axis=1)
+    blocks = []  # (targets, q of shape (k + 1, len(targets), r))
     with np.errstate(invalid="ignore", divide="ignore"):
         if np.any(const):
-            den = lam + alphas[const, :1]  # (c, r)
-            safe = np.where(den > 0, den, 1.0)
-            h = np.where(den > 0, lam / safe, 0.0)
+            den = lam + dev(alphas[const, :1])  # (c, r)
+            safe = xp.where(den > 0, den, 1.0)
+            h = xp.where(den > 0, lam / safe, 0.0)
             prefixes = xi_bar_prefixes(xis[const])  # (k + 1, c, k + 1)
+            rows = []
             for i in range(k1):
-                p = np.zeros_like(h)
+                p = xp.zeros_like(h)
                 for m in range(i, -1, -1):
-                    p = p * h + prefixes[i, :, m : m + 1]
-                q[i, const] = np.where(den > 0, p / safe, 0.0)
+                    p = p * h + dev(prefixes[i, :, m : m + 1])
+                rows.append(xp.where(den > 0, p / safe, 0.0))
+            blocks.append((np.flatnonzero(const), rows))
         if not np.all(const):
             a, x = alphas[~const], xis[~const]
-            den = lam + a[:, :1]
-            prev = np.where(den > 0, 1.0 / den, 0.0)
-            q[0, ~const] = prev
+            den = lam + dev(a[:, :1])
+            prev = xp.where(den > 0, 1.0 / den, 0.0)
+            rows = [prev]
             for i in range(1, k1):
-                den = lam + a[:, i : i + 1]
-                xi_i = x[:, i - 1 : i]
+                den = lam + dev(a[:, i : i + 1])
+                xi_i = dev(x[:, i - 1 : i])
                 num = xi_i * lam * prev + 1.0 - xi_i
-                prev = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-                q[i, ~const] = prev
-    stage = np.minimum(np.arange(k1)[:, None], counts[None, :])  # (k + 1, t)
-    return np.take_along_axis(q, stage[:, :, None], axis=0)
+                prev = xp.where(den > 0, num / xp.where(den > 0, den, 1.0), 0.0)
+                rows.append(prev)
+            blocks.append((np.flatnonzero(~const), rows))
+    if len(blocks) == 1:
+        q = xp.stack(blocks[0][1])
+    else:  # targets back in their order
+        order = np.argsort(np.concatenate([b[0] for b in blocks]), kind="stable")
+        q = xp.concat([xp.stack(b[1]) for b in blocks], axis=1)
+        q = xp.take(q, xp.asarray(order, device=device), axis=1)
+    # A target whose steps ran out repeats its last step: row i of target j
+    # is row min(i, counts[j]).
+    if np.all(counts == k1 - 1):
+        return q
+    rows = [q[i, ...] for i in range(k1)]
+    for i in range(1, k1):
+        for c in np.unique(counts[counts < i]).tolist():
+            ran_out = xp.asarray(counts == c, device=device)[:, None]
+            rows[i] = xp.where(ran_out, rows[c], rows[i])
+    return xp.stack(rows)
 
 
 def pure_filters(h, n_steps):
@@ -369,5 +424,11 @@ def pure_filters(h, n_steps):
     trailing axis, of length ``n_steps + 1``. This is the one place the
     package forms these powers for a whole path of filters.
     """
-    h = np.asarray(h, dtype=np.float64)
-    return h[..., None] ** np.arange(1, n_steps + 2)
+    xp, device, numpy_ = namespace(h)
+    if numpy_:
+        h = np.asarray(h, dtype=np.float64)
+        return h[..., None] ** np.arange(1, n_steps + 2)
+    dtype = float_dtype(xp, device)
+    h = xp.astype(h, dtype)
+    powers = xp.arange(1, n_steps + 2, dtype=dtype, device=device)
+    return h[..., None] ** powers

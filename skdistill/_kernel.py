@@ -24,6 +24,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._array_api import check_numpy_only
 from ._filter import (
     combine_pure_distillates,
     filter_path,
@@ -360,6 +361,7 @@ class KernelSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         return "cholesky"
 
     def _validate_fit_data(self, X, y, sample_weight):
+        check_numpy_only(self, X, y, sample_weight)
         X, y = validate_data(
             self,
             X,
@@ -497,6 +499,7 @@ class KernelSelfDistillationRegressor(RegressorMixin, BaseEstimator):
 
     def _check_predict_data(self, X):
         check_is_fitted(self)
+        check_numpy_only(self, X, method="predict")
         return validate_data(self, X, accept_sparse=("csr", "csc"), reset=False)
 
     def predict(self, X):

@@ -15,6 +15,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import _array_api
+from ._array_api import check_same_namespace, namespace, to_namespace
 from ._filter import (
     inverse_filter_path,
     inverse_filter_path_per_target,
@@ -22,7 +24,7 @@ from ._filter import (
     xi_to_xi_bar,
 )
 from ._spectral import cholesky_path, decompose, resolve_solver
-from ._streaming import stream_from_fit
+from ._streaming import _Stream, stream_from_fit
 from ._validation import check_target_steps
 
 __all__ = ["RepeatedSelfDistillationRegressor"]
@@ -59,7 +61,8 @@ def _rank_rtol(solver, X):
     (``s <= eps * max(n, d) * s_max``) for the SVD; a Gram matrix carries an
     absolute error of order ``eps * lam_max``, hence the looser cut-off there.
     """
-    rtol = np.finfo(X.dtype).eps * max(X.shape)
+    xp, _, _ = namespace(X)
+    rtol = float(xp.finfo(X.dtype).eps) * max(X.shape)
     return rtol**2 if solver == "svd" else rtol
 
 
@@ -71,14 +74,13 @@ def _power_of_two_scale(A):
     to 4e9 in float32) are rescaled: there, squares and Gram matrices would
     overflow or underflow. Powers of two keep the rescaled data exact.
     """
-    values = A.data if sp.issparse(A) else A
-    if values.size == 0:
-        return 0
-    top = float(np.max(np.abs(values)))
+    xp, _, _ = namespace(A)
+    top = _array_api.max_abs(A, xp)  # one number read back from the device
     if top == 0.0:
         return 0
     exponent = np.frexp(top)[1]
-    bound = np.finfo(A.dtype).maxexp // 4
+    # maxexp (the standard's finfo lacks it): 1024 in float64, 128 in float32
+    bound = np.frexp(float(xp.finfo(A.dtype).max))[1] // 4
     return 0 if -bound <= exponent <= bound else -int(exponent)
 
 
@@ -90,7 +92,7 @@ def _scaled(A, exponent):
         A = A.copy()
         A.data = np.ldexp(A.data, exponent).astype(A.dtype, copy=False)
         return A
-    return np.ldexp(A, exponent).astype(A.dtype, copy=False)
+    return _array_api.ldexp(A, exponent, namespace(A)[0])
 
 
 def _x_exponent(X, alphas):
@@ -304,9 +306,13 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = self.solver != "svd"
         tags.target_tags.multi_output = True
+        tags.array_api_support = True
         return tags
 
     def _validate_fit_data(self, X, y, sample_weight):
+        xp, device, numpy_ = namespace(X)
+        if not numpy_:  # y and sample_weight follow X, as in scikit-learn
+            y, sample_weight = to_namespace(y, sample_weight, xp=xp, device=device)
         X, y = validate_data(
             self,
             X,
@@ -314,7 +320,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             validate_separately=(
                 dict(
                     accept_sparse=["csr", "csc", "coo"],
-                    dtype=[np.float64, np.float32],
+                    dtype=[xp.float64, xp.float32],
                 ),
                 dict(ensure_2d=False, dtype="numeric"),
             ),
@@ -324,7 +330,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 "X and y have inconsistent numbers of samples: X has "
                 f"{X.shape[0]} rows and y has {y.shape[0]}."
             )
-        y = np.asarray(y, dtype=X.dtype)
+        y = np.asarray(y, dtype=X.dtype) if numpy_ else xp.astype(y, X.dtype)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
@@ -350,14 +356,21 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             Fitted estimator.
         """
         X, y, sample_weight = self._validate_fit_data(X, y, sample_weight)
-        alphas, xis = _check_steps(self.alpha, self.xi, self.n_steps, _n_targets(y))
+        xp, _, numpy_ = namespace(X)
+        # alpha and xi are validated in NumPy on the host (small arrays).
+        alphas, xis = _check_steps(
+            _array_api.to_numpy(self.alpha),
+            _array_api.to_numpy(self.xi),
+            _array_api.to_numpy(self.n_steps),
+            _n_targets(y),
+        )
         solver = resolve_solver(self.solver, X, alphas.min())
         if solver == "cholesky" and alphas.min() <= 0:
             raise ValueError(
                 "solver='cholesky' needs every alpha > 0, got "
                 f"alpha={self.alpha!r}; use solver='svd' for alpha=0."
             )
-        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        Y = xp.reshape(y, (-1, 1)) if y.ndim == 1 else y
         X_in = X
         # Data of magnitude far from one (say 1e300 or 1e-300) would overflow
         # or underflow in squares and Gram matrices: fit a rescaled copy (by
@@ -390,15 +403,15 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 )
             else:
                 # No decomposition to continue from (see stream_from_fit).
-                self._stream = stream_from_fit(
-                    self, X_in, y, sample_weight, None, "cholesky"
+                self._stream = self._stream_state(
+                    X_in, y, sample_weight, None, "cholesky"
                 )
                 with np.errstate(over="ignore"):  # _set_path reports it
-                    coef_path = np.ldexp(coef_path, x_exponent - y_exponent)
+                    coef_path = _array_api.ldexp(coef_path, x_exponent - y_exponent, xp)
                 return self._set_path(
-                    coef_path.astype(X.dtype),
-                    np.ldexp(X_offset, -x_exponent).astype(X.dtype),
-                    np.ldexp(y_offset, -y_exponent).astype(X.dtype),
+                    xp.astype(coef_path, X.dtype),
+                    xp.astype(_array_api.ldexp(X_offset, -x_exponent, xp), X.dtype),
+                    xp.astype(_array_api.ldexp(y_offset, -y_exponent, xp), X.dtype),
                     xis,
                     y_ndim=y.ndim,
                     solver=solver,
@@ -411,11 +424,9 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             solver=solver,
         )
         if x_exponent == 0 and y_exponent == 0:
-            self._stream = stream_from_fit(self, X, y, sample_weight, spectrum, solver)
+            self._stream = self._stream_state(X, y, sample_weight, spectrum, solver)
         else:  # a rescaled spectrum: partial_fit starts afresh (with a warning)
-            self._stream = stream_from_fit(
-                self, X_in, y, sample_weight, None, "cholesky"
-            )
+            self._stream = self._stream_state(X_in, y, sample_weight, None, "cholesky")
         return self._set_from_spectrum(
             spectrum,
             alphas,
@@ -426,6 +437,20 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             solver=solver,
             x_exponent=x_exponent,
             y_exponent=y_exponent,
+        )
+
+    def _stream_state(self, X, y, sample_weight, spectrum, solver):
+        """``partial_fit``'s state after ``fit`` (none after non-NumPy data)."""
+        if namespace(X)[2]:
+            return stream_from_fit(self, X, y, sample_weight, spectrum, solver)
+        return _Stream(
+            X.shape[1],
+            1 if y.ndim == 1 else y.shape[1],
+            y.ndim,
+            unavailable=(
+                "partial_fit cannot add rows to a fit on non-NumPy arrays "
+                "(array API): it starts from this chunk, without the rows fit saw"
+            ),
         )
 
     def _set_from_spectrum(
@@ -462,10 +487,16 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         smallest ``alpha`` is that small, as a fit of that target alone does.
         """
         dtype = spectrum.proj.dtype
-        lam_max = spectrum.lam.max(initial=0.0)
+        xp, device, numpy_ = namespace(spectrum.proj)
+        lam = spectrum.lam
+        lam_max = float(xp.max(lam)) if lam.shape[0] else 0.0
         # Singular values in decreasing order; every solver reports min(n, d).
-        singular_values = np.sqrt(np.sort(spectrum.lam)[::-1][:n_components])
-        singular_values = np.ldexp(singular_values, -x_exponent).astype(dtype)
+        if numpy_:
+            singular_values = np.sqrt(np.sort(lam)[::-1][:n_components])
+        else:
+            singular_values = xp.sqrt(xp.sort(lam, descending=True)[:n_components])
+        singular_values = _array_api.ldexp(singular_values, -x_exponent, xp)
+        singular_values = xp.astype(singular_values, dtype)
         per_target = alphas.ndim == 2
         if lam_max > 0 and (
             solver == "svd" or (not per_target and alphas.min() <= rank_rtol * lam_max)
@@ -476,16 +507,21 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             small = alphas.min(axis=1) <= rank_rtol * lam_max
             if lam_max > 0 and solver != "svd" and np.any(small):
                 null = spectrum.lam <= rank_rtol * lam_max
-                q_path[:, small[:, None] & null[None, :]] = 0.0
+                if numpy_:
+                    q_path[:, small[:, None] & null[None, :]] = 0.0
+                else:
+                    small = xp.asarray(small, device=device)
+                    q_path = xp.where(small[:, None] & null[None, :], 0.0, q_path)
         else:
             q_path = inverse_filter_path(spectrum.lam, alphas, xis, xis.shape[0])
         coef_path = spectrum.coef_path(q_path)  # (k+1, t, d)
         with np.errstate(over="ignore"):  # _set_path reports an overflow
-            coef_path = np.ldexp(coef_path, x_exponent - y_exponent).astype(dtype)
+            coef_path = _array_api.ldexp(coef_path, x_exponent - y_exponent, xp)
+            coef_path = xp.astype(coef_path, dtype)
         return self._set_path(
             coef_path,
-            np.ldexp(spectrum.X_offset, -x_exponent).astype(dtype),
-            np.ldexp(spectrum.y_offset, -y_exponent).astype(dtype),
+            xp.astype(_array_api.ldexp(spectrum.X_offset, -x_exponent, xp), dtype),
+            xp.astype(_array_api.ldexp(spectrum.y_offset, -y_exponent, xp), dtype),
             xis,
             y_ndim=y_ndim,
             solver=solver,
@@ -510,9 +546,13 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         of shape (n_samples,), with ``intercept_`` of shape (1,) (or the float
         0.0 without an intercept).
         """
+        xp, device, numpy_ = namespace(coef_path)
         with np.errstate(over="ignore", invalid="ignore"):
             intercept_path = y_offset - coef_path @ X_offset
-        if not (np.all(np.isfinite(coef_path)) and np.all(np.isfinite(intercept_path))):
+        if not (
+            bool(xp.all(xp.isfinite(coef_path)))
+            and bool(xp.all(xp.isfinite(intercept_path)))
+        ):
             raise ValueError(
                 "The fitted coefficients overflow the floating-point range of "
                 f"{coef_path.dtype}: X and y are too far apart in magnitude "
@@ -524,14 +564,21 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         elif coef_path.shape[1] == 1:
             coef_path = coef_path[:, 0, :]
             if not self.fit_intercept:
-                intercept_path = np.zeros(coef_path.shape[0], dtype=coef_path.dtype)
+                intercept_path = xp.zeros(
+                    coef_path.shape[0], dtype=coef_path.dtype, device=device
+                )
         self.coef_path_ = coef_path
         self.intercept_path_ = intercept_path
-        self.coef_ = coef_path[-1]
-        self.intercept_ = intercept_path[-1]
+        last = -1 if numpy_ else (-1, ...)  # the standard wants every axis
+        self.coef_ = coef_path[last]
+        self.intercept_ = intercept_path[last]
         if y_ndim == 2 and coef_path.ndim == 2 and not self.fit_intercept:
             self.intercept_ = 0.0
         self.xi_bar_ = _xi_bar_of(xis)
+        if not numpy_:  # computed on the host from the parameters
+            self.xi_bar_ = xp.asarray(
+                self.xi_bar_, dtype=_array_api.float_dtype(xp, device), device=device
+            )
         if singular_values is not None:
             self.singular_values_ = singular_values
         elif hasattr(self, "singular_values_"):
@@ -603,6 +650,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         """
         from ._streaming import next_stream_state
 
+        _array_api.check_numpy_only(self, X, y, sample_weight, method="partial_fit")
         first = getattr(self, "_stream", None) is None
         X, y = validate_data(
             self,
@@ -664,19 +712,24 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 self.singular_values_ = self.singular_values_.astype(dtype)
         return self
 
-    def _check_predict_data(self, X):
+    def _check_predict_data(self, X, method):
         check_is_fitted(self)
+        check_same_namespace(X, self, attribute="coef_", method=method)
+        xp, _, _ = namespace(X)
         return validate_data(
             self,
             X,
             accept_sparse=["csr", "csc", "coo"],
-            dtype=[np.float64, np.float32],
+            dtype=[xp.float64, xp.float32],
             reset=False,
         )
 
     @staticmethod
     def _linear_predict(X, coef, intercept):
-        return safe_sparse_dot(X, coef.T, dense_output=True) + intercept
+        xp, _, numpy_ = namespace(X)
+        if numpy_:
+            return safe_sparse_dot(X, coef.T, dense_output=True) + intercept
+        return (X @ (coef if coef.ndim == 1 else coef.T)) + intercept
 
     def predict(self, X):
         """Predict with the last student.
@@ -690,7 +743,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
-        X = self._check_predict_data(X)
+        X = self._check_predict_data(X, "predict")
         return self._linear_predict(X, self.coef_, self.intercept_)
 
     def staged_predict(self, X):
@@ -709,6 +762,13 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             per target there are ``max(n_steps) + 1`` stages and a target
             whose steps ran out repeats its last student.
         """
-        X = self._check_predict_data(X)
-        for coef, intercept in zip(self.coef_path_, self.intercept_path_, strict=True):
+        X = self._check_predict_data(X, "staged_predict")
+        if namespace(X)[2]:
+            stages = zip(self.coef_path_, self.intercept_path_, strict=True)
+        else:  # the standard does not iterate over an array's first axis
+            stages = (
+                (self.coef_path_[i, ...], self.intercept_path_[i, ...])
+                for i in range(self.coef_path_.shape[0])
+            )
+        for coef, intercept in stages:
             yield self._linear_predict(X, coef, intercept)

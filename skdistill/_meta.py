@@ -19,6 +19,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._array_api import check_numpy_only
 from ._validation import check_predict_X, check_step_array
 
 __all__ = ["SelfDistillationRegressor"]
@@ -178,6 +179,7 @@ class SelfDistillationRegressor(
         self : object
             Fitted estimator.
         """
+        check_numpy_only(self, X, y, sample_weight)
         tags = get_tags(self)
         X, y = validate_data(
             self,

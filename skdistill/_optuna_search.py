@@ -24,6 +24,7 @@ from sklearn.utils.validation import (
     check_random_state,
 )
 
+from ._array_api import check_numpy_only
 from ._cv_results import format_cv_results
 
 __all__ = ["OptunaSearchResult", "default_distributions", "search_optuna"]
@@ -252,6 +253,7 @@ def search_optuna(
     -------
     result : OptunaSearchResult
     """
+    check_numpy_only("SelfDistillCV (optuna search)", X, y, sample_weight)
     optuna = _import_optuna()
     estimator = _explicit_estimator(estimator)
     X, y, groups = indexable(X, y, groups)

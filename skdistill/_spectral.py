@@ -16,6 +16,10 @@ centring is applied implicitly to the small ``d x d`` or ``n x n`` Gram matrix.
 from one Cholesky factor of the regularised Gram matrix per distinct ``alpha``:
 cheaper when ``d >> n``, where an ``n x n`` eigendecomposition costs several
 times the Cholesky factorisation that :class:`~sklearn.linear_model.Ridge` needs.
+
+Dense arrays of any array API namespace (with ``array_api_dispatch=True``)
+stay in it and on their device (:mod:`skdistill._array_api`); sparse ``X`` is
+SciPy's, so NumPy.
 """
 
 import numpy as np
@@ -23,6 +27,8 @@ import scipy.sparse as sp
 from scipy import linalg
 from scipy.linalg.lapack import get_lapack_funcs
 
+from . import _array_api
+from ._array_api import namespace
 from ._filter import combine_pure_distillates, xi_bar_prefixes
 
 __all__ = ["Spectrum", "cholesky_path", "decompose", "resolve_solver"]
@@ -83,22 +89,29 @@ class Spectrum:
 
     def truncated(self, rtol):
         """Drop directions with ``lam <= rtol * max(lam)`` (minimum-norm solutions)."""
-        if self.lam.size == 0:
+        xp, device, numpy_ = namespace(self.lam)
+        if self.lam.shape[0] == 0:
             return self
-        keep = self.lam > rtol * self.lam.max()
+        keep = self.lam > rtol * xp.max(self.lam)
+        if numpy_:
+            take = keep
+        else:  # the standard indexes one axis of several by integers only
+            take = xp.nonzero(keep)[0]
         return Spectrum(
-            self.lam[keep],
-            None if self._basis is None else self._basis[:, keep],
-            self.proj[keep],
+            self.lam[take] if numpy_ else xp.take(self.lam, take, axis=0),
+            None if self._basis is None else _take_columns(self._basis, take, xp),
+            self.proj[take] if numpy_ else xp.take(self.proj, take, axis=0),
             self.X_offset,
             self.y_offset,
-            left=None if self.left is None else self.left[:, keep],
+            left=None if self.left is None else _take_columns(self.left, take, xp),
             rmatmat=self._rmatmat,
         )
 
     def coef(self, q):
         """Coefficients ``(t, d)`` for the factors ``q`` of shape (r,)."""
-        return self.coef_path(np.asarray(q)[None, :])[0]
+        xp, _, numpy_ = namespace(q)
+        q = np.asarray(q) if numpy_ else q
+        return self.coef_path(q[None, :])[0]
 
     def coef_path(self, q_path):
         """Coefficients ``(m, t, d)`` for ``m`` rows of factors ``q_path``.
@@ -108,18 +121,24 @@ class Spectrum:
         (one basis product for all targets, whatever their filters).
         """
         dtype = self.proj.dtype
-        q_path = np.asarray(q_path, dtype=dtype)
+        xp, device, numpy_ = namespace(self.proj)
+        if numpy_:
+            q_path = np.asarray(q_path, dtype=dtype)
+        else:
+            q_path = xp.astype(xp.asarray(q_path, device=device), dtype)
         m, t = q_path.shape[0], self.proj.shape[1]
         if q_path.ndim == 2:
             q_path = q_path[:, None, :]
         # (r, m * t): column block i holds diag(q_i) @ proj (target j's own
         # q_i in column j when the factors are per target).
-        scaled = (q_path.transpose(2, 0, 1) * self.proj[:, None, :]).reshape(-1, m * t)
+        scaled = xp.permute_dims(q_path, (2, 0, 1)) * self.proj[:, None, :]
+        scaled = xp.reshape(scaled, (-1, m * t))
         if self._basis is not None:
             coef = self._basis @ scaled
         else:
             coef = self._rmatmat(self.left @ scaled)
-        return np.ascontiguousarray(coef.reshape(-1, m, t).transpose(1, 2, 0))
+        coef = xp.permute_dims(xp.reshape(coef, (-1, m, t)), (1, 2, 0))
+        return np.ascontiguousarray(coef) if numpy_ else coef
 
 
 def resolve_solver(solver, X, alpha_min):
@@ -136,7 +155,18 @@ def resolve_solver(solver, X, alpha_min):
     return "gram" if n >= d else "dual"
 
 
+def _take_columns(A, index, xp):
+    return (
+        A[:, index] if _array_api.is_numpy_namespace(xp) else xp.take(A, index, axis=1)
+    )
+
+
 def _weighted_mean(A, w):
+    xp, _, numpy_ = namespace(A, w)
+    if not numpy_:
+        if w is None:
+            return xp.mean(A, axis=0)
+        return xp.sum(A * w[:, None], axis=0) / xp.sum(w)
     if sp.issparse(A):
         if w is None:
             return np.asarray(A.mean(axis=0)).ravel()
@@ -156,13 +186,19 @@ class _CentredData:
         n, d = X.shape
         dtype = X.dtype
         w = sample_weight
+        xp, device, numpy_ = namespace(X, Y, w)
+        self.xp = xp
         if fit_intercept:
-            self.X_offset = _weighted_mean(X, w).astype(dtype, copy=False)
-            self.y_offset = np.average(Y, axis=0, weights=w).astype(dtype, copy=False)
+            self.X_offset = xp.astype(_weighted_mean(X, w), dtype, copy=False)
+            if numpy_:
+                y_offset = np.average(Y, axis=0, weights=w)
+            else:
+                y_offset = _weighted_mean(Y, w)
+            self.y_offset = xp.astype(y_offset, dtype, copy=False)
         else:
-            self.X_offset = np.zeros(d, dtype=dtype)
-            self.y_offset = np.zeros(Y.shape[1], dtype=dtype)
-        sqrt_w = None if w is None else np.sqrt(w).astype(dtype, copy=False)
+            self.X_offset = xp.zeros(d, dtype=dtype, device=device)
+            self.y_offset = xp.zeros(Y.shape[1], dtype=dtype, device=device)
+        sqrt_w = None if w is None else xp.astype(xp.sqrt(w), dtype, copy=False)
         Yc = Y - self.y_offset
         if sqrt_w is not None:
             Yc = Yc * sqrt_w[:, None]
@@ -174,7 +210,10 @@ class _CentredData:
         else:
             Xc = X - self.X_offset
             if sqrt_w is not None:
-                Xc *= sqrt_w[:, None]
+                if numpy_:
+                    Xc *= sqrt_w[:, None]
+                else:
+                    Xc = Xc * sqrt_w[:, None]
             self.Xc = Xc
 
     def gram(self):
@@ -204,8 +243,8 @@ class _CentredData:
 
 
 def _eigh(A):
-    lam, vectors = linalg.eigh(A, overwrite_a=True, check_finite=False, driver="evd")
-    return np.maximum(lam, 0), vectors
+    """Eigenvalues (clipped at zero) and eigenvectors of symmetric ``A``."""
+    return _array_api.eigh(A, namespace(A)[0])
 
 
 def decompose(X, Y, *, sample_weight=None, fit_intercept=True, solver="gram"):
@@ -236,16 +275,14 @@ def decompose(X, Y, *, sample_weight=None, fit_intercept=True, solver="gram"):
             "'dual' or 'auto'."
         )
     data = _CentredData(X, Y, sample_weight, fit_intercept)
-    X_offset, y_offset, Yc = data.X_offset, data.y_offset, data.Yc
+    X_offset, y_offset, Yc, xp = data.X_offset, data.y_offset, data.Yc, data.xp
     if solver == "svd":
-        U, s, Vt = linalg.svd(
-            data.Xc, full_matrices=False, overwrite_a=True, check_finite=False
-        )
+        U, s, Vt = _array_api.svd(data.Xc, xp)
         return Spectrum(s**2, Vt.T, s[:, None] * (U.T @ Yc), X_offset, y_offset)
     if solver == "gram":
-        lam, V = _eigh(data.gram())
+        lam, V = _array_api.eigh(data.gram(), xp)
         return Spectrum(lam, V, V.T @ data.rmatmat(Yc), X_offset, y_offset)
-    lam, U = _eigh(data.kernel())
+    lam, U = _array_api.eigh(data.kernel(), xp)
     # The (d, r) basis Xc^T U costs as much as the Gram matrix itself: it is
     # formed only if asked for, as coefficients need one thin product with Xc^T.
     return Spectrum(
@@ -293,8 +330,16 @@ def cholesky_path(
     M = data.kernel() if dual else data.gram()
     rhs = data.Yc if dual else data.rmatmat(data.Yc)
     factors = {}
+    xp, device, numpy_ = namespace(M)
 
     def solve(alpha, B):
+        if not numpy_:
+            if alpha not in factors:
+                eye = xp.eye(M.shape[0], dtype=M.dtype, device=device)
+                factors[alpha] = _array_api.cho_solver(
+                    M + float(alpha) * eye, xp, alpha=float(alpha), rank_rtol=rank_rtol
+                )
+            return factors[alpha](B)
         if alpha not in factors:
             A = M.copy()
             A.flat[:: A.shape[0] + 1] += alpha
@@ -316,6 +361,13 @@ def cholesky_path(
     else:
         S = _shared_chain(solve, M, rhs, alphas, xis)
     k1, r, t = S.shape
+    if not numpy_:
+        if dual:
+            coef = data.rmatmat(xp.reshape(xp.permute_dims(S, (1, 0, 2)), (r, k1 * t)))
+            coef_path = xp.permute_dims(xp.reshape(coef, (d, k1, t)), (1, 2, 0))
+        else:
+            coef_path = xp.permute_dims(S, (0, 2, 1))
+        return xp.astype(coef_path, X.dtype), data.X_offset, data.y_offset
     if dual:
         coef = data.rmatmat(S.transpose(1, 0, 2).reshape(r, k1 * t))  # (d, k1 t)
         coef_path = coef.reshape(d, k1, t).transpose(1, 2, 0)
@@ -330,17 +382,19 @@ def cholesky_path(
 
 def _shared_chain(solve, M, rhs, alphas, xis):
     """Every step ``(k + 1, r, t)`` of the chain that all targets share."""
+    xp, _, _ = namespace(M)
     steps = [solve(alphas[0], rhs)]
     if np.all(alphas == alphas[0]):
         # One alpha: the pure distillates combined by each step's xi_bar,
         # the same evaluation as the spectral solvers.
         for _ in xis:
             steps.append(solve(alphas[0], M @ steps[-1]))
-        S = combine_pure_distillates(np.stack(steps), xis)
+        S = combine_pure_distillates(xp.stack(steps), xis)
     else:
         for alpha, xi in zip(alphas[1:], xis, strict=True):
+            xi = float(xi)
             steps.append(solve(alpha, xi * (M @ steps[-1]) + (1.0 - xi) * rhs))
-        S = np.stack(steps)  # (k + 1, r, t)
+        S = xp.stack(steps)  # (k + 1, r, t)
     return S
 
 
@@ -361,7 +415,17 @@ def _per_target_chain(solve, M, rhs, alphas, xis, factors):
     counts = np.sum(np.isfinite(xis), axis=1)
     xis = np.where(np.isfinite(xis), xis, 0.0)
     t, k1 = alphas.shape
-    S = np.empty((k1, rhs.shape[0], t), dtype=np.result_type(M, rhs))
+    xp, device, numpy_ = namespace(M)
+
+    def columns(A, cols):
+        if numpy_:
+            return A[:, cols]
+        return xp.take(A, xp.asarray(cols, device=device), axis=1)
+
+    def dev(a):
+        return a if numpy_ else xp.asarray(a, dtype=M.dtype, device=device)
+
+    blocks = []  # (cols, steps of shape (k_cols + 1, r, len(cols)))
     const = np.all(alphas == alphas[:, :1], axis=1)
     varying = np.flatnonzero(~const)
     needed_later = set(alphas[varying].ravel().tolist())
@@ -372,13 +436,26 @@ def _per_target_chain(solve, M, rhs, alphas, xis, factors):
     for g, alpha in enumerate(values.tolist()):
         cols = uniform[order[bounds[g] : bounds[g + 1]]]
         k_group = int(counts[cols].max())
-        pure = [solve(alpha, rhs[:, cols])]
+        pure = [solve(alpha, columns(rhs, cols))]
         for _ in range(k_group):
             pure.append(solve(alpha, M @ pure[-1]))
-        pure = np.stack(pure)  # (k_group + 1, r, c)
-        prefixes = xi_bar_prefixes(xis[cols, :k_group]).astype(pure.dtype)
+        pure = xp.stack(pure)  # (k_group + 1, r, c)
+        prefixes = xi_bar_prefixes(xis[cols, :k_group])
         # prefixes (k_group + 1, c, k_group + 1): step i of column j.
-        S[: k_group + 1, :, cols] = np.einsum("icm,mrc->irc", prefixes, pure)
+        if numpy_:
+            steps = np.einsum("icm,mrc->irc", prefixes.astype(pure.dtype), pure)
+        else:
+            prefixes = dev(prefixes)
+            steps = xp.stack(
+                [
+                    xp.sum(
+                        xp.permute_dims(prefixes[i, ...], (1, 0))[:, None, :] * pure,
+                        axis=0,
+                    )
+                    for i in range(k_group + 1)
+                ]
+            )
+        blocks.append((cols, steps))
         if alpha not in needed_later:
             factors.pop(alpha, None)
     if varying.size:
@@ -389,15 +466,34 @@ def _per_target_chain(solve, M, rhs, alphas, xis, factors):
         last_use = {a: g for g, row in enumerate(rows.tolist()) for a in row}
         for g, row in enumerate(rows.tolist()):
             cols = varying[order[bounds[g] : bounds[g + 1]]]
-            prev = solve(row[0], rhs[:, cols])
-            S[0][:, cols] = prev
+            rhs_cols = columns(rhs, cols)
+            steps = [solve(row[0], rhs_cols)]
             for i in range(1, int(counts[cols].max()) + 1):
-                xi = xis[cols, i - 1]
-                B = xi * (M @ prev) + (1.0 - xi) * rhs[:, cols]
-                prev = solve(row[i], B)
-                S[i][:, cols] = prev
+                xi = dev(xis[cols, i - 1])
+                B = xi * (M @ steps[-1]) + (1.0 - xi) * rhs_cols
+                steps.append(solve(row[i], B))
+            blocks.append((cols, xp.stack(steps)))
             for alpha in set(row):
                 if last_use[alpha] == g:
                     factors.pop(alpha, None)
-    stage = np.minimum(np.arange(k1)[:, None], counts[None, :])  # (k + 1, t)
-    return np.take_along_axis(S, stage[:, None, :], axis=0)
+    if numpy_:
+        S = np.empty((k1, rhs.shape[0], t), dtype=np.result_type(M, rhs))
+        for cols, steps in blocks:
+            S[: steps.shape[0], :, cols] = steps
+        stage = np.minimum(np.arange(k1)[:, None], counts[None, :])  # (k + 1, t)
+        return np.take_along_axis(S, stage[:, None, :], axis=0)
+    # Every block padded to k + 1 steps with its last, the targets put back in
+    # order; then a target whose steps ran out repeats its last step.
+    padded = [
+        xp.concat([steps] + [steps[-1:, ...]] * (k1 - steps.shape[0]), axis=0)
+        for _, steps in blocks
+    ]
+    S = xp.concat(padded, axis=2)
+    order = np.argsort(np.concatenate([cols for cols, _ in blocks]), kind="stable")
+    S = xp.take(S, xp.asarray(order, device=device), axis=2)
+    steps = [S[i, ...] for i in range(k1)]
+    for i in range(1, k1):
+        for c in np.unique(counts[counts < i]).tolist():
+            ran_out = xp.asarray(counts == c, device=device)[None, :]
+            steps[i] = xp.where(ran_out, steps[c], steps[i])
+    return xp.stack(steps)

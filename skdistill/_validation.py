@@ -4,6 +4,8 @@ import numpy as np
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._array_api import check_numpy_only
+
 __all__ = ["check_predict_X", "check_step_array", "check_target_steps"]
 
 
@@ -46,6 +48,7 @@ def check_step_array(value, name, length, *, low=None, high=None):
 def check_predict_X(estimator, X):
     """Validate ``X`` at predict time for a fitted meta-estimator."""
     check_is_fitted(estimator)
+    check_numpy_only(estimator, X, method="predict")
     return validate_data(
         estimator,
         X,

@@ -56,10 +56,11 @@ ESTIMATORS = [
 ]
 
 
-# No check is skipped by us. scikit-learn itself skips check_array_api_input
+# No check is skipped by us. scikit-learn itself skips its array API checks
 # unless the environment variable SCIPY_ARRAY_API=1 is set before scipy is
-# imported (it passes when set: `SCIPY_ARRAY_API=1 pytest tests/test_linear.py
-# -k array_api`); we do not set it here because it changes scipy globally.
+# imported; it changes scipy globally, so `make test` runs them in a second
+# process: `SCIPY_ARRAY_API=1 pytest tests -k array_api` (see
+# tests/test_array_api.py).
 @parametrize_with_checks(ESTIMATORS)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
