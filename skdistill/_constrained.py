@@ -153,11 +153,12 @@ def _reduce_two(B, rhs, col, nonzero, N, rcond, xp):
     # matrix of unit columns has equal diagonals), or the one non-zero column.
     one_both = has1 & has2 & ~full
     one = one_both | (has1 != has2)
-    sg = xp.where(g < 0, -1.0, 1.0)
+    ones = xp.ones_like(g)
+    sg = xp.where(g < 0, -ones, ones)
     s1 = xp.where(one_both, xp.sqrt(s1sq), 1.0)
     half = 2.0**-0.5
-    v1a = xp.where(has1 & has2, half, xp.where(has1, 1.0, 0.0)) / s1
-    v1b = xp.where(has1 & has2, half * sg, xp.where(has2, 1.0, 0.0)) / s1
+    v1a = xp.where(has1 & has2, half, xp.astype(has1, g.dtype)) / s1
+    v1b = xp.where(has1 & has2, half * sg, xp.astype(has2, g.dtype)) / s1
     zero = xp.zeros_like(g)
     # Full rank: [b1, b2] = [b1, w / r22] @ [[1, g], [0, r22]], inverted.
     r00 = xp.where(full, 1.0, xp.where(one, v1a, zero))
@@ -170,8 +171,8 @@ def _reduce_two(B, rhs, col, nonzero, N, rcond, xp):
         [xp.stack([r00, r01], axis=-1), xp.stack([r10, r11], axis=-1)], axis=-2
     )
     T = N @ (Rinv / col[..., :, None])
-    rank = xp.where(full, 2, xp.where(one, 1, 0))
-    return T, xp.stack([c0, c1], axis=-1), xp.astype(rank, xp.int64)
+    rank = xp.astype(full, xp.int64) + xp.astype(full | one, xp.int64)
+    return T, xp.stack([c0, c1], axis=-1), rank
 
 
 def _from_z(T, y):
@@ -218,7 +219,7 @@ def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
     xp = array_namespace(x, T)
     if phi.shape[0] == 0:
         return x
-    T, c, rank = T[bad, ...], c[bad, ...], rank[bad]
+    T, c, rank = T[bad], c[bad], rank[bad]
     P = xp.take(Phi, a_idx[bad], axis=0)
     PT = P @ T  # (nb, m, q): the constraints' sensitivity to z
     base = phi  # the filter at z = 0
@@ -231,12 +232,14 @@ def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
     r2 = rank == 2
     ok = ~(r2 | (rank > 2))
     if bool(xp.any(r2)):
-        G = xp.concat([PT[r2, :, :2], -PT[r2, :, :2]], axis=1)
-        h = xp.concat([-base[r2, :], base[r2, :] - 1.0], axis=1)
+        PT2 = PT[r2][:, :, :2]
+        G = xp.concat([PT2, -PT2], axis=1)
+        base2 = base[r2]
+        h = xp.concat([-base2, base2 - 1.0], axis=1)
         z, ok2 = _ldp_plane(G, h)
-        x2 = _from_z(T[r2, :, :2], c[r2, :2] + z)
-        x2 = xp.where(ok2[:, None], x2, ridge[r2, :])
-        out[r2, :] = x2
+        x2 = _from_z(T[r2][:, :, :2], c[r2][:, :2] + z)
+        x2 = xp.where(ok2[:, None], x2, ridge[r2])
+        out[r2] = x2
         ok[r2] = ok2
     if not bool(xp.all(ok)):  # rare: NNLS, one problem at a time, on the host
         rest = np.flatnonzero(_to_numpy(~ok, xp))
@@ -250,7 +253,7 @@ def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
                 fixed[i] = _from_z(T_h[i, :, :r], c_h[i, :r] + z)
         out = _like(xp, out, fixed)
     x = xp.asarray(x, copy=True)
-    x[bad, :] = out
+    x[bad] = out
     return x
 
 
@@ -315,14 +318,14 @@ def _ldp_plane(G, h, max_iter=None):
     # finished ones are collected and put back in order at the end.
     idx = xp.arange(nb, device=dev)
     gx, gy, hw = G[:, :, 0], G[:, :, 1], h
-    inv = 1.0 / xp.maximum(xp.sqrt(gx * gx + gy * gy), np.finfo(np.float64).tiny)
+    inv = 1.0 / xp.maximum(xp.sqrt(gx * gx + gy * gy), float(np.finfo(np.float64).tiny))
     zw = xp.zeros((nb, 2), dtype=G.dtype, device=dev)
     act = xp.full((nb, 2), -1, dtype=xp.int64, device=dev)  # active (-1: none)
     done_idx, done_z, done_ok = [], [], []
 
     def retire(mask, ok):
         done_idx.append(idx[mask])
-        done_z.append(zw[mask, :])
+        done_z.append(zw[mask])
         done_ok.append(
             xp.full((int(xp.sum(xp.astype(mask, xp.int64))),), ok, device=dev)
         )
@@ -336,8 +339,8 @@ def _ldp_plane(G, h, max_iter=None):
         going = _gather(viol, worst, xp) > -xp.inf
         if not bool(xp.all(going)):  # finished: retire and compact
             retire(~going, True)
-            idx, gx, gy, hw, inv = (a[going, ...] for a in (idx, gx, gy, hw, inv))
-            zw, act, worst = zw[going, :], act[going, :], worst[going]
+            idx, gx, gy, hw, inv = (a[going] for a in (idx, gx, gy, hw, inv))
+            zw, act, worst = zw[going], act[going], worst[going]
         if idx.shape[0] == 0:
             break
         px, py, hp = (_gather(a, worst, xp) for a in (gx, gy, hw))
@@ -382,8 +385,8 @@ def _ldp_plane(G, h, max_iter=None):
         if bool(xp.any(stuck)):
             retire(stuck, False)
             keep = ~stuck
-            idx, gx, gy, hw, inv = (a[keep, ...] for a in (idx, gx, gy, hw, inv))
-            zw, act = zw[keep, :], act[keep, :]
+            idx, gx, gy, hw, inv = (a[keep] for a in (idx, gx, gy, hw, inv))
+            zw, act = zw[keep], act[keep]
     if idx.shape[0]:
         retire(xp.ones(idx.shape, dtype=xp.bool, device=dev), False)
     order = xp.argsort(xp.concat(done_idx))

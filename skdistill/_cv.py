@@ -1020,11 +1020,12 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         """``X`` as ``best_estimator_`` saw it: the closed form refits on arrays."""
         if not self._closed_form_:
             return X
+        xp, _, _ = namespace(X)
         return validate_data(
             self,
             X,
             accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32],
+            dtype=[xp.float64, xp.float32],
             reset=False,
         )
 

@@ -132,14 +132,14 @@ def _subset_errors(F, masks, max_degree, Phi=None):
             flat = xp.reshape(x, (-1, j + 1))
             maybe = xp.reshape(_may_leave_unit(x, Phi[:, :, 0]), (-1,))
             P = xp.take(Phi[..., : j + 1], a_idx[maybe], axis=0)
-            phi = xp.sum(P * flat[maybe, None, :], axis=-1)
+            phi = xp.sum(P * flat[maybe][:, None, :], axis=-1)
             out = (xp.min(phi, axis=1) < 0.0) | (xp.max(phi, axis=1) > 1.0)
             bad = xp.zeros(maybe.shape, dtype=xp.bool, device=_device(F))
             bad[maybe] = out
             x = _shrink(
                 flat,
                 bad,
-                phi[out, :],
+                phi[out],
                 xp.reshape(T, (-1, j + 1, j)),
                 xp.reshape(c, (-1, j)),
                 xp.reshape(rank, (-1,)),
@@ -339,7 +339,7 @@ def select(
     batch = _group_batch(A, len(masks), K, p, max_steps + 1, budget=budget)
     for g0 in range(0, G, batch):
         sl = slice(g0, min(G, g0 + batch))
-        res = _select_batch(F[sl], plan, tol[sl], eligible_fn)
+        res = _select_batch(F[sl, ...], plan, tol[sl], eligible_fn)
         for key in out:
             out[key][sl] = res[key]
         if xi_bar0 is None:
