@@ -147,6 +147,30 @@ def _stack_r(*factors):
     return _qr_r(B)
 
 
+# Rows per tpqrt call: a block and its Fortran copy stay in cache (measured
+# on one core: 256 to 4096 rows within 10%, whole 20,000-row folds 15% slower).
+_BLOCK = 1024
+_TPQRT_NB = 8
+
+
+def _absorb(R, X, Y, sw):
+    """R factor of ``R`` stacked over the augmented rows ``[sw, sw X, sw Y]``."""
+    k, d = X.shape
+    p = R.shape[0]
+    B = np.empty((k, p), order="F")
+    B[:, 0] = 1.0
+    B[:, 1 : 1 + d] = X
+    B[:, 1 + d :] = Y
+    if sw is not None:
+        B *= sw[:, None]
+    a, _, _, info = lapack.dtpqrt(
+        0, min(_TPQRT_NB, p), np.asfortranarray(R), B, overwrite_a=1, overwrite_b=1
+    )
+    if info != 0:  # pragma: no cover - LAPACK argument errors only
+        raise RuntimeError(f"dtpqrt failed with info={info}.")
+    return np.triu(a)
+
+
 class FoldFactors:
     """Per-fold R factors of ``[sqrt(w), sqrt(w) X, sqrt(w) Y]``, in float64.
 
@@ -172,33 +196,30 @@ class FoldFactors:
         """Fold the rows of a chunk into the factors of their folds.
 
         ``X`` is (n, d) and ``Y`` (n, t); ``folds`` (n,) gives each row's fold
-        (``None``: all in fold 0).
+        (``None``: all in fold 0). The rows of a fold enter its factor in
+        blocks of at most ``_BLOCK`` rows, each gathered into a small
+        Fortran-ordered buffer (cheap to transpose while it is in cache) and
+        absorbed by a triangular-pentagonal QR (LAPACK ``tpqrt``: Householder
+        reflections of ``[R; block]`` that keep ``R``'s zeros), the same
+        arithmetic as a QR of the stacked rows at the cost of the block alone.
         """
         if sp.issparse(X):
             X = X.toarray()
         n, d = X.shape
-        p = self.n_columns
-        if folds is None:
-            folds = np.zeros(n, dtype=np.int64)
         sw = None if sample_weight is None else np.sqrt(sample_weight)
-        for f in range(self.R.shape[0]):
-            idx = np.flatnonzero(folds == f)
-            if idx.size == 0:
-                continue
-            B = np.empty((p + idx.size, p), order="F")
-            B[:p] = self.R[f]
-            rows = slice(p, None)
-            if sw is None:
-                B[rows, 0] = 1.0
-                B[rows, 1 : 1 + d] = X[idx]
-                B[rows, 1 + d :] = Y[idx]
-            else:
-                s = sw[idx]
-                B[rows, 0] = s
-                B[rows, 1 : 1 + d] = X[idx] * s[:, None]
-                B[rows, 1 + d :] = Y[idx] * s[:, None]
-            self.R[f] = _qr_r(B)
-            self.n_rows[f] += idx.size
+        if folds is None:
+            groups = [(0, None)]
+        else:
+            groups = [(f, np.flatnonzero(folds == f)) for f in range(self.R.shape[0])]
+        for f, idx in groups:
+            m = n if idx is None else idx.size
+            for start in range(0, m, _BLOCK):
+                rows = slice(start, min(start + _BLOCK, m))
+                ii = rows if idx is None else idx[rows]
+                self.R[f] = _absorb(
+                    self.R[f], X[ii], Y[ii], None if sw is None else sw[ii]
+                )
+            self.n_rows[f] += m
         return self
 
     def merge(self, other):
