@@ -10,6 +10,10 @@ matrix ``M^T M`` and pools across chunks, folds or machines the same way
 singular values of its blocks are those of the data, not their squares, and
 every squared error is evaluated as ``|R v|^2`` of a vector ``v``, without the
 cancellation of an expanded quadratic (see :mod:`skdistill._cv_closed_form`).
+Large chunks reach the factors through a Gram matrix of *preconditioned*
+rows ``B P^{-1}`` (``P`` the factor of rows seen before), whose condition
+number is tested to be at most 10: the data's squared condition number never
+enters (:meth:`FoldFactors._add_preconditioned`).
 
 From ``R``, with ``q_0 = sqrt(w) / |sqrt(w)|`` the first column of ``Q``:
 
