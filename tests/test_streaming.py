@@ -705,3 +705,100 @@ def test_per_target_streamed_search_equals_single_target_searches(source):
         np.testing.assert_allclose(
             joint.predict(X)[:, j], alone.predict(X), rtol=1e-6, atol=1e-9
         )
+
+
+# ------------------------------------------- preconditioned Cholesky path
+def _factors(X, y, w, n_folds, seed, chunk):
+    """FoldFactors of hashed folds, the rows added in chunks of ``chunk`` rows."""
+    n = X.shape[0]
+    folds = hash_folds(np.arange(n), n_folds, seed)
+    Y = y.reshape(n, -1)
+    F = FoldFactors(n_folds, X.shape[1], Y.shape[1])
+    for a in range(0, n, chunk):
+        rows = slice(a, a + chunk)
+        F.add(X[rows], Y[rows], None if w is None else w[rows], folds[rows])
+    return F, folds
+
+
+@pytest.mark.parametrize("cond", [1.0, 1e4, 1e8])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_preconditioned_factors_have_the_spectrum_of_each_fold(cond, weighted):
+    # Chunks large enough for the Cholesky path (after a Householder head):
+    # each fold's factor has the singular values of the fold's centred rows
+    # to eps * s_max (a Householder QR's normwise accuracy), at condition
+    # numbers where an unpreconditioned Gram matrix would lose them all
+    # (its error in s_min would be eps * s_max * cond = s_max at cond 1e8).
+    n, d = 6000, 6
+    X, y = _data(n=n, d=d, seed=4, cond=cond)
+    w = _weights(n, 4, zeros=True) if weighted else None
+    F, folds = _factors(X, y, w, 4, 1, 3000)
+    assert F.n_rows_preconditioned > n // 2  # the path under test was taken
+    assert F._failures == 0
+    for f in range(4):
+        va = folds == f
+        got = spectrum_from_factor(F.R[f], d)
+        Yv = y[va].reshape(-1, 1)
+        wv = None if w is None else w[va]
+        ref = decompose(X[va], Yv, sample_weight=wv, solver="svd")
+        s_max = np.sqrt(ref.lam.max())
+        np.testing.assert_allclose(
+            np.sqrt(np.sort(got.lam)),
+            np.sqrt(np.sort(ref.lam)),
+            rtol=0,
+            atol=1e3 * EPS * s_max,
+        )
+        for rel in (1e-8, 1e-3, 1.0):  # filtered coefficients, sign-free
+            alpha = rel * ref.lam.max()
+            kappa = 1 + 1 / rel
+            np.testing.assert_allclose(
+                got.coef(1 / (got.lam + alpha)),
+                ref.coef(1 / (ref.lam + alpha)),
+                rtol=1e3 * EPS * kappa,
+                atol=1e3 * EPS * kappa * np.abs(ref.coef(1 / (ref.lam + alpha))).max(),
+            )
+
+
+def test_preconditioned_streamed_cv_equals_refits_on_the_hashed_folds():
+    # The whole search on chunks that take the Cholesky path, against Ridge
+    # refits of each fold (tolerances from the regularised condition number).
+    n, n_splits, seed = 8000, 4, 5
+    X, y = _data(n=n, d=5, seed=seed, cond=1e6)
+    w = _weights(n, seed, zeros=True)
+    alphas = _lam_max(X, w) * np.logspace(-6, 1, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        streamed = SelfDistillCV(
+            cv=n_splits, alphas=alphas, n_steps=(0, 1, 2, 3), random_state=seed
+        ).fit(_chunks(X, y, w, [0, 4000, 8000]))
+    F, _ = _factors(X, y, w, n_splits, seed, 4000)
+    assert F.n_rows_preconditioned > n // 2
+    _check_against_refits(
+        streamed, X, y, w, n_splits=n_splits, seed=seed, alphas=alphas
+    )
+
+
+@pytest.mark.parametrize("change", ["scale", "collinear"])
+def test_rows_unlike_the_preconditioner_fall_back_to_householder(change):
+    # A chunk whose rows differ from the head that built the preconditioner
+    # (one feature 1e5 times larger, or two features made equal) fails the
+    # condition test and is factored by Householder: the factors still have
+    # each fold's spectrum.
+    n, d = 9000, 6
+    X, y = _data(n=n, d=d, seed=8)
+    if change == "scale":
+        X[3000:, 2] *= 1e5
+    else:
+        X[3000:, 1] = X[3000:, 0]
+    F, folds = _factors(X, y, None, 4, 2, 3000)
+    assert F._failures >= 1
+    for f in range(4):
+        va = folds == f
+        got = spectrum_from_factor(F.R[f], d)
+        ref = decompose(X[va], y[va].reshape(-1, 1), solver="svd")
+        s_max = np.sqrt(ref.lam.max())
+        np.testing.assert_allclose(
+            np.sqrt(np.sort(np.maximum(got.lam, 0))),
+            np.sqrt(np.sort(np.maximum(ref.lam, 0))),
+            rtol=0,
+            atol=1e3 * EPS * s_max,
+        )
