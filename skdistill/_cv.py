@@ -20,7 +20,13 @@ from sklearn.utils.validation import (
 )
 
 from . import _streaming
-from ._array_api import max_abs, namespace, to_namespace, to_numpy
+from ._array_api import (
+    check_same_namespace,
+    max_abs,
+    namespace,
+    to_namespace,
+    to_numpy,
+)
 from ._cv_closed_form import (
     _rows,
     fold_statistics,
@@ -352,6 +358,13 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         tags.target_tags = sub.target_tags
         tags.input_tags.sparse = sub.input_tags.sparse
         tags.input_tags.pairwise = sub.input_tags.pairwise
+        # The closed form over K folds keeps array API inputs on their device.
+        tags.array_api_support = (
+            type(self._base_estimator()) is RepeatedSelfDistillationRegressor
+            and self.search != "optuna"
+            and self.cv is not None
+            and self.scoring in _CLOSED_FORM_SCORINGS
+        )
         return tags
 
     # ------------------------------------------------------------ validation
@@ -996,6 +1009,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
         self._check_refitted()
+        self._check_namespace(X, "predict")
         return self.best_estimator_.predict(self._validated(X))
 
     def score(self, X, y, sample_weight=None):
@@ -1012,9 +1026,15 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         score : float
         """
         self._check_refitted()
+        self._check_namespace(X, "score")
         return self.best_estimator_.score(
             self._validated(X), y, sample_weight=sample_weight
         )
+
+    def _check_namespace(self, X, method):
+        """``X`` must be of the namespace and device of the fit (array API)."""
+        if isinstance(self.best_estimator_, RepeatedSelfDistillationRegressor):
+            check_same_namespace(X, self, attribute="coef_", method=method)
 
     def _validated(self, X):
         """``X`` as ``best_estimator_`` saw it: the closed form refits on arrays."""

@@ -139,7 +139,7 @@ def prepare_fold(X, Y, sample_weight, train, test, *, fit_intercept, solver):
             if sample_weight is None
             else _float64(_rows(sample_weight, test))
         ),
-        n_train=float(len(train) if w_tr is None else w_tr.sum()),
+        n_train=float(len(train) if w_tr is None else array_namespace(w_tr).sum(w_tr)),
     )
 
 
@@ -165,7 +165,7 @@ def prepare_spectral_fold(estimator, X, Y, sample_weight, train, test):
         w_val=(
             np.ones(y_val.shape[0]) if sample_weight is None else sample_weight[test]
         ),
-        n_train=float(len(train) if w_tr is None else w_tr.sum()),
+        n_train=float(len(train) if w_tr is None else array_namespace(w_tr).sum(w_tr)),
     )
 
 
