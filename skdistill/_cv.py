@@ -36,7 +36,7 @@ from ._cv_closed_form import (
 )
 from ._cv_engine import RULES, filter_powers, pool_targets, select
 from ._cv_results import format_cv_results
-from ._filter import xi_bar_to_xi, xi_to_xi_bar
+from ._filter import _xi_bar_rows_to_xi, xi_bar_to_xi, xi_to_xi_bar
 from ._kernel import KernelSelfDistillationRegressor
 from ._linear import RepeatedSelfDistillationRegressor
 from ._meta import _DefaultEstimatorMixin
@@ -874,7 +874,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             steps,
             rule=self.selection,
             tol=tol,
-            eligible_fn=_representable,
+            eligible_fn=_representable_rows,
             nested=self.return_honest_score,
             Phi=Phi,
             families=families,
@@ -914,26 +914,33 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         self.selection_ = result.rule
         self.alpha_refit_scale_ = refit_scale
 
-        params = []
-        for c, xi_pad in zip(result.chosen, result.chosen_xi_bar, strict=True):
-            k, a, _ = cands[c]
-            xi_bar = xi_pad[: k + 1].copy()
-            _warn_edge(alphas, a)
-            # Ridge refits at the validated alpha, as RidgeCV does: its
-            # optimal penalty does not grow with n. A student's filter is a
-            # polynomial in h validated on the training folds' h only, which
-            # the rescaling keeps (without it, bench_selection.py's aligned
-            # family had 28x RidgeCV's excess risk at n = 100 instead of 0.71x).
-            scale = refit_scale if k > 0 else 1.0
-            params.append(
-                {
-                    "alpha": float(alphas[a] * scale),
-                    "n_steps": k,
-                    "xi": xi_bar_to_xi(xi_bar),
-                    "xi_bar": xi_bar,
-                    "alpha_cv": float(alphas[a]),
-                }
-            )
+        cand_k = np.array([k for k, _, _ in cands])
+        ks = cand_k[result.chosen]
+        a_idx = np.array([a for _, a, _ in cands])[result.chosen]
+        _warn_edge(alphas, a_idx)
+        # Ridge refits at the validated alpha, as RidgeCV does: its optimal
+        # penalty does not grow with n. A student's filter is a polynomial in
+        # h validated on the training folds' h only, which the rescaling
+        # keeps (without it, bench_selection.py's aligned family had 28x
+        # RidgeCV's excess risk at n = 100 instead of 0.71x).
+        alpha_cv = np.asarray(alphas, dtype=float)[a_idx]
+        alpha_fit = alpha_cv * np.where(ks > 0, refit_scale, 1.0)
+        width = int(ks.max())
+        xi_all = np.full((ks.size, width), np.nan)
+        for k in np.unique(ks[ks > 0]):
+            sel = np.flatnonzero(ks == k)
+            xi_all[sel, :k] = _xi_bar_rows_to_xi(result.chosen_xi_bar[sel, : k + 1])[0]
+        xi_bar_all = result.chosen_xi_bar[:, : width + 1].copy()
+        params = [
+            {
+                "alpha": float(alpha_fit[j]),
+                "n_steps": int(ks[j]),
+                "xi": xi_all[j, : ks[j]].copy(),
+                "xi_bar": xi_bar_all[j, : ks[j] + 1].copy(),
+                "alpha_cv": float(alpha_cv[j]),
+            }
+            for j in range(ks.size)
+        ]
         if len(params) == 1:
             p = params[0]
             self.alpha_, self.cv_alpha_ = p["alpha"], p["alpha_cv"]
@@ -942,15 +949,8 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         else:
             # One type per attribute: arrays over targets, padded to the most
             # steps chosen (xi with NaN, xi_bar with zeros).
-            width = max(p["n_steps"] for p in params)
-            self.alpha_ = np.array([p["alpha"] for p in params])
-            self.cv_alpha_ = np.array([p["alpha_cv"] for p in params])
-            self.n_steps_ = np.array([p["n_steps"] for p in params])
-            self.xi_ = np.full((len(params), width), np.nan)
-            self.xi_bar_ = np.zeros((len(params), width + 1))
-            for j, p in enumerate(params):
-                self.xi_[j, : p["n_steps"]] = p["xi"]
-                self.xi_bar_[j, : p["n_steps"] + 1] = p["xi_bar"]
+            self.alpha_, self.cv_alpha_, self.n_steps_ = alpha_fit, alpha_cv, ks
+            self.xi_, self.xi_bar_ = xi_all, xi_bar_all
             self.best_params_ = [
                 {k: p[k] for k in ("alpha", "n_steps", "xi")} for p in params
             ]
@@ -1105,6 +1105,11 @@ def _check_x_magnitude(X, xp=np):
         )
 
 
+def _representable_rows(xi_bar):
+    """Rows ``(n, k + 1)`` of ``xi_bar`` that finite per-step ``xi`` reproduce."""
+    return _xi_bar_rows_to_xi(xi_bar)[1]
+
+
 def _representable(xi_bar):
     """Whether finite per-step ``xi`` reproduce ``xi_bar`` (to round-off)."""
     try:
@@ -1118,14 +1123,21 @@ def _representable(xi_bar):
     )
 
 
-def _warn_edge(alphas, a):
-    if alphas.size > 1 and a in (0, alphas.size - 1):
-        edge = "smallest" if a == 0 else "largest"
-        warn_user(
-            f"The chosen alpha={alphas[a]:.4g} is the {edge} value of the "
-            "grid; the optimum may lie outside it. Consider extending alphas.",
-            AlphaGridWarning,
-        )
+def _warn_edge(alphas, a_idx):
+    """Warn once per end of the grid that some chosen alpha sits on."""
+    a_idx = np.asarray(a_idx)
+    if alphas.size < 2:
+        return
+    for a, edge in ((0, "smallest"), (alphas.size - 1, "largest")):
+        count = int(np.sum(a_idx == a))
+        if count:
+            which = "" if a_idx.size == 1 else f" (for {count} of {a_idx.size} targets)"
+            warn_user(
+                f"The chosen alpha={alphas[a]:.4g} is the {edge} value of the "
+                f"grid{which}; the optimum may lie outside it. Consider "
+                "extending alphas.",
+                AlphaGridWarning,
+            )
 
 
 def _closed_form_results(

@@ -254,10 +254,10 @@ def select(
     tol : ndarray of shape (G,)
         Ties (see :func:`_apply_rule`).
     eligible_fn : callable, default=None
-        ``xi_bar -> bool``: whether a candidate fitted on all folds may be
-        chosen (for example, is representable by per-step ``xi``). Checked on
-        the chosen candidate; an ineligible choice is excluded and the rule
-        re-run for that group.
+        ``xi_bar (n, k + 1) -> bool (n,)``: whether candidates fitted on all
+        folds may be chosen (for example, are representable by per-step
+        ``xi``). Checked on the chosen candidates; an ineligible choice is
+        excluded and the rule re-run for that group.
     nested : bool, default=True
         Also compute the nested estimate of the rule (``K`` more selections).
     Phi : ndarray of shape (A, m, p - 1), default=None
@@ -435,20 +435,24 @@ def _select_batch(F, plan, tol, eligible_fn):
             honest[:, :, j] = cand_err(leave1[j], np.array([j]))[:, :, 0]
     deg0 = degrees(0)
     eligible = np.ones((G, C), dtype=bool)
+    cand_k = np.array([k for k, _, _ in cands])
+    groups = np.arange(G)
     while True:
         chosen = _apply_rule(rule, raw, honest, level, cand_a, tol, eligible)
         chosen_xi = np.zeros((G, max_steps + 1))
+        deg, a, sh = deg0[groups, chosen], cand_a[chosen], plan.cand_shrink[chosen]
+        for fam, (xs, _, _) in fits.items():
+            for d, x in enumerate(xs):
+                sel = np.flatnonzero((sh == fam) & (deg == d))
+                chosen_xi[sel, : d + 1] = x[sel, a[sel], 0]
         redo = np.zeros(G, dtype=bool)
-        for g in range(G):
-            c = chosen[g]
-            d = deg0[g, c]
-            xs = fits[cands[c][2]][0]
-            chosen_xi[g, : d + 1] = xs[d][g, cand_a[c], 0]
-            k = cands[c][0]
-            if eligible_fn is not None and k > 0:
-                if not eligible_fn(chosen_xi[g, : k + 1]):
-                    eligible[g, c] = False
-                    redo[g] = True
+        if eligible_fn is not None:
+            k_chosen = cand_k[chosen]
+            for k in np.unique(k_chosen[k_chosen > 0]):
+                sel = np.flatnonzero(k_chosen == k)
+                out = sel[~eligible_fn(chosen_xi[sel, : k + 1])]
+                eligible[out, chosen[out]] = False
+                redo[out] = True
         if not redo.any():
             break
     xi_bar0 = []  # the first group's, for cv_results_

@@ -432,3 +432,43 @@ def pure_filters(h, n_steps):
     h = xp.astype(h, dtype)
     powers = xp.arange(1, n_steps + 2, dtype=dtype, device=device)
     return h[..., None] ** powers
+
+
+def _xi_bar_rows_to_xi(xi_bar):
+    """:func:`xi_bar_to_xi` for rows ``(n, k + 1)`` at once, NumPy.
+
+    Returns ``xi`` of shape ``(n, k)`` and whether each row is represented
+    (finite ``xi`` whose ``xi_bar`` equals the row to round-off, as
+    ``SelfDistillCV`` requires of a chosen filter); rows that are not have
+    meaningless ``xi``.
+    """
+    xi_bar = np.asarray(xi_bar, dtype=np.float64)
+    n, k1 = xi_bar.shape
+    k = k1 - 1
+    finite = np.all(np.isfinite(xi_bar), axis=1)
+    xb = np.where(finite[:, None], xi_bar, 0.0)
+    size = np.maximum(1.0, np.abs(xb).sum(axis=1))
+    ok = finite & (np.abs(xb.sum(axis=1) - 1.0) <= 1e-8 * size)
+    # tail[:, m] = T_m = sum_{l >= m} xi_bar[l], with T_0 = 1 by definition.
+    tail = np.cumsum(xb[:, ::-1], axis=1)[:, ::-1].copy()
+    tail[:, 0] = 1.0
+    xi = np.zeros((n, k))
+    stopped = np.zeros(n, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for m in range(k):
+            # A vanishing tail sum: the earlier steps are free (left at 0)
+            # provided nothing remains to represent.
+            zero = ~stopped & (tail[:, m] == 0.0)
+            ok &= ~(zero & np.any(tail[:, m:] != 0.0, axis=1))
+            stopped |= zero
+            live = ~stopped
+            xi[live, k - 1 - m] = tail[live, m + 1] / tail[live, m]
+        # Back to xi_bar by the recursion of xi_to_xi_bar, row-wise.
+        back = np.ones((n, 1))
+        for j in range(k):
+            x = xi[:, j : j + 1]
+            back = np.concatenate([1.0 - x, x * back], axis=1)
+        err = np.linalg.norm(back - xb, axis=1)
+    ok &= np.all(np.isfinite(back), axis=1) & np.all(np.isfinite(xi), axis=1)
+    ok &= err <= 1e-8 * np.maximum(1.0, np.linalg.norm(xb, axis=1))
+    return xi, ok

@@ -175,3 +175,39 @@ def test_xi_to_xi_bar_rejects_non_finite_xi(xi):
     X = np.eye(2)
     with pytest.raises(ValueError, match="xi must be"):
         excess_risk(X, [1.0, 0.0], noise=0.1, alpha=0.1, xi=xi)
+
+
+@given(
+    xi=st.lists(
+        st.floats(-3, 3, allow_nan=False).filter(lambda v: abs(v) > 1e-3),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_xi_bar_rows_to_xi_equals_the_scalar_inverse(xi):
+    # Rows of representable filters, of one zero-padded lower degree, and of
+    # filters with a vanishing tail followed by a non-zero coefficient.
+    from skdistill._filter import _xi_bar_rows_to_xi
+
+    xb = xi_to_xi_bar(xi)
+    k = len(xi)
+    padded = np.concatenate([xi_to_xi_bar(xi[:-1]) if k > 1 else [1.0], [0.0]])
+    broken = np.zeros(k + 1)
+    broken[0], broken[-1] = 1.0, 0.0
+    if k >= 2:
+        broken[[0, 1, -1]] = [1.0, 1.0, -1.0]  # tail T_2 .. vanishes early
+    rows = np.vstack([xb, padded, broken])
+    got, ok = _xi_bar_rows_to_xi(rows)
+    for row, g, o in zip(rows, got, ok, strict=True):
+        try:
+            ref = xi_bar_to_xi(row)
+        except ValueError:
+            assert not o
+            continue
+        back = xi_to_xi_bar(ref)
+        fine = np.all(np.isfinite(back)) and np.linalg.norm(
+            back - row
+        ) <= 1e-8 * max(1.0, np.linalg.norm(row))
+        assert o == fine
+        if o:
+            np.testing.assert_array_equal(g, ref)
