@@ -93,8 +93,8 @@ class _Backend:
         return float("nan")
 
 
-def _timed(backend, fn, repeats=1):
-    fn()  # warm-up: kernels compiled, memory pools grown
+def _timed(backend, fn, repeats=1, warm=None):
+    (warm or fn)()  # warm-up: kernels compiled, memory pools grown
     backend.sync()
     best = np.inf
     for _ in range(repeats):
@@ -137,7 +137,7 @@ def _check(backend, X, Y, n_check):
     return same_steps, same_alpha, err
 
 
-def _report(backend, X, Y):
+def _report(backend, X, Y, profile=False):
     """Time every method on ``Y``'s targets and print one table."""
     Xd, Yd = backend.put(X), backend.put(Y)
     t = Y.shape[1]
@@ -147,7 +147,11 @@ def _report(backend, X, Y):
         ("SelfDistillCV (no honest_score_)", {"return_honest_score": False}),
     ):
         try:
-            rows[label] = _timed(backend, lambda kw=kw: _search(Xd, Yd, **kw))
+            rows[label] = _timed(
+                backend,
+                lambda kw=kw: _search(Xd, Yd, **kw),
+                warm=lambda kw=kw: _search(Xd, Yd[:, :1000], **kw),
+            )
         except Exception as exc:
             rows[label] = (np.nan, np.nan, f"{type(exc).__name__}: {exc}")
     if backend.name == "torch":
@@ -168,6 +172,17 @@ def _report(backend, X, Y):
         with sklearn.config_context(array_api_dispatch=True):
             return Ridge(alpha=10.0).fit(Xd, Yd)
 
+    if profile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+        _search(Xd, Yd)
+        backend.sync()
+        prof.disable()
+        print(f"  profile of one default search on {t} targets:")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     for label, fn in (
         ("RSDR fit, per-target alpha", fit_rsdr),
         ("sklearn Ridge fit", fit_ridge),
@@ -189,6 +204,7 @@ def main():
     parser.add_argument("--targets", type=int, nargs="*", default=[20000, 100000])
     parser.add_argument("--backends", nargs="*", default=["torch", "cupy"])
     parser.add_argument("--check", type=int, default=300)
+    parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     for name in args.backends:
         try:
@@ -208,7 +224,8 @@ def main():
         except Exception as exc:  # report and go on to the timings
             print(f"  check failed: {type(exc).__name__}: {exc}")
         for t in args.targets:
-            _report(backend, X, Y[:, :t])
+            first = t == args.targets[0]
+            _report(backend, X, Y[:, :t], profile=args.profile and first)
 
 
 if __name__ == "__main__":
