@@ -318,7 +318,8 @@ def _ldp_plane(G, h, max_iter=None):
     # finished ones are collected and put back in order at the end.
     idx = xp.arange(nb, device=dev)
     gx, gy, hw = G[:, :, 0], G[:, :, 1], h
-    inv = 1.0 / xp.maximum(xp.sqrt(gx * gx + gy * gy), float(np.finfo(np.float64).tiny))
+    tiny = float(np.finfo(np.float64).tiny)
+    inv = 1.0 / xp.clip(xp.sqrt(gx * gx + gy * gy), min=tiny)
     zw = xp.zeros((nb, 2), dtype=G.dtype, device=dev)
     act = xp.full((nb, 2), -1, dtype=xp.int64, device=dev)  # active (-1: none)
     done_idx, done_z, done_ok = [], [], []
@@ -350,7 +351,7 @@ def _ldp_plane(G, h, max_iter=None):
         cands = [(xp.stack([px * scale, py * scale], axis=1), none)]
         for slot in range(2):  # the vertex of the new line with an active one
             q = act[:, slot]
-            qq = xp.maximum(q, 0)
+            qq = xp.clip(q, min=0)
             qx, qy, hq = (_gather(a, qq, xp) for a in (gx, gy, hw))
             det = px * qy - py * qx
             dsafe = xp.where(det != 0, det, 1.0)
@@ -370,7 +371,7 @@ def _ldp_plane(G, h, max_iter=None):
             u0 = xp.where(fine[:, None], u, 0.0)
             for slot in range(2):
                 q = act[:, slot]
-                qq = xp.maximum(q, 0)
+                qq = xp.clip(q, min=0)
                 hq = _gather(hw, qq, xp)
                 s = hq - _gather(gx, qq, xp) * u0[:, 0] - _gather(gy, qq, xp) * u0[:, 1]
                 fine = fine & ((q < 0) | (s <= _FEAS_TOL * (1 + xp.abs(hq))))

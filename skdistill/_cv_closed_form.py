@@ -229,11 +229,40 @@ def _r_factor(M, p, xp=np):
     if isinstance(M, np.ndarray):
         R = np.linalg.qr(M, mode="r")
     else:
-        R = xp.linalg.qr(M)[1]
+        R = householder_r(M, xp)
     if n >= p:
         return R
     zeros = xp.zeros(tuple(M.shape[:-2]) + (p - n, p), dtype=R.dtype, device=_device(R))
     return xp.concat([R, zeros], axis=-2)
+
+
+def householder_r(M, xp):
+    """R factors of a stack of matrices with few columns, elementwise.
+
+    Householder reflections applied to the whole stack at once, one column
+    at a time: as stable as LAPACK's QR, and a handful of array operations
+    for the ``(targets, rows, k + 2)`` stacks of the search, where a
+    library's batched QR may loop over the matrices or call a solver per
+    matrix. Returns ``(..., min(n, p), p)``, upper triangular.
+    """
+    A = xp.asarray(M, copy=True)
+    n, p = A.shape[-2], A.shape[-1]
+    for j in range(min(n, p)):
+        x = A[..., j:, j]
+        norm = xp.sqrt(xp.sum(x * x, axis=-1))
+        head = x[..., 0]
+        alpha = xp.where(head < 0, norm, -norm)  # -sign(head) |x|
+        v = xp.concat([(head - alpha)[..., None], x[..., 1:]], axis=-1)
+        vv = xp.sum(v * v, axis=-1)
+        scale = xp.where(vv > 0, 2.0 / xp.where(vv > 0, vv, 1.0), 0.0)
+        sub = A[..., j:, j:]
+        w = xp.sum(v[..., :, None] * sub, axis=-2)
+        step = (scale[..., None, None] * v[..., :, None]) * w[..., None, :]
+        A[..., j:, j:] = sub - step
+    k = min(n, p)
+    rows = xp.arange(k, device=_device(A))[:, None]
+    cols = xp.arange(p, device=_device(A))[None, :]
+    return xp.where(cols >= rows, A[..., :k, :], 0.0)
 
 
 def loo_statistics(

@@ -49,6 +49,7 @@ from sklearn.externals.array_api_compat import array_namespace
 from sklearn.externals.array_api_compat import device as _device
 
 from ._constrained import _from_z, _like, _may_leave_unit, _reduce, _shrink, _to_numpy
+from ._cv_closed_form import householder_r
 from ._filter import pure_filters
 
 __all__ = [
@@ -90,7 +91,7 @@ def pool_targets(stats, groups):
             if isinstance(R, np.ndarray):
                 per_fold.append(np.linalg.qr(R, mode="r"))
             else:
-                per_fold.append(xp.linalg.qr(R)[1])
+                per_fold.append(householder_r(R, xp))
         pooled.append(xp.stack(per_fold))
     return xp.stack(pooled)
 

@@ -491,10 +491,16 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         lam = spectrum.lam
         lam_max = float(xp.max(lam)) if lam.shape[0] else 0.0
         # Singular values in decreasing order; every solver reports min(n, d).
+        # Null directions (lam <= rank_rtol * lam_max, round-off of zero) are
+        # reported as 0: their square roots, up to 1e-8 * lam_max**0.5 for a
+        # Gram matrix, differ between eigensolvers and libraries.
+        null = rank_rtol * lam_max
         if numpy_:
-            singular_values = np.sqrt(np.sort(lam)[::-1][:n_components])
+            s2 = np.where(lam > null, lam, 0.0)
+            singular_values = np.sqrt(np.sort(s2)[::-1][:n_components])
         else:
-            singular_values = xp.sqrt(xp.sort(lam, descending=True)[:n_components])
+            s2 = xp.where(lam > null, lam, xp.zeros_like(lam))
+            singular_values = xp.sqrt(xp.sort(s2, descending=True)[:n_components])
         singular_values = _array_api.ldexp(singular_values, -x_exponent, xp)
         singular_values = xp.astype(singular_values, dtype)
         per_target = alphas.ndim == 2

@@ -160,3 +160,20 @@ def test_shrinking_solutions_equal_nnls_least_distance():
         r_got = np.linalg.norm(M[b] @ got[b] - v[b])
         r_ref = np.linalg.norm(M[b] @ ref - v[b])
         assert r_got == pytest.approx(r_ref, rel=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(20, 30, 4), (7, 3, 4), (5, 101, 3)])
+def test_householder_r_equals_lapack_qr(shape):
+    from sklearn.externals.array_api_compat import numpy as xnp
+
+    from skdistill._cv_closed_form import householder_r
+
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=shape) * np.logspace(0, -6, shape[-1])
+    R = householder_r(M, xnp)
+    ref = np.linalg.qr(M, mode="r")
+    # R is unique up to the signs of its rows for full column rank; both
+    # are backward stable: errors of eps times |M| times a small factor.
+    tol = 1e3 * np.finfo(float).eps * np.linalg.norm(M, axis=(-2, -1))
+    np.testing.assert_allclose(np.abs(R), np.abs(ref), atol=float(tol.max()), rtol=0)
+    assert np.all(np.tril(R[..., : min(shape[1:]), :], -1) == 0)

@@ -205,9 +205,9 @@ def test_xi_bar_rows_to_xi_equals_the_scalar_inverse(xi):
             assert not o
             continue
         back = xi_to_xi_bar(ref)
-        fine = np.all(np.isfinite(back)) and np.linalg.norm(
-            back - row
-        ) <= 1e-8 * max(1.0, np.linalg.norm(row))
+        fine = np.all(np.isfinite(back)) and np.linalg.norm(back - row) <= 1e-8 * max(
+            1.0, np.linalg.norm(row)
+        )
         assert o == fine
         if o:
             np.testing.assert_array_equal(g, ref)
