@@ -102,9 +102,9 @@ def _subset_errors(F, masks, max_degree, Phi=None):
     ``F``: (G, K, A, p, p), of any array API namespace (the work runs on its
     device); ``masks``: (S, K) booleans, True for the folds whose statistics
     fit ``xi_bar``; ``Phi``: (A, m, p - 1) NumPy array or None, the filter's
-    powers on the training spectra when it is kept in [0, 1]. Returns, as
-    NumPy arrays, ``x`` (list over degrees of arrays (G, A, S, degree + 1))
-    and ``err`` (G, A, S, max_degree + 1, K): every fold's error at each
+    powers on the training spectra when it is kept in [0, 1]. Returns, in
+    ``F``'s namespace, ``x`` (list over degrees of arrays (G, A, S, degree +
+    1)) and ``err`` (G, A, S, max_degree + 1, K): every fold's error at each
     subset's solution.
     """
     xp = array_namespace(F)
@@ -148,12 +148,12 @@ def _subset_errors(F, masks, max_degree, Phi=None):
                 a_idx,
             )
             x = xp.reshape(x, (G, A, S, j + 1))
-        xs.append(_to_numpy(x, xp))
+        xs.append(x)
         # Every fold's residual at every subset's solution, (G, A, K p, S).
         res = Fa[..., : j + 1] @ xp.permute_dims(x, (0, 1, 3, 2)) - Fa[..., -1:]
         err = xp.sum(xp.reshape(res * res, (G, A, K, p, S)), axis=3)
-        errs.append(_to_numpy(xp.permute_dims(err, (0, 1, 3, 2)), xp))
-    return xs, np.stack(errs, axis=3)
+        errs.append(xp.permute_dims(err, (0, 1, 3, 2)))
+    return xs, xp.stack(errs, axis=3)
 
 
 def filter_powers(lams, alphas, max_steps, n_points=64):
@@ -377,56 +377,77 @@ class _Plan:
 
 
 def _select_batch(F, plan, tol, eligible_fn):
+    """One batch of target groups: fits and gathers on ``F``'s device, rules on
+    the host (on ``(groups, candidates, folds)`` errors)."""
     steps, families, Phi, cands = plan.steps, plan.families, plan.Phi, plan.cands
     level, cand_a, cand_kidx = plan.level, plan.cand_a, plan.cand_kidx
     masks, leave1, leave2 = plan.masks, plan.leave1, plan.leave2
     rule, nested = plan.rule, plan.nested
+    xp = array_namespace(F)
+    dev = _device(F)
     max_steps = max(steps)
     G, K, A, p, _ = F.shape
     C = len(cands)
     S = len(masks)
+    in_subset = _like(xp, F, masks.astype(float))[None, None, :, None, :]
     fits = {}
     for shrink in families:
         xs, err = _subset_errors(F, masks, max_steps, Phi if shrink else None)
         # Degree used by candidate (k, a) fitted on subset s: the best, on
         # the subset's own folds, of the degrees up to k.
-        insample = np.einsum("gasdk,sk->gsad", err, masks.astype(float))
-        picks = np.stack(
-            [np.argmin(insample[..., : k + 1], axis=3) for k in steps], axis=2
-        )  # (G, S, n_steps, A)
+        insample = xp.sum(err * in_subset, axis=-1)  # (G, A, S, D)
+        picks = xp.stack(
+            [xp.argmin(insample[..., : k + 1], axis=3) for k in steps], axis=3
+        )  # (G, A, S, n_steps)
         fits[shrink] = (xs, err, picks)
     if False not in fits:  # ridge comes from the free solve, whatever families
         xs, err = _subset_errors(F, masks, 0)
-        picks = np.zeros((G, S, len(steps), A), dtype=int)
+        picks = xp.zeros((G, A, S, len(steps)), dtype=xp.int64, device=dev)
         fits[False] = (xs, err, picks)
-    fam_idx = {sh: np.flatnonzero(plan.cand_shrink == sh) for sh in fits}
-    # Every fold's error of each (k, alpha) on every subset, at the degree
-    # it picks there: (S, A, n_steps, G, K) per family.
-    picked = {}
-    for sh, (_, err, picks) in fits.items():
-        e = np.take_along_axis(
-            err, picks.transpose(0, 3, 1, 2)[..., None], axis=3
-        )  # (G, A, S, n_steps, K)
-        picked[sh] = e.transpose(2, 1, 3, 0, 4)
+    fams = list(fits)
+    fam_idx = {sh: np.flatnonzero(plan.cand_shrink == sh) for sh in fams}
+    # Candidates grouped by family, and back to their order.
+    back = xp.asarray(
+        np.argsort(np.concatenate([fam_idx[sh] for sh in fams])), device=dev
+    )
     fam_k = {
-        sh: cand_kidx[idx] if sh or len(steps) == fits[sh][2].shape[2] else 0 * idx
+        sh: cand_kidx[idx] if sh or len(steps) == fits[sh][2].shape[3] else 0 * idx
         for sh, idx in fam_idx.items()
     }
+    n_k = len(steps)
+    # Each family's candidates as flat indices into (alpha, n_steps).
+    flat = {
+        sh: xp.asarray(cand_a[idx] * n_k + fam_k[sh], device=dev)
+        for sh, idx in fam_idx.items()
+    }
+    # Every fold's error of each (alpha, k) on every subset, at the degree it
+    # picks there: (G, A, S, n_steps, K) per family.
+    picked = {
+        sh: xp.take_along_axis(err, picks[..., None], axis=3)
+        for sh, (_, err, picks) in fits.items()
+    }
+
+    def on_candidates(per_family):
+        """(G, C, ...) from per-family arrays (G, C_f, ...), in candidate order."""
+        return xp.take(xp.concat(per_family, axis=1), back, axis=1)
 
     def degrees(s):
-        """(G, C) degree of every candidate's solution on subset s."""
-        deg = np.zeros((G, C), dtype=int)
-        for sh, idx in fam_idx.items():
-            deg[:, idx] = fits[sh][2][:, s, fam_k[sh], cand_a[idx]]
-        return deg
+        """(G, C) degree of every candidate's solution on subset s (host)."""
+        per = [
+            xp.take(xp.reshape(fits[sh][2][:, :, s, :], (G, A * n_k)), flat[sh], axis=1)
+            for sh in fams
+        ]
+        return _to_numpy(on_candidates(per), xp)
 
     def cand_err(s, folds):
-        """(G, C, len(folds)) errors on ``folds`` of every candidate fitted on s."""
-        res = np.empty((G, C, len(folds)))
-        for sh, idx in fam_idx.items():
-            e = picked[sh][s][cand_a[idx], fam_k[sh]]  # (Cf, G, K)
-            res[:, idx] = e[..., folds].transpose(1, 0, 2)
-        return res
+        """(G, C, len(folds)) errors on ``folds`` of every candidate fitted on s,
+        on the host."""
+        f = xp.asarray(np.asarray(folds), device=dev)
+        per = []
+        for sh in fams:
+            e = xp.reshape(picked[sh][:, :, s, ...], (G, A * n_k, K))
+            per.append(xp.take(xp.take(e, flat[sh], axis=1), f, axis=2))
+        return _to_numpy(on_candidates(per), xp)
 
     all_folds = np.arange(K)
     raw = cand_err(0, all_folds)
@@ -435,6 +456,8 @@ def _select_batch(F, plan, tol, eligible_fn):
         for j in range(K):
             honest[:, :, j] = cand_err(leave1[j], np.array([j]))[:, :, 0]
     deg0 = degrees(0)
+    # The fits on all folds, on the host: (G, A, d + 1) per family and degree.
+    xs0 = {sh: [_to_numpy(x[:, :, 0, :], xp) for x in fits[sh][0]] for sh in fams}
     eligible = np.ones((G, C), dtype=bool)
     cand_k = np.array([k for k, _, _ in cands])
     groups = np.arange(G)
@@ -442,10 +465,10 @@ def _select_batch(F, plan, tol, eligible_fn):
         chosen = _apply_rule(rule, raw, honest, level, cand_a, tol, eligible)
         chosen_xi = np.zeros((G, max_steps + 1))
         deg, a, sh = deg0[groups, chosen], cand_a[chosen], plan.cand_shrink[chosen]
-        for fam, (xs, _, _) in fits.items():
-            for d, x in enumerate(xs):
+        for fam in fams:
+            for d, x in enumerate(xs0[fam]):
                 sel = np.flatnonzero((sh == fam) & (deg == d))
-                chosen_xi[sel, : d + 1] = x[sel, a[sel], 0]
+                chosen_xi[sel, : d + 1] = x[sel, a[sel]]
         redo = np.zeros(G, dtype=bool)
         if eligible_fn is not None:
             k_chosen = cand_k[chosen]
@@ -460,7 +483,7 @@ def _select_batch(F, plan, tol, eligible_fn):
     for c, (k, a, sh) in enumerate(cands):
         x = np.zeros(k + 1)
         d = deg0[0, c]
-        x[: d + 1] = fits[sh][0][d][0, a, 0]
+        x[: d + 1] = xs0[sh][d][0, a]
         xi_bar0.append(x)
 
     nested_errors = np.full((G, K), np.nan)
