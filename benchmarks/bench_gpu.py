@@ -31,6 +31,7 @@ import warnings
 
 import numpy as np
 import sklearn
+from bench_targets import _problem  # the same data as on the CPU
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
@@ -38,15 +39,6 @@ from skdistill import RepeatedSelfDistillationRegressor, SelfDistillCV
 
 warnings.simplefilter("ignore")
 ALPHAS = np.logspace(-1, 5, 20)
-
-
-def _problem(n_targets, n=2000, d=100, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    coef = rng.normal(size=(d, n_targets)) * (rng.random((d, n_targets)) < 0.2)
-    noise = rng.uniform(0.5, 20.0, size=n_targets)
-    Y = X @ coef + noise * rng.normal(size=(n, n_targets))
-    return X, Y
 
 
 class _Backend:

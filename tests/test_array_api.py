@@ -27,10 +27,8 @@ if os.environ.get("SCIPY_ARRAY_API") != "1":
     )
 
 import sklearn  # noqa: E402
+from _xp import NAMESPACES, NS_IDS, namespace, same_place  # noqa: E402
 from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
-from sklearn.externals.array_api_compat import (  # noqa: E402
-    get_namespace as compat_namespace,
-)
 from sklearn.utils.estimator_checks import (  # noqa: E402
     check_array_api_input_and_values,
 )
@@ -53,45 +51,11 @@ from skdistill._filter import (  # noqa: E402
 EPS64 = np.finfo(np.float64).eps
 EPS32 = np.finfo(np.float32).eps
 
-# (namespace, device name); the GPU and torch entries skip where unavailable.
-NAMESPACES = [
-    ("array_api_strict", "CPU_DEVICE"),
-    ("array_api_strict", "device1"),
-    ("torch", "cpu"),
-    ("torch", "cuda"),
-    ("cupy", None),
-]
-NS_IDS = [f"{ns}-{dev}" for ns, dev in NAMESPACES]
-
 
 @pytest.fixture(autouse=True)
 def _dispatch():
     with sklearn.config_context(array_api_dispatch=True):
         yield
-
-
-def _namespace(name, device_name):
-    """``(xp, device)``: the (compatibility-wrapped) namespace and a device."""
-    mod = pytest.importorskip(name)
-    if name == "array_api_strict":
-        return mod, mod.Device(device_name)
-    if name == "torch":
-        if device_name == "cuda" and not mod.cuda.is_available():
-            pytest.skip("PyTorch without CUDA")
-        return compat_namespace(mod.asarray(1)), device_name
-    try:  # cupy
-        mod.cuda.runtime.getDeviceCount()
-    except Exception:  # pragma: no cover - no GPU
-        pytest.skip("CuPy without a GPU")
-    return compat_namespace(mod.asarray(1)), None  # pragma: no cover
-
-
-def _same_place(a, xp, device):
-    """``a`` is an array of ``xp`` on ``device``."""
-    a_xp = compat_namespace(a)
-    assert a_xp.__name__.rsplit(".", 1)[-1] == xp.__name__.rsplit(".", 1)[-1]
-    if device is not None:
-        assert str(a.device).split(":")[0] == str(device).split(":")[0]
 
 
 def _data(n=40, d=6, t=3, seed=0, dtype=np.float64):
@@ -200,7 +164,7 @@ def test_fit_predict_match_refits_and_numpy(
     ns, device_name, solver, case, fit_intercept
 ):
     """Every stage equals explicit ridge refits; fitted arrays stay in place."""
-    xp, device = _namespace(ns, device_name)
+    xp, device = namespace(ns, device_name)
     X, Y, w = _data()
     params, _ = CASES[case]
     est = RepeatedSelfDistillationRegressor(
@@ -214,21 +178,21 @@ def test_fit_predict_match_refits_and_numpy(
     stages = list(est_xp.staged_predict(X_xp))
     assert len(stages) == ref.shape[0]
     for got, want in zip(stages, ref, strict=True):
-        _same_place(got, xp, device)
+        same_place(got, xp, device)
         assert_allclose(to_numpy(got), want.T, rtol=rtol, atol=atol)
     pred = est_xp.predict(X_xp)
-    _same_place(pred, xp, device)
+    same_place(pred, xp, device)
     assert_allclose(to_numpy(pred), ref[-1].T, rtol=rtol, atol=atol)
     # The same numbers as the NumPy path, attribute by attribute.
     est_np = sklearn.clone(est).fit(X, Y, sample_weight=w)
     for name in ("coef_", "intercept_", "coef_path_", "intercept_path_", "xi_bar_"):
         got = getattr(est_xp, name)
-        _same_place(got, xp, device)
+        same_place(got, xp, device)
         want = np.asarray(getattr(est_np, name))
         assert_allclose(to_numpy(got), want, rtol=rtol, atol=rtol * np.abs(want).max())
     assert (solver == "cholesky") != hasattr(est_xp, "singular_values_")
     if solver != "cholesky":
-        _same_place(est_xp.singular_values_, xp, device)
+        same_place(est_xp.singular_values_, xp, device)
         assert_allclose(
             to_numpy(est_xp.singular_values_), est_np.singular_values_, rtol=rtol
         )
@@ -244,7 +208,7 @@ def test_float32_stays_float32(ns, device_name, shape):
     largest prediction, ``cond`` that of the regularised Gram matrix (the
     "gram" and "dual" solvers square the condition number of ``X``).
     """
-    xp, device = _namespace(ns, device_name)
+    xp, device = namespace(ns, device_name)
     X, Y, w = _data(*shape, t=2)
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     est = RepeatedSelfDistillationRegressor(alpha=0.7, n_steps=2, xi=[0.5, 1.5])
@@ -314,7 +278,7 @@ def test_mixed_inputs_follow_X():
     assert_allclose(to_numpy(est.coef_), ref.coef_, rtol=1e-10)
 
 
-def test_parameters_as_arrays_of_the_namespace():
+def test_parameters_as_arrays_of_thenamespace():
     """``alpha`` and ``xi`` given as arrays of the data's namespace (on a device)."""
     xp = pytest.importorskip("array_api_strict")
 
@@ -398,12 +362,12 @@ def test_other_estimators_refuse_other_namespaces(est):
 
 
 @pytest.mark.parametrize(("ns", "device_name"), NAMESPACES, ids=NS_IDS)
-def test_filter_helpers_stay_in_namespace(ns, device_name):
-    xp, device = _namespace(ns, device_name)
+def test_filter_helpers_stay_innamespace(ns, device_name):
+    xp, device = namespace(ns, device_name)
     lam = np.array([0.0, 0.3, 1.0, 7.0])
     lam_xp = xp.asarray(lam, device=device)
     got = filter_path(lam_xp, alpha=[1.0, 0.5, 2.0], xi=[0.5, 1.5], n_steps=2)
-    _same_place(got, xp, device)
+    same_place(got, xp, device)
     # Independent: g_i = h_i (xi_i g_{i-1} + 1 - xi_i), written out.
     h = [lam / (lam + a) for a in (1.0, 0.5, 2.0)]
     g0 = h[0]
@@ -411,13 +375,13 @@ def test_filter_helpers_stay_in_namespace(ns, device_name):
     g2 = h[2] * (1.5 * g1 - 0.5)
     assert_allclose(to_numpy(got), [g0, g1, g2], rtol=1e2 * EPS64)
     xi_bar = xi_to_xi_bar(xp.asarray([0.5, 2.0], device=device))
-    _same_place(xi_bar, xp, device)
+    same_place(xi_bar, xp, device)
     assert_allclose(to_numpy(xi_bar), [-1.0, 1.0, 1.0])
     xi = xi_bar_to_xi(xi_bar)
-    _same_place(xi, xp, device)
+    same_place(xi, xp, device)
     assert_allclose(to_numpy(xi), [0.5, 2.0])
     powers = pure_filters(xp.asarray([0.5, 0.25], device=device), 2)
-    _same_place(powers, xp, device)
+    same_place(powers, xp, device)
     assert_allclose(to_numpy(powers), [[0.5, 0.25, 0.125], [0.25, 0.0625, 0.015625]])
     # Per target: a target with one step repeats it; Horner and recursion.
     q = inverse_filter_path_per_target(
@@ -425,7 +389,7 @@ def test_filter_helpers_stay_in_namespace(ns, device_name):
         np.array([[1.0, 1.0, 1.0], [1.0, 0.5, 2.0]]),
         np.array([[0.5, np.nan], [0.5, 1.5]]),
     )
-    _same_place(q, xp, device)
+    same_place(q, xp, device)
     with np.errstate(divide="ignore", invalid="ignore"):
         want_t0 = [1 / (lam + 1), (0.5 * lam / (lam + 1) + 0.5) / (lam + 1)]
         q0 = 1 / (lam + 1.0)
@@ -458,7 +422,7 @@ ESTIMATORS = [
 def test_sklearn_array_api_values_check(est, ns, device_name, sample_weight):
     """scikit-learn's check with values compared (parametrize_with_checks
     runs it without values, in tests/test_linear.py)."""
-    _namespace(ns, device_name)
+    namespace(ns, device_name)
     check_array_api_input_and_values(
         type(est).__name__,
         est,

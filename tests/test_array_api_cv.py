@@ -18,24 +18,14 @@ if os.environ.get("SCIPY_ARRAY_API") != "1":
     )
 
 import sklearn  # noqa: E402
+from _xp import NAMESPACES, NS_IDS, namespace, same_place  # noqa: E402
 from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.externals.array_api_compat import (  # noqa: E402
-    get_namespace as compat_namespace,
-)
 from sklearn.model_selection import KFold  # noqa: E402
 
 from skdistill import KernelSelfDistillationRegressor, SelfDistillCV  # noqa: E402
 from skdistill._array_api import to_numpy  # noqa: E402
 
-NAMESPACES = [
-    ("array_api_strict", "CPU_DEVICE"),
-    ("array_api_strict", "device1"),
-    ("torch", "cpu"),
-    ("torch", "cuda"),
-    ("cupy", None),
-]
-NS_IDS = [f"{ns}-{dev}" for ns, dev in NAMESPACES]
 ALPHAS = np.logspace(-2, 3, 8)
 
 
@@ -45,21 +35,6 @@ def _dispatch():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             yield
-
-
-def _namespace(name, device_name):
-    mod = pytest.importorskip(name)
-    if name == "array_api_strict":
-        return mod, mod.Device(device_name)
-    if name == "torch":
-        if device_name == "cuda" and not mod.cuda.is_available():
-            pytest.skip("PyTorch without CUDA")
-        return compat_namespace(mod.asarray(1)), device_name
-    try:  # cupy
-        mod.cuda.runtime.getDeviceCount()
-    except Exception:  # pragma: no cover - no GPU
-        pytest.skip("CuPy without a GPU")
-    return compat_namespace(mod.asarray(1)), None  # pragma: no cover
 
 
 def _data(n=90, d=5, t=4, seed=0):
@@ -75,7 +50,7 @@ def _data(n=90, d=5, t=4, seed=0):
 @pytest.mark.parametrize("per_target", [True, False])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_search_equals_numpy_and_stays_on_device(ns, device_name, per_target, weighted):
-    xp, device = _namespace(ns, device_name)
+    xp, device = namespace(ns, device_name)
     X, Y, w = _data()
     folds = list(KFold(5, shuffle=True, random_state=0).split(X))
     kw = dict(alphas=ALPHAS, n_steps=(0, 1, 2), cv=folds, alpha_per_target=per_target)
@@ -95,9 +70,7 @@ def test_search_equals_numpy_and_stays_on_device(ns, device_name, per_target, we
     assert_array_equal(to_numpy(got.cv_alpha_), ref.cv_alpha_)
     assert_allclose(to_numpy(got.xi_bar_), ref.xi_bar_, rtol=1e-7, atol=1e-9)
     pred = got.predict(put(X))
-    assert compat_namespace(pred).__name__.endswith(xp.__name__.rsplit(".", 1)[-1])
-    if device is not None:
-        assert str(pred.device).split(":")[0] == str(device).split(":")[0]
+    same_place(pred, xp, device)
     ref_pred = ref.predict(X)
     assert_allclose(
         to_numpy(pred), ref_pred, rtol=0, atol=1e-9 * np.abs(ref_pred).max()
