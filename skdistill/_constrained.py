@@ -68,7 +68,9 @@ def _basis(p, xp=np, ref=None):
 
 
 def _dot(a, b, xp):
-    """Sums over the last axis of ``a * b``."""
+    """Sums over the last axis of ``a * b`` (no temporary with NumPy)."""
+    if isinstance(a, np.ndarray):
+        return np.einsum("...n,...n->...", a, b)
     return xp.sum(a * b, axis=-1)
 
 
@@ -113,7 +115,7 @@ def _reduce(M, v, rcond=XI_RCOND):
         )
     N = _basis(p, xp, M)
     B = M[..., 1:] - M[..., :1]  # M @ N
-    col = xp.sqrt(xp.sum(B * B, axis=-2))
+    col = xp.sqrt(_dot(xp.matrix_transpose(B), xp.matrix_transpose(B), xp))
     nonzero = col > 0
     col = xp.where(nonzero, col, 1.0)
     B = B / col[..., None, :]

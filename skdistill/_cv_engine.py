@@ -110,13 +110,12 @@ def _subset_errors(F, masks, max_degree, Phi=None):
     xp = array_namespace(F)
     G, K, A, p, _ = F.shape
     S = len(masks)
-    masks = _like(xp, F, np.asarray(masks, dtype=float))
-    # (G, A, S, K * p, p): excluded folds contribute zero rows.
-    Ft = xp.permute_dims(F, (0, 2, 1, 3, 4))
-    Fs = Ft[:, :, None, ...] * masks[None, None, :, :, None, None]
-    Fs = xp.reshape(Fs, (G, A, S, K * p, p))
+    # (G, A, K * p, p): every fold's rows, then (G, A, S, K * p, p) with the
+    # rows of the folds outside each subset zeroed (both C-contiguous).
+    Fa = xp.reshape(xp.permute_dims(F, (0, 2, 1, 3, 4)), (G, A, K * p, p))
+    rows = np.repeat(np.asarray(masks, dtype=float), p, axis=1)  # (S, K * p)
+    Fs = Fa[:, :, None, ...] * _like(xp, F, rows)[None, None, :, :, None]
     v = Fs[..., -1]
-    Fa = xp.reshape(Ft, (G, A, K * p, p))
     if Phi is not None:
         Phi = _like(xp, F, Phi)
         a_idx = xp.reshape(
@@ -422,10 +421,11 @@ def _select_batch(F, plan, tol, eligible_fn):
     }
     # Every fold's error of each (alpha, k) on every subset, at the degree it
     # picks there: (G, A, S, n_steps, K) per family.
-    picked = {
-        sh: xp.take_along_axis(err, picks[..., None], axis=3)
-        for sh, (_, err, picks) in fits.items()
-    }
+    picked = {}
+    for sh, (_, err, picks) in fits.items():
+        e = xp.take_along_axis(err, picks[..., None], axis=3)  # (G, A, S, n_k, K)
+        # (S, G, A * n_k, K): each subset's block contiguous, gathered once.
+        picked[sh] = xp.reshape(xp.permute_dims(e, (2, 0, 1, 3, 4)), (S, G, -1, K))
 
     def on_candidates(per_family):
         """(G, C, ...) from per-family arrays (G, C_f, ...), in candidate order."""
@@ -445,8 +445,9 @@ def _select_batch(F, plan, tol, eligible_fn):
         f = xp.asarray(np.asarray(folds), device=dev)
         per = []
         for sh in fams:
-            e = xp.reshape(picked[sh][:, :, s, ...], (G, A * n_k, K))
-            per.append(xp.take(xp.take(e, flat[sh], axis=1), f, axis=2))
+            per.append(
+                xp.take(xp.take(picked[sh][s, ...], flat[sh], axis=1), f, axis=2)
+            )
         return _to_numpy(on_candidates(per), xp)
 
     all_folds = np.arange(K)
