@@ -26,11 +26,11 @@ from sklearn.utils.validation import (
 
 from ._array_api import check_numpy_only
 from ._filter import (
-    combine_pure_distillates,
     filter_path,
     inverse_filter_path,
     xi_to_xi_bar,
 )
+from ._spectral import _shared_chain
 from ._validation import check_step_array
 
 __all__ = ["KernelSelfDistillationRegressor"]
@@ -546,30 +546,27 @@ def _cholesky_path(K, Yw, alphas, xis):
 
     With ``Kw = S K S`` and ``Yw = S Y``, step ``i`` solves
     ``(Kw + alpha_i I) u_i = xi_i Kw u_{i-1} + (1 - xi_i) Yw``; the dual
-    coefficients are ``S u_i``. Returns None if a factorisation fails.
+    coefficients are ``S u_i``. The chain is the linear estimator's
+    (:func:`skdistill._spectral._shared_chain`: with one alpha, the pure
+    distillates combined by each step's ``xi_bar``). Returns None if a
+    factorisation fails.
     """
     factors = {}
-    path = np.empty((alphas.size,) + Yw.shape)
     diag = K.diagonal().copy()
-    targets = Yw
-    # One alpha: build the pure distillates (xi = 1) and combine them by each
-    # step's xi_bar, the same evaluation as the eigendecomposition path.
-    pure = np.all(alphas == alphas[0])
-    for i, a in enumerate(alphas):
+
+    def solve(a, B):
         if a not in factors:
             K.flat[:: K.shape[0] + 1] = diag + a
             try:
                 factors[a] = linalg.cho_factor(K, lower=True, check_finite=False)
-            except linalg.LinAlgError:
-                return None
             finally:
                 K.flat[:: K.shape[0] + 1] = diag
-        if i > 0 and pure:
-            targets = K @ path[i - 1]
-        elif i > 0:
-            targets = xis[i - 1] * (K @ path[i - 1]) + (1.0 - xis[i - 1]) * Yw
-        path[i] = linalg.cho_solve(factors[a], targets, check_finite=False)
-    return combine_pure_distillates(path, xis) if pure else path
+        return linalg.cho_solve(factors[a], B, check_finite=False)
+
+    try:
+        return _shared_chain(solve, K, Yw, np.asarray(alphas), np.asarray(xis))
+    except linalg.LinAlgError:
+        return None
 
 
 def _constrained_alphas(d, proj, total, epsilon, xis, n_steps):
