@@ -217,7 +217,8 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         with zeros beyond its own ``n_steps[t] + 1`` entries.
     singular_values_ : ndarray of shape (min(n_samples, n_features),)
         Singular values of the centred (weighted) training data, in
-        decreasing order. Not set by ``solver="cholesky"``.
+        decreasing order; those of null directions (below the solver's rank
+        cut-off, round-off of zero) are 0. Not set by ``solver="cholesky"``.
     solver_ : str
         The solver used.
     n_features_in_ : int
