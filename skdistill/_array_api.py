@@ -112,9 +112,10 @@ def to_namespace(*arrays, xp, device):
 def to_numpy(a):
     """``a`` as a NumPy array if it is an array of another namespace, else ``a``.
 
-    Moves the data to the host: for small arrays only (hyperparameters such
-    as ``alpha`` and ``xi``). Lists, scalars, None and NumPy arrays are
-    returned unchanged.
+    Copies the data to the host, so it is for arrays that are small next to
+    the data (hyperparameters such as ``alpha`` and ``xi``, the search's
+    per-candidate errors). Lists, scalars, None and NumPy arrays are returned
+    unchanged.
     """
     if not _is_xp_array(a) or isinstance(a, np.ndarray):
         return a

@@ -22,6 +22,8 @@ import numpy as np
 from sklearn.externals.array_api_compat import array_namespace
 from sklearn.externals.array_api_compat import device as _device
 
+from ._array_api import to_numpy
+
 __all__ = ["XI_RCOND", "constrained_lstsq"]
 
 # Relative singular-value cutoff of the xi_bar solve, on column-normalised
@@ -225,12 +227,13 @@ def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
     P = xp.take(Phi, a_idx[bad], axis=0)
     PT = P @ T  # (nb, m, q): the constraints' sensitivity to z
     base = phi  # the filter at z = 0
-    ridge = _from_z(T[:, :, :0], c[:, :0])
-    out = ridge
+    ridge = _from_z(T[:, :, :0], c[:, :0])  # e_0 on every row
+    out = xp.asarray(ridge, copy=True)
     r1 = rank == 1
     if bool(xp.any(r1)):
-        x1 = _shrink_interval(T[:, :, 0], c[:, 0], base, PT[:, :, 0], xp)
-        out = xp.where(r1[:, None], x1, out)
+        out[r1] = _shrink_interval(
+            T[r1][:, :, 0], c[r1][:, 0], base[r1], PT[r1][:, :, 0], xp
+        )
     r2 = rank == 2
     ok = ~(r2 | (rank > 2))
     if bool(xp.any(r2)):
@@ -244,10 +247,10 @@ def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
         out[r2] = x2
         ok[r2] = ok2
     if not bool(xp.all(ok)):  # rare: NNLS, one problem at a time, on the host
-        rest = np.flatnonzero(_to_numpy(~ok, xp))
-        PT_h, base_h = _to_numpy(PT, xp), _to_numpy(base, xp)
-        T_h, c_h, rank_h = _to_numpy(T, xp), _to_numpy(c, xp), _to_numpy(rank, xp)
-        fixed = _to_numpy(out, xp).copy()
+        rest = np.flatnonzero(to_numpy(~ok))
+        PT_h, base_h = to_numpy(PT), to_numpy(base)
+        T_h, c_h, rank_h = to_numpy(T), to_numpy(c), to_numpy(rank)
+        fixed = np.array(to_numpy(out))
         for i in rest:
             r = int(rank_h[i])
             z = _ldp_nnls(PT_h[i, :, :r], base_h[i])
@@ -257,14 +260,6 @@ def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
     x = xp.asarray(x, copy=True)
     x[bad] = out
     return x
-
-
-def _to_numpy(a, xp):
-    if isinstance(a, np.ndarray):
-        return a
-    from sklearn.utils._array_api import _convert_to_numpy
-
-    return _convert_to_numpy(a, xp)
 
 
 def _shrink_interval(T, c, base, g, xp):

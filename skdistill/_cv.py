@@ -1112,15 +1112,7 @@ def _representable_rows(xi_bar):
 
 def _representable(xi_bar):
     """Whether finite per-step ``xi`` reproduce ``xi_bar`` (to round-off)."""
-    try:
-        xi = xi_bar_to_xi(xi_bar)
-    except ValueError:
-        return False
-    back = xi_to_xi_bar(xi)
-    return bool(
-        np.all(np.isfinite(back))
-        and np.linalg.norm(back - xi_bar) <= 1e-8 * max(1.0, np.linalg.norm(xi_bar))
-    )
+    return bool(_representable_rows(np.asarray(xi_bar, dtype=float)[None, :])[0])
 
 
 def _warn_edge(alphas, a_idx):

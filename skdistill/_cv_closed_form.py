@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.externals.array_api_compat import array_namespace
 from sklearn.externals.array_api_compat import device as _device
+from sklearn.utils import _safe_indexing
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.metaestimators import _safe_split
 
@@ -89,28 +90,14 @@ def _validation_basis(X_val, spectrum):
 
 
 def _rows(A, index):
-    """Rows ``index`` (a NumPy integer array) of ``A``, in ``A``'s namespace."""
-    if A is None:
-        return None
-    if sp.issparse(A) or isinstance(A, np.ndarray):
-        return A[index]
-    xp = array_namespace(A)
-    return xp.take(A, xp.asarray(index, device=_device(A)), axis=0)
+    """Rows ``index`` of ``A`` (None stays None), in ``A``'s namespace."""
+    return None if A is None else _safe_indexing(A, index)
 
 
 def _float64(a):
     """``a`` as float64 in its own namespace and on its device."""
-    if isinstance(a, np.ndarray):
-        return a.astype(np.float64, copy=False)
     xp = array_namespace(a)
-    return xp.astype(a, xp.float64)
-
-
-def _ones_like_rows(a, n):
-    if isinstance(a, np.ndarray):
-        return np.ones(n)
-    xp = array_namespace(a)
-    return xp.ones(n, dtype=xp.float64, device=_device(a))
+    return xp.astype(a, xp.float64, copy=False)
 
 
 def prepare_fold(X, Y, sample_weight, train, test, *, fit_intercept, solver):
@@ -128,6 +115,7 @@ def prepare_fold(X, Y, sample_weight, train, test, *, fit_intercept, solver):
         solver=solver,
     )
     y_val = _float64(_rows(Y, test))
+    xp = array_namespace(y_val)
     return PreparedFold(
         lam=_float64(spectrum.lam),
         A=_float64(_validation_basis(_rows(X, test), spectrum)),
@@ -135,7 +123,7 @@ def prepare_fold(X, Y, sample_weight, train, test, *, fit_intercept, solver):
         r=y_val - _float64(spectrum.y_offset),
         y_val=y_val,
         w_val=(
-            _ones_like_rows(y_val, y_val.shape[0])
+            xp.ones(y_val.shape[0], dtype=xp.float64, device=_device(y_val))
             if sample_weight is None
             else _float64(_rows(sample_weight, test))
         ),

@@ -48,7 +48,8 @@ import numpy as np
 from sklearn.externals.array_api_compat import array_namespace
 from sklearn.externals.array_api_compat import device as _device
 
-from ._constrained import _from_z, _like, _may_leave_unit, _reduce, _shrink, _to_numpy
+from ._array_api import to_numpy
+from ._constrained import _from_z, _like, _may_leave_unit, _reduce, _shrink
 from ._cv_closed_form import householder_r
 from ._filter import pure_filters
 
@@ -437,7 +438,7 @@ def _select_batch(F, plan, tol, eligible_fn):
             xp.take(xp.reshape(fits[sh][2][:, :, s, :], (G, A * n_k)), flat[sh], axis=1)
             for sh in fams
         ]
-        return _to_numpy(on_candidates(per), xp)
+        return to_numpy(on_candidates(per))
 
     def cand_err(s, folds):
         """(G, C, len(folds)) errors on ``folds`` of every candidate fitted on s,
@@ -448,7 +449,7 @@ def _select_batch(F, plan, tol, eligible_fn):
             per.append(
                 xp.take(xp.take(picked[sh][s, ...], flat[sh], axis=1), f, axis=2)
             )
-        return _to_numpy(on_candidates(per), xp)
+        return to_numpy(on_candidates(per))
 
     all_folds = np.arange(K)
     raw = cand_err(0, all_folds)
@@ -458,7 +459,7 @@ def _select_batch(F, plan, tol, eligible_fn):
             honest[:, :, j] = cand_err(leave1[j], np.array([j]))[:, :, 0]
     deg0 = degrees(0)
     # The fits on all folds, on the host: (G, A, d + 1) per family and degree.
-    xs0 = {sh: [_to_numpy(x[:, :, 0, :], xp) for x in fits[sh][0]] for sh in fams}
+    xs0 = {sh: [to_numpy(x[:, :, 0, :]) for x in fits[sh][0]] for sh in fams}
     eligible = np.ones((G, C), dtype=bool)
     cand_k = np.array([k for k, _, _ in cands])
     groups = np.arange(G)
