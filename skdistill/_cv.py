@@ -202,20 +202,24 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         Parameters of ``best_estimator_``: ``alpha`` (as ``alpha_``),
         ``n_steps`` and ``xi``; one dict per target with
         ``alpha_per_target``.
-    best_score_ : float
+    best_score_ : float or ndarray of shape (n_targets,)
         Mean cross-validated score of the best candidate, as
         :class:`~sklearn.model_selection.GridSearchCV` reports it (raw: its
         ``xi_bar`` was fitted on the same folds, so it is optimistic for
         students). Negative mean squared error by default, whereas
-        :meth:`score` returns R^2.
+        :meth:`score` returns R^2. With ``alpha_per_target``, one score per
+        target: that of the candidate the target chose, on that target alone
+        (as :class:`~sklearn.linear_model.RidgeCV` reports it).
     honest_score_ : float
         Closed form only: a nested estimate of the score of the whole
         selection. For each fold, the selection rule is re-run on the other
         folds' statistics and its choice, fitted on those folds, is scored on
         the left-out fold. NaN with one split, or with
         ``return_honest_score=False``.
-    best_index_ : int
-        Index of the best candidate in ``cv_results_``.
+    best_index_ : int or ndarray of shape (n_targets,)
+        Index of the best candidate in ``cv_results_``; with
+        ``alpha_per_target``, the row each target chose (the rows' scores
+        average the targets, each at its own optimum of ``xi_bar``).
     alpha_ : float or ndarray of shape (n_targets,)
         The penalty of ``best_estimator_`` (as ``RidgeCV.alpha_``), that is
         ``cv_alpha_``, times ``alpha_refit_scale_`` for a student.
@@ -576,7 +580,9 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             source = _streaming.read_chunks(
                 X, n_splits, seed, clone(self), sample_weight
             )
-        folds = source.prepared_folds(estimator.fit_intercept)
+        per_target = self.alpha_per_target and source.factors.n_targets > 1
+        y_scale = _target_scales(source.target_rms(), per_target)
+        folds = source.prepared_folds(estimator.fit_intercept, y_scale=y_scale)
         fit_times = np.full(n_splits, (time.perf_counter() - tic) / n_splits)
         self._select_closed_form(
             estimator,
@@ -587,6 +593,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             n_targets=source.factors.n_targets,
             n_ref=source.n_ref,
             refit_one=source.refit_function(estimator),
+            y_scale=y_scale,
         )
         # best_estimator_ saw the validated array, as in memory: it has no
         # feature names, and SelfDistillCV checks them at predict time.
@@ -620,9 +627,14 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         # The search works on y / y_scale: the choice is scale-free, and
         # squared errors of y near 1e-300 or 1e200 neither underflow to a
         # tie nor overflow; reported mean squared errors are scaled back.
-        y_scale = max_abs(Y, xp)
-        y_scale = y_scale if y_scale > 0 else 1.0
-        Y_unit = Y / y_scale
+        # Targets chosen separately are scaled separately.
+        per_target = self.alpha_per_target and Y.shape[1] > 1
+        y_scale = _target_scales(to_numpy(xp.max(xp.abs(Y), axis=0)), per_target)
+        Y_unit = Y / (
+            float(y_scale[0])
+            if not per_target
+            else xp.asarray(y_scale, dtype=Y.dtype, device=device)
+        )
         n_ref = float(X.shape[0] if sample_weight is None else xp.sum(sample_weight))
 
         def refit_one(p, targets, single):
@@ -882,23 +894,38 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         cands = result.candidates
         score_time = (time.perf_counter() - tic) / len(cands)
 
+        # y_scale: one per target group (the targets of a group share theirs).
+        g_scale = np.broadcast_to(np.asarray(y_scale, dtype=float), (n_targets,))
+        g_scale = np.array([g_scale[t[0]] for t in groups_of_targets])
+
         def to_score(err):
+            """Scores of errors (G, ...) of each group, on y's own scale."""
             if scoring == "r2":
                 return 1.0 - err
+            s = g_scale.reshape((-1,) + (1,) * (err.ndim - 1))
             with np.errstate(over="ignore"):  # y near 1e200: an MSE of inf
-                return -(err * y_scale) * y_scale
+                return -(err * s) * s
 
         # A row's score averages the targets' groups (each at its own optimum).
         weights = np.array([t.size for t in groups_of_targets], dtype=float)
         weights /= weights.sum()
-        row_scores = to_score(np.tensordot(weights, result.raw_errors, axes=1))
-        honest_scores = to_score(np.tensordot(weights, result.honest_errors, axes=1))
-        nested = to_score(np.tensordot(weights, result.nested_errors, axes=1))
-        best_index = (
-            int(result.chosen[0])
-            if len(groups_of_targets) == 1
-            else int(np.argmax(row_scores.mean(axis=1)))
-        )
+
+        def averaged(err):
+            with np.errstate(invalid="ignore"):  # -inf of several groups
+                return np.tensordot(weights, to_score(err), axes=1)
+
+        row_scores = averaged(result.raw_errors)
+        honest_scores = averaged(result.honest_errors)
+        nested = averaged(result.nested_errors)
+        # With one choice per target, best_index_ and best_score_ are per-target
+        # arrays (as alpha_): the row each target chose and its mean raw score.
+        chosen_scores = to_score(
+            result.raw_errors[np.arange(len(groups_of_targets)), result.chosen]
+        ).mean(axis=1)
+        if len(groups_of_targets) == 1:
+            best_index, best_score = int(result.chosen[0]), float(chosen_scores[0])
+        else:
+            best_index, best_score = result.chosen.astype(np.intp), chosen_scores
         self.cv_results_ = _closed_form_results(
             cands,
             alphas,
@@ -909,7 +936,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             score_time,
         )
         self.best_index_ = best_index
-        self.best_score_ = float(row_scores[best_index].mean())
+        self.best_score_ = best_score
         self.honest_score_ = float(np.mean(nested))
         self.selection_ = result.rule
         self.alpha_refit_scale_ = refit_scale
@@ -1103,6 +1130,19 @@ def _check_x_magnitude(X, xp=np):
             "search squares X, which over- or underflows beyond about 1e140 "
             "or below 1e-140. Rescale X (for example with StandardScaler)."
         )
+
+
+def _target_scales(max_abs_per_target, per_target):
+    """Scales (n_targets,) that the search divides the targets by.
+
+    Positive and finite: the largest magnitude of each target when targets
+    are chosen separately, else the largest of all (one scale keeps the
+    targets' relative weights in a shared choice); 1 for an all-zero target.
+    """
+    scale = np.asarray(max_abs_per_target, dtype=float).reshape(-1)
+    if not per_target:
+        scale = np.full(scale.shape, scale.max(initial=0.0))
+    return np.where((scale > 0) & np.isfinite(scale), scale, 1.0)
 
 
 def _representable_rows(xi_bar):

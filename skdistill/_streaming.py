@@ -732,8 +732,28 @@ class StreamedFolds:
     names: object  # feature names (ndarray) or None
     dtype: object  # dtype of the fitted attributes
 
-    def prepared_folds(self, fit_intercept):
-        """One :class:`PreparedFold` per hashed fold, from the pooled factors."""
+    def target_rms(self):
+        """(n_targets,) weighted root mean square of each target, all rows.
+
+        The norms of the factors' target columns: ``||sqrt(w) y||``.
+        """
+        d = self.factors.n_features
+        R = self.factors.R[:, :, 1 + d :]
+        W = float(np.sum(self.factors.R[:, 0, 0] ** 2))
+        with np.errstate(over="ignore", under="ignore"):
+            # Scaled per column first, so that y near 1e-200 or 1e200 keeps
+            # its norm in range.
+            top = np.max(np.abs(R), axis=(0, 1))
+            top = np.where(top > 0, top, 1.0)
+            norm = top * np.sqrt(np.sum((R / top) ** 2, axis=(0, 1)))
+        return norm / np.sqrt(W) if W > 0 else norm
+
+    def prepared_folds(self, fit_intercept, y_scale=None):
+        """One :class:`PreparedFold` per hashed fold, from the pooled factors.
+
+        ``y_scale`` (n_targets,): the folds see ``y / y_scale`` (the target
+        columns of the factors divided, which is exact for an R factor).
+        """
         factors, d = self.factors, self.factors.n_features
         if np.any(factors.n_rows == 0):
             empty = np.flatnonzero(factors.n_rows == 0).tolist()
@@ -741,11 +761,18 @@ class StreamedFolds:
                 f"cv={factors.R.shape[0]} left folds {empty} empty: too few rows "
                 "for that many folds."
             )
+        R = factors.R
+        if y_scale is not None:
+            R = R.copy()
+            R[:, :, 1 + d :] /= np.asarray(y_scale, dtype=np.float64)
         return [
             prepared_fold_from_factors(
-                factors.pooled(exclude=f), factors.R[f], d, fit_intercept=fit_intercept
+                _stack_r(*R[[g for g in range(R.shape[0]) if g != f]]),
+                R[f],
+                d,
+                fit_intercept=fit_intercept,
             )
-            for f in range(factors.R.shape[0])
+            for f in range(R.shape[0])
         ]
 
     def refit_function(self, estimator):
