@@ -1,47 +1,35 @@
 """``SelfDistillCV``: exact, fast tuning of alpha, xi and the number of steps."""
 
-import copy
 import time
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.base import is_classifier as _is_classifier
 from sklearn.metrics import check_scoring, get_scorer_names
-from sklearn.model_selection import check_cv
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
-    check_random_state,
     validate_data,
 )
 
 from . import _streaming
-from ._array_api import (
-    check_same_namespace,
-    max_abs,
-    namespace,
-    to_namespace,
-    to_numpy,
+from ._array_api import check_same_namespace, namespace, to_namespace, to_numpy
+from ._cv_engine import RULES
+from ._cv_results import STORED
+from ._cv_search import SearchSettings, search_closed_form
+from ._cv_sources import (
+    InMemorySplits,
+    LeaveOneOutRows,
+    StreamedSource,
+    check_x_magnitude,
+    target_scales,
 )
-from ._cv_closed_form import (
-    _rows,
-    fold_statistics,
-    loo_statistics,
-    prepare_fold,
-    prepare_spectral_fold,
-)
-from ._cv_engine import RULES, filter_powers, pool_targets, select
-from ._cv_results import format_cv_results
-from ._filter import _xi_bar_rows_to_xi, xi_bar_to_xi, xi_to_xi_bar
 from ._kernel import KernelSelfDistillationRegressor
 from ._linear import RepeatedSelfDistillationRegressor
 from ._meta import _DefaultEstimatorMixin
-from ._spectral import resolve_solver
-from .exceptions import AlphaGridWarning, warn_user
+from ._validation import check_splits
 
 __all__ = ["SelfDistillCV"]
 
@@ -50,7 +38,6 @@ _CLOSED_FORM_ESTIMATORS = (
     RepeatedSelfDistillationRegressor,
     KernelSelfDistillationRegressor,
 )
-_DEFAULT_ALPHA_SPAN = (-6.0, 1.0, 50)
 _MAX_CV_STEPS = 30
 
 
@@ -434,23 +421,6 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             raise ValueError("alpha_per_target=True needs the closed-form search.")
         return applies
 
-    def _splits(self, X, y, groups, classifier):
-        cv = check_cv(self.cv, y, classifier=classifier)
-        if getattr(cv, "shuffle", False) and getattr(cv, "random_state", 0) is None:
-            # Seed a copy: the user's splitter object is never modified.
-            cv = copy.deepcopy(cv)
-            cv.random_state = check_random_state(self.random_state).randint(2**31)
-        try:
-            splits = list(cv.split(X, y, groups))
-        except ValueError as exc:
-            raise ValueError(f"cv={self.cv!r} cannot split these data: {exc}") from exc
-        if not splits:
-            raise ValueError(f"cv={self.cv!r} produced no train/test split.")
-        for train, test in splits:
-            if len(train) == 0 or len(test) == 0:
-                raise ValueError(f"cv={self.cv!r} produced an empty fold.")
-        return splits
-
     # ------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None, sample_weight=None, *, groups=None):
@@ -525,46 +495,42 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         return self
 
     def _fit_optuna(self, estimator, X, y, sample_weight, groups, steps, alphas):
-        """Black-box search (:func:`search_optuna`); set the attributes."""
-        from ._optuna_search import _has_param, _import_optuna, search_optuna
+        """Black-box search (:func:`search_optuna`)."""
+        from ._optuna_search import _import_optuna, search_optuna
 
         _import_optuna()
         validate_data(self, X, y, skip_check_array=True)
-        res = search_optuna(
-            estimator,
-            X,
-            y,
-            sample_weight,
-            groups,
-            steps,
-            alphas,
-            cv=self.cv,
-            scoring=self.scoring,
-            n_trials=self.n_trials,
-            timeout=self.timeout,
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
-            verbose=self.verbose,
-            param_distributions=self.param_distributions,
-            refit=self.refit,
+        self._store(
+            search_optuna(
+                estimator,
+                X,
+                y,
+                sample_weight,
+                groups,
+                steps,
+                alphas,
+                cv=self.cv,
+                scoring=self.scoring,
+                n_trials=self.n_trials,
+                timeout=self.timeout,
+                random_state=self.random_state,
+                n_jobs=self.n_jobs,
+                verbose=self.verbose,
+                param_distributions=self.param_distributions,
+                refit=self.refit,
+            )
         )
-        self.study_ = res.study
-        self.scorer_ = res.scorer
-        self.n_splits_ = res.n_splits
-        self.cv_results_ = res.cv_results
-        self.best_index_ = res.best_index
-        self.best_score_ = res.best_score
-        self.best_params_ = bp = res.best_params
-        if "alpha" in bp:
-            self.alpha_ = bp["alpha"]
-        if _has_param(res.estimator, "n_steps"):
-            self.n_steps_ = bp.get("n_steps", res.estimator.get_params()["n_steps"])
-        if "xi" in bp:
-            self.xi_ = np.asarray(bp["xi"], dtype=float)
-            self.xi_bar_ = xi_to_xi_bar(self.xi_)
-        if res.best_estimator is not None:
-            self.best_estimator_ = res.best_estimator
-            self.refit_time_ = res.refit_time
+
+    def _settings(self):
+        return SearchSettings(
+            selection=self.selection,
+            filter_constraint=self.filter_constraint,
+            alpha_per_target=self.alpha_per_target,
+            return_honest_score=self.return_honest_score,
+            scoring="r2" if self.scoring == "r2" else "neg_mean_squared_error",
+            rescale_alpha=self.rescale_alpha,
+            verbose=self.verbose,
+        )
 
     def _fit_streamed(self, estimator, X, y, sample_weight, steps, alphas):
         """Chunks or dask data: per-fold factors read once, then the search.
@@ -575,31 +541,25 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         n_splits, seed = _streaming.check_stream_cv(self.cv, self.random_state)
         tic = time.perf_counter()
         if _streaming.is_dask_collection(X):
-            source = _streaming.read_dask(X, y, sample_weight, n_splits, seed)
+            folds = _streaming.read_dask(X, y, sample_weight, n_splits, seed)
         else:  # the probe takes the chunks' width and feature names
-            source = _streaming.read_chunks(
+            folds = _streaming.read_chunks(
                 X, n_splits, seed, clone(self), sample_weight
             )
-        per_target = self.alpha_per_target and source.factors.n_targets > 1
-        y_scale = _target_scales(source.target_rms(), per_target)
-        folds = source.prepared_folds(estimator.fit_intercept, y_scale=y_scale)
-        fit_times = np.full(n_splits, (time.perf_counter() - tic) / n_splits)
-        self._select_closed_form(
+        source = StreamedSource(
             estimator,
             folds,
-            fit_times,
-            steps,
-            alphas,
-            n_targets=source.factors.n_targets,
-            n_ref=source.n_ref,
-            refit_one=source.refit_function(estimator),
-            y_scale=y_scale,
+            per_target=self.alpha_per_target and folds.factors.n_targets > 1,
+            read_seconds=time.perf_counter() - tic,
         )
+        result = search_closed_form(source, steps, alphas, self._settings())
+        self._store(result)
+        self._refit_closed_form(source, result)
         # best_estimator_ saw the validated array, as in memory: it has no
         # feature names, and SelfDistillCV checks them at predict time.
-        self.n_features_in_ = source.factors.n_features
-        if source.names is not None:
-            self.feature_names_in_ = source.names
+        self.n_features_in_ = folds.factors.n_features
+        if folds.names is not None:
+            self.feature_names_in_ = folds.names
         else:
             self.__dict__.pop("feature_names_in_", None)
 
@@ -623,397 +583,69 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         else:
             y, sample_weight = to_namespace(y, sample_weight, xp=xp, device=device)
             Y = xp.reshape(xp.astype(y, X.dtype), (X.shape[0], -1))
-        _check_x_magnitude(X, xp)
-        # The search works on y / y_scale: the choice is scale-free, and
-        # squared errors of y near 1e-300 or 1e200 neither underflow to a
-        # tie nor overflow; reported mean squared errors are scaled back.
+        check_x_magnitude(X, xp)
         # Targets chosen separately are scaled separately.
         per_target = self.alpha_per_target and Y.shape[1] > 1
-        y_scale = _target_scales(to_numpy(xp.max(xp.abs(Y), axis=0)), per_target)
+        y_scale = target_scales(to_numpy(xp.max(xp.abs(Y), axis=0)), per_target)
         Y_unit = Y / (
             float(y_scale[0])
             if not per_target
             else xp.asarray(y_scale, dtype=Y.dtype, device=device)
         )
         n_ref = float(X.shape[0] if sample_weight is None else xp.sum(sample_weight))
-
-        def refit_one(p, targets, single):
-            est = clone(estimator).set_params(
-                alpha=p["alpha"], n_steps=p["n_steps"], xi=p["xi"]
-            )
-            y_sub = y if single else Y[:, int(targets[0])]
-            return est.fit(X, y_sub, sample_weight=sample_weight)
-
-        refit_all = None
-        if type(estimator) is RepeatedSelfDistillationRegressor:
-
-            def refit_all(alpha, n_steps, xi):
-                """One fit for every target with its own parameters."""
-                est = clone(estimator).set_params(alpha=alpha, n_steps=n_steps, xi=xi)
-                return est.fit(X, y, sample_weight=sample_weight)
-
+        args = (estimator, X, y, Y, Y_unit, sample_weight)
         if self.cv is None:
-            self._fit_leave_one_out(
-                estimator,
-                X,
-                Y_unit,
-                sample_weight,
-                steps,
-                alphas,
-                n_ref,
-                refit_one,
-                y_scale=y_scale,
-                refit_all=refit_all,
+            source = LeaveOneOutRows(*args, y_scale=y_scale, n_ref=n_ref)
+        else:
+            splits = check_splits(
+                self.cv, X, y, groups, classifier=False, random_state=self.random_state
             )
-            return
-        splits = self._splits(X, y, groups, classifier=False)
-        if sample_weight is not None:
-            for i, (train, test) in enumerate(splits):
-                for rows, part in ((train, "training"), (test, "validation")):
-                    if not float(xp.sum(_rows(sample_weight, rows))) > 0:
-                        raise ValueError(
-                            f"sample_weight sums to zero on the {part} rows of "
-                            f"split {i}: that split cannot be fitted or scored."
-                        )
-        spectral = hasattr(estimator, "_spectral_fit")
-        if not spectral:
-            fit_intercept = estimator.fit_intercept
-            solver = resolve_solver(estimator.solver, X, 1.0)
-            if solver == "svd" and sp.issparse(X):
-                solver = "gram"
-
-        def _prepare(train, test):
-            tic = time.perf_counter()
-            if spectral:
-                fold = prepare_spectral_fold(
-                    estimator, X, Y_unit, sample_weight, train, test
-                )
-            else:
-                fold = prepare_fold(
-                    X,
-                    Y_unit,
-                    sample_weight,
-                    train,
-                    test,
-                    fit_intercept=fit_intercept,
-                    solver=solver,
-                )
-            return fold, time.perf_counter() - tic
-
-        out = Parallel(n_jobs=self.n_jobs)(
-            delayed(_prepare)(train, test) for train, test in splits
-        )
-        folds = [f for f, _ in out]
-        fit_times = np.array([t for _, t in out])
-        self._select_closed_form(
-            estimator,
-            folds,
-            fit_times,
-            steps,
-            alphas,
-            n_targets=Y.shape[1],
-            n_ref=n_ref,
-            refit_one=refit_one,
-            refit_all=refit_all,
-            y_scale=y_scale,
-        )
-
-    def _fit_leave_one_out(
-        self,
-        estimator,
-        X,
-        Y,
-        sample_weight,
-        steps,
-        alphas,
-        n_ref,
-        refit_one,
-        y_scale,
-        refit_all=None,
-    ):
-        """``cv=None``: exact leave-one-out from one decomposition of all rows."""
-        if type(estimator) is not RepeatedSelfDistillationRegressor:
-            raise ValueError(
-                "cv=None (leave-one-out) needs a RepeatedSelfDistillationRegressor; "
-                f"got {type(estimator).__name__}. Pass an int or a splitter as cv."
+            source = InMemorySplits(
+                *args, splits, y_scale=y_scale, n_ref=n_ref, n_jobs=self.n_jobs
             )
-        if X.shape[0] < 3:
-            raise ValueError(
-                f"cv=None (leave-one-out) needs at least 3 samples, got {X.shape[0]}."
-            )
-        tic = time.perf_counter()
-        if alphas is None:
-            Xd = X.toarray() if sp.issparse(X) else X
-            lam_max = (
-                np.linalg.norm(
-                    (Xd - np.average(Xd, axis=0, weights=sample_weight))
-                    * (
-                        1.0
-                        if sample_weight is None
-                        else np.sqrt(sample_weight)[:, None]
-                    ),
-                    2,
-                )
-                ** 2
-            )
-            alphas = (lam_max if lam_max > 0 else 1.0) * np.logspace(
-                *_DEFAULT_ALPHA_SPAN
-            )
-        scoring = "r2" if self.scoring == "r2" else "neg_mean_squared_error"
-        stats, n_train = loo_statistics(
-            X,
-            Y,
-            sample_weight,
-            fit_intercept=estimator.fit_intercept,
-            alphas=alphas,
-            max_steps=max(steps),
-            scoring=scoring,
-        )
-        fit_times = np.full(len(stats), (time.perf_counter() - tic) / len(stats))
-        self._select_from_statistics(
-            stats,
-            fit_times,
-            tic,
-            steps,
-            alphas,
-            n_targets=Y.shape[1],
-            refit_scale=n_ref / n_train if self.rescale_alpha else 1.0,
-            refit_one=refit_one,
-            refit_all=refit_all,
-            y_scale=y_scale,
-        )
+        result = search_closed_form(source, steps, alphas, self._settings())
+        self._store(result, namespace(X))
+        self._refit_closed_form(source, result)
 
-    def _select_closed_form(
-        self,
-        estimator,
-        folds,
-        fit_times,
-        steps,
-        alphas,
-        *,
-        n_targets,
-        n_ref,
-        refit_one,
-        y_scale=1.0,
-        refit_all=None,
-    ):
-        """Score every candidate on prepared folds, choose, and refit.
+    def _store(self, result, ns=None):
+        """Every fitted attribute of a search, from its :class:`SearchResult`.
 
-        ``refit_one(params, targets, single)`` returns the estimator refitted
-        on all the data (``single``: one estimator for every target).
+        ``ns``: the namespace of the data, which the chosen parameters'
+        arrays follow (array API inputs).
         """
-        scoring = "r2" if self.scoring == "r2" else "neg_mean_squared_error"
-        if self.verbose > 1:
-            for i, t in enumerate(fit_times):
-                print(
-                    f"[SelfDistillCV] fold {i + 1}/{len(folds)} decomposed in {t:.3f}s"
-                )
-        if alphas is None:
-            lam_ref = np.mean([f.lam_max for f in folds])
-            lam_ref = lam_ref if lam_ref > 0 else 1.0
-            alphas = lam_ref * np.logspace(*_DEFAULT_ALPHA_SPAN)
+        for name in STORED:
+            value = getattr(result, name)
+            if value is None:
+                continue
+            if ns is not None and not ns[2] and isinstance(value, np.ndarray):
+                value = ns[0].asarray(value, device=ns[1])
+            setattr(self, name + "_", value)
+
+    def _refit_closed_form(self, source, result):
+        """``best_estimator_``: the choice refitted on all of ``source``'s rows."""
+        if not self.refit:
+            return
         tic = time.perf_counter()
-        stats = [
-            fold_statistics(f, alphas=alphas, max_steps=max(steps), scoring=scoring)
-            for f in folds
-        ]
-        n_train = np.mean([f.n_train for f in folds])
-        self._select_from_statistics(
-            stats,
-            fit_times,
-            tic,
-            steps,
-            alphas,
-            n_targets=n_targets,
-            refit_scale=n_ref / n_train if self.rescale_alpha else 1.0,
-            refit_one=refit_one,
-            refit_all=refit_all,
-            y_scale=y_scale,
-        )
-
-    def _select_from_statistics(
-        self,
-        stats,
-        fit_times,
-        tic,
-        steps,
-        alphas,
-        *,
-        n_targets,
-        refit_scale,
-        refit_one,
-        y_scale=1.0,
-        refit_all=None,
-    ):
-        n_folds = len(stats)
-        self.n_splits_ = n_folds
-        scoring = "r2" if self.scoring == "r2" else "neg_mean_squared_error"
-        groups_of_targets = (
-            [np.array([j]) for j in range(n_targets)]
-            if self.alpha_per_target and n_targets > 1
-            else [np.arange(n_targets)]
-        )
-        if n_folds < 2 and self.selection != "raw":
-            warn_user(
-                f"selection={self.selection!r} needs at least two validation "
-                "folds to cross-fit xi_bar; with one split the raw optimum is "
-                "used, and its choice of n_steps and xi is not validated.",
-            )
-        F = pool_targets(stats, groups_of_targets)
-        constraint = self.filter_constraint
-        if constraint == "auto":
-            # Free filters only for the raw optimum (the papers' protocol):
-            # offered to the cross-fitted rules, they lost up to 22x to
-            # RidgeCV on bench_selection.py's fixed-design family (the
-            # refit extrapolates an expanding polynomial beyond the h the
-            # folds validated), which no cross-fitted score can see.
-            raw = self.selection == "raw" or n_folds < 2
-            constraint = "none" if raw else "shrink"
-        families = {"shrink": (True,), "none": (False,)}[constraint]
-        Phi = (
-            filter_powers([to_numpy(f.lam) for f in stats], alphas, max(steps))
-            if True in families
-            else None
-        )
-        scale = np.mean([to_numpy(f.scale) for f in stats], axis=0)  # (t,)
-        if len(groups_of_targets) == n_targets:
-            scale = scale[np.concatenate(groups_of_targets)]
-        else:
-            scale = np.array([np.mean(scale[t]) for t in groups_of_targets])
-        tol = 1e3 * np.finfo(np.float64).eps * scale
-        result = select(
-            F,
-            steps,
-            rule=self.selection,
-            tol=tol,
-            eligible_fn=_representable_rows,
-            nested=self.return_honest_score,
-            Phi=Phi,
-            families=families,
-        )
-        cands = result.candidates
-        score_time = (time.perf_counter() - tic) / len(cands)
-
-        # y_scale: one per target group (the targets of a group share theirs).
-        g_scale = np.broadcast_to(np.asarray(y_scale, dtype=float), (n_targets,))
-        g_scale = np.array([g_scale[t[0]] for t in groups_of_targets])
-
-        def to_score(err):
-            """Scores of errors (G, ...) of each group, on y's own scale."""
-            if scoring == "r2":
-                return 1.0 - err
-            s = g_scale.reshape((-1,) + (1,) * (err.ndim - 1))
-            with np.errstate(over="ignore"):  # y near 1e200: an MSE of inf
-                return -(err * s) * s
-
-        # A row's score averages the targets' groups (each at its own optimum).
-        weights = np.array([t.size for t in groups_of_targets], dtype=float)
-        weights /= weights.sum()
-
-        def averaged(err):
-            with np.errstate(invalid="ignore"):  # -inf of several groups
-                return np.tensordot(weights, to_score(err), axes=1)
-
-        row_scores = averaged(result.raw_errors)
-        honest_scores = averaged(result.honest_errors)
-        nested = averaged(result.nested_errors)
-        # With one choice per target, best_index_ and best_score_ are per-target
-        # arrays (as alpha_): the row each target chose and its mean raw score.
-        chosen_scores = to_score(
-            result.raw_errors[np.arange(len(groups_of_targets)), result.chosen]
-        ).mean(axis=1)
-        if len(groups_of_targets) == 1:
-            best_index, best_score = int(result.chosen[0]), float(chosen_scores[0])
-        else:
-            best_index, best_score = result.chosen.astype(np.intp), chosen_scores
-        self.cv_results_ = _closed_form_results(
-            cands,
-            alphas,
-            result.xi_bar,
-            row_scores,
-            honest_scores,
-            fit_times,
-            score_time,
-        )
-        self.best_index_ = best_index
-        self.best_score_ = best_score
-        self.honest_score_ = float(np.mean(nested))
-        self.selection_ = result.rule
-        self.alpha_refit_scale_ = refit_scale
-
-        cand_k = np.array([k for k, _, _ in cands])
-        ks = cand_k[result.chosen]
-        a_idx = np.array([a for _, a, _ in cands])[result.chosen]
-        _warn_edge(alphas, a_idx)
-        # Ridge refits at the validated alpha, as RidgeCV does: its optimal
-        # penalty does not grow with n. A student's filter is a polynomial in
-        # h validated on the training folds' h only, which the rescaling
-        # keeps (without it, bench_selection.py's aligned family had 28x
-        # RidgeCV's excess risk at n = 100 instead of 0.71x).
-        alpha_cv = np.asarray(alphas, dtype=float)[a_idx]
-        alpha_fit = alpha_cv * np.where(ks > 0, refit_scale, 1.0)
-        width = int(ks.max())
-        xi_all = np.full((ks.size, width), np.nan)
-        for k in np.unique(ks[ks > 0]):
-            sel = np.flatnonzero(ks == k)
-            xi_all[sel, :k] = _xi_bar_rows_to_xi(result.chosen_xi_bar[sel, : k + 1])[0]
-        xi_bar_all = result.chosen_xi_bar[:, : width + 1].copy()
-        params = [
-            {
-                "alpha": float(alpha_fit[j]),
-                "n_steps": int(ks[j]),
-                "xi": xi_all[j, : ks[j]].copy(),
-                "xi_bar": xi_bar_all[j, : ks[j] + 1].copy(),
-                "alpha_cv": float(alpha_cv[j]),
-            }
-            for j in range(ks.size)
-        ]
+        params, groups = result.refit_params, result.target_groups
         if len(params) == 1:
-            p = params[0]
-            self.alpha_, self.cv_alpha_ = p["alpha"], p["alpha_cv"]
-            self.n_steps_, self.xi_, self.xi_bar_ = p["n_steps"], p["xi"], p["xi_bar"]
-            self.best_params_ = {k: p[k] for k in ("alpha", "n_steps", "xi")}
-        else:
-            # One type per attribute: arrays over targets, padded to the most
-            # steps chosen (xi with NaN, xi_bar with zeros).
-            self.alpha_, self.cv_alpha_, self.n_steps_ = alpha_fit, alpha_cv, ks
-            self.xi_, self.xi_bar_ = xi_all, xi_bar_all
-            self.best_params_ = [
-                {k: p[k] for k in ("alpha", "n_steps", "xi")} for p in params
-            ]
-        if self.verbose:
-            print(
-                f"[SelfDistillCV] {n_folds} folds x {len(cands)} candidates "
-                f"(closed form, selection={self.selection_!r}): best "
-                f"n_steps={self.n_steps_}, alpha={self.alpha_}, "
-                f"score={self.best_score_:.6g}, honest={self.honest_score_:.6g}"
+            best = source.refit(params[0], groups[0], True)
+        elif source.refit_all is not None:
+            # One decomposition for every target, each with its own alpha,
+            # n_steps and xi (the result keeps them on the host).
+            best = source.refit_all(
+                result.alpha[:, None],
+                result.n_steps,
+                result.xi if result.xi.size else 0.5,
             )
-        if self.refit:
-            tic = time.perf_counter()
-            if len(params) == 1:
-                self.best_estimator_ = refit_one(params[0], groups_of_targets[0], True)
-            elif refit_all is not None:
-                # One decomposition for every target, each with its own alpha,
-                # n_steps and xi.
-                self.best_estimator_ = refit_all(
-                    self.alpha_[:, None],
-                    self.n_steps_,
-                    self.xi_ if self.xi_.size else 0.5,
-                )
-            else:
-                self.best_estimator_ = _PerTargetEstimator(
-                    [
-                        refit_one(p, targets, False)
-                        for p, targets in zip(params, groups_of_targets, strict=True)
-                    ]
-                )
-            self.refit_time_ = time.perf_counter() - tic
-        xp, device, numpy_ = namespace(stats[0].R)
-        if not numpy_:  # the fitted arrays follow the data's namespace
-            for name in ("alpha_", "cv_alpha_", "n_steps_", "xi_", "xi_bar_"):
-                value = getattr(self, name)
-                if isinstance(value, np.ndarray):
-                    setattr(self, name, xp.asarray(value, device=device))
+        else:
+            best = _PerTargetEstimator(
+                [
+                    source.refit(p, targets, False)
+                    for p, targets in zip(params, groups, strict=True)
+                ]
+            )
+        self.best_estimator_ = best
+        self.refit_time_ = time.perf_counter() - tic
 
     # ------------------------------------------------------------ delegation
     def _check_refitted(self):
@@ -1113,82 +745,3 @@ class _PerTargetEstimator:
     @property
     def intercept_(self):
         return np.array([e.intercept_ for e in self.estimators_])
-
-
-def _check_x_magnitude(X, xp=np):
-    """Refuse ``X`` whose squares over- or underflow in the fold decompositions.
-
-    The estimator rescales such ``X`` by a power of two and ``alpha`` by its
-    square; the search cannot, since the alphas it reports and refits with
-    would themselves leave the floating-point range (``X`` of 1e300 turns an
-    ``alpha`` of 1 into 1e-600).
-    """
-    top = max_abs(X, xp)
-    if top > 0 and not 1e-140 < top < 1e140:
-        raise ValueError(
-            f"X has entries of magnitude up to {top:.3g}: the closed-form "
-            "search squares X, which over- or underflows beyond about 1e140 "
-            "or below 1e-140. Rescale X (for example with StandardScaler)."
-        )
-
-
-def _target_scales(max_abs_per_target, per_target):
-    """Scales (n_targets,) that the search divides the targets by.
-
-    Positive and finite: the largest magnitude of each target when targets
-    are chosen separately, else the largest of all (one scale keeps the
-    targets' relative weights in a shared choice); 1 for an all-zero target.
-    """
-    scale = np.asarray(max_abs_per_target, dtype=float).reshape(-1)
-    if not per_target:
-        scale = np.full(scale.shape, scale.max(initial=0.0))
-    return np.where((scale > 0) & np.isfinite(scale), scale, 1.0)
-
-
-def _representable_rows(xi_bar):
-    """Rows ``(n, k + 1)`` of ``xi_bar`` that finite per-step ``xi`` reproduce."""
-    return _xi_bar_rows_to_xi(xi_bar)[1]
-
-
-def _representable(xi_bar):
-    """Whether finite per-step ``xi`` reproduce ``xi_bar`` (to round-off)."""
-    return bool(_representable_rows(np.asarray(xi_bar, dtype=float)[None, :])[0])
-
-
-def _warn_edge(alphas, a_idx):
-    """Warn once per end of the grid that some chosen alpha sits on."""
-    a_idx = np.asarray(a_idx)
-    if alphas.size < 2:
-        return
-    for a, edge in ((0, "smallest"), (alphas.size - 1, "largest")):
-        count = int(np.sum(a_idx == a))
-        if count:
-            which = "" if a_idx.size == 1 else f" (for {count} of {a_idx.size} targets)"
-            warn_user(
-                f"The chosen alpha={alphas[a]:.4g} is the {edge} value of the "
-                f"grid{which}; the optimum may lie outside it. Consider "
-                "extending alphas.",
-                AlphaGridWarning,
-            )
-
-
-def _closed_form_results(
-    cands, alphas, xi_bars, row_scores, honest_scores, fit_times, score_time
-):
-    n_c = len(cands)
-    params, xi_bar_col = [], np.empty(n_c, dtype=object)
-    for c, (k, a, _) in enumerate(cands):
-        xi_bar = xi_bars[c]
-        xi = xi_bar_to_xi(xi_bar) if _representable(xi_bar) else None
-        params.append({"alpha": float(alphas[a]), "n_steps": k, "xi": xi})
-        xi_bar_col[c] = xi_bar
-    return format_cv_results(
-        params,
-        {"test": row_scores, "honest_test": honest_scores},
-        np.broadcast_to(fit_times, (n_c, len(fit_times))),
-        np.full(n_c, score_time),
-        extra={
-            "param_xi_bar": np.ma.MaskedArray(xi_bar_col, mask=False),
-            "shrink": np.array([sh for _, _, sh in cands]),
-        },
-    )

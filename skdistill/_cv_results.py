@@ -1,9 +1,71 @@
-"""One formatter of ``cv_results_`` for every search of ``SelfDistillCV``."""
+"""What every search of ``SelfDistillCV`` returns: one result type, one formatter."""
+
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["format_cv_results"]
+__all__ = ["STORED", "SearchResult", "format_cv_results"]
+
+# The fields of SearchResult that SelfDistillCV stores as ``<name>_`` (the
+# ones that are not None).
+STORED = (
+    "cv_results",
+    "best_index",
+    "best_score",
+    "best_params",
+    "n_splits",
+    "scorer",
+    "study",
+    "best_estimator",
+    "refit_time",
+    "alpha",
+    "cv_alpha",
+    "alpha_refit_scale",
+    "n_steps",
+    "xi",
+    "xi_bar",
+    "honest_score",
+    "selection",
+)
+
+
+@dataclass
+class SearchResult:
+    """What a search found, for :class:`~skdistill.SelfDistillCV` to store.
+
+    Both engines return it: the closed form
+    (:func:`skdistill._cv_search.search_closed_form`) and optuna
+    (:func:`skdistill._optuna_search.search_optuna`). The estimator stores
+    every field named in :data:`STORED` that is not None as ``<name>_``, in one
+    place; the attributes are documented in ``SelfDistillCV``'s docstring.
+
+    ``refit_params`` and ``target_groups`` are the closed form's hand-off to
+    the refit: one parameter dict per group of targets chosen together (with
+    ``alpha`` the refit penalty), and the targets of each group.
+    """
+
+    cv_results: dict
+    best_index: Any
+    best_score: Any
+    best_params: Any
+    n_splits: int
+    scorer: Any = None
+    study: Any = None
+    estimator: Any = None
+    best_estimator: Any = None
+    refit_time: float | None = None
+    alpha: Any = None
+    cv_alpha: Any = None
+    alpha_refit_scale: float | None = None
+    n_steps: Any = None
+    xi: Any = None
+    xi_bar: Any = None
+    honest_score: float | None = None
+    selection: str | None = None
+    refit_params: list | None = None
+    target_groups: list | None = None
 
 
 def format_cv_results(params, scores, fit_time, score_time, extra=None):

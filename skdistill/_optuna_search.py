@@ -4,30 +4,27 @@ optuna is an optional dependency (``pip install skdistill[optuna]``): it is
 imported only when this search runs, never when :mod:`skdistill` is imported.
 """
 
-import copy
 import inspect
 import time
 import warnings
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone, is_classifier
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing, indexable
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import (
     _check_sample_weight,
     _num_samples,
-    check_random_state,
 )
 
 from ._array_api import check_numpy_only
-from ._cv_results import format_cv_results
+from ._cv_results import SearchResult, format_cv_results
+from ._filter import xi_to_xi_bar
+from ._validation import check_splits
 
-__all__ = ["OptunaSearchResult", "default_distributions", "search_optuna"]
+__all__ = ["default_distributions", "search_optuna"]
 
 _OPTUNA_MISSING = "search='optuna' needs optuna: pip install skdistill[optuna]"
 
@@ -89,72 +86,6 @@ def default_distributions(estimator, alphas, steps):
         if _has_param(estimator, name):
             dist[name] = distributions.FloatDistribution(1e-4, 1e4, log=True)
     return dist
-
-
-@dataclass
-class OptunaSearchResult:
-    """What :func:`search_optuna` found, for the caller to store.
-
-    Attributes
-    ----------
-    best_params : dict
-        Parameters of the best trial (``xi`` as an array).
-    best_score : float
-        Its mean cross-validated score.
-    best_index : int
-        Its row in ``cv_results``.
-    cv_results : dict of ndarrays
-        One row per trial, in :class:`~sklearn.model_selection.GridSearchCV`'s
-        format.
-    n_splits : int
-        Number of cross-validation splits.
-    best_estimator : estimator or None
-        The best parameters refitted on all the data; None unless ``refit``.
-    refit_time : float or None
-        Seconds spent refitting; None unless ``refit``.
-    scorer : callable
-        The scorer that selected the model.
-    study : optuna.study.Study
-        The optuna study.
-    estimator : estimator
-        The estimator searched (``estimator=None`` made explicit).
-    """
-
-    best_params: dict
-    best_score: float
-    best_index: int
-    cv_results: dict
-    n_splits: int
-    best_estimator: Any
-    refit_time: float | None
-    scorer: Any
-    study: Any = None
-    estimator: Any = None
-
-
-def _check_splits(cv, X, y, groups, classifier, random_state):
-    """The list of ``(train, test)`` splits, without touching the user's ``cv``."""
-    splitter = check_cv(cv, y, classifier=classifier)
-    if (
-        getattr(splitter, "shuffle", False)
-        and getattr(splitter, "random_state", 0) is None
-    ):
-        # Seed a copy: the user's splitter keeps random_state=None.
-        splitter = copy.deepcopy(splitter)
-        splitter.random_state = check_random_state(random_state).randint(2**31)
-    try:
-        splits = list(splitter.split(X, y, groups))
-    except ValueError as exc:
-        raise ValueError(f"cv={cv!r} cannot split these data: {exc}") from exc
-    if not splits:
-        raise ValueError(
-            f"cv={cv!r} produced no train/test split (an empty iterable or an "
-            "exhausted generator?); pass an int, a splitter or a list of splits."
-        )
-    for train, test in splits:
-        if len(train) == 0 or len(test) == 0:
-            raise ValueError(f"cv={cv!r} produced an empty fold.")
-    return splits
 
 
 def _accepts_sample_weight(scorer):
@@ -251,7 +182,7 @@ def search_optuna(
 
     Returns
     -------
-    result : OptunaSearchResult
+    result : SearchResult
     """
     check_numpy_only("SelfDistillCV (optuna search)", X, y, sample_weight)
     optuna = _import_optuna()
@@ -265,7 +196,9 @@ def search_optuna(
             ensure_non_negative=True,
         )
     classifier = is_classifier(estimator)
-    splits = _check_splits(cv, X, y, groups, classifier, random_state)
+    splits = check_splits(
+        cv, X, y, groups, classifier=classifier, random_state=random_state
+    )
     if scoring is None and not classifier:
         scoring = "neg_mean_squared_error"
     scorer = check_scoring(estimator, scoring=scoring)
@@ -356,7 +289,7 @@ def search_optuna(
         kw = {} if sample_weight is None else {"sample_weight": sample_weight}
         best_estimator = clone(estimator).set_params(**best_params).fit(X, y, **kw)
         refit_time = time.perf_counter() - tic
-    return OptunaSearchResult(
+    out = SearchResult(
         best_params=best_params,
         best_score=best_score,
         best_index=best,
@@ -368,6 +301,14 @@ def search_optuna(
         study=study,
         estimator=estimator,
     )
+    if "alpha" in best_params:
+        out.alpha = best_params["alpha"]
+    if _has_param(estimator, "n_steps"):
+        out.n_steps = best_params.get("n_steps", estimator.get_params()["n_steps"])
+    if "xi" in best_params:
+        out.xi = np.asarray(best_params["xi"], dtype=float)
+        out.xi_bar = xi_to_xi_bar(out.xi)
+    return out
 
 
 def _suggest(optuna, trial, name, dist):

@@ -1,12 +1,20 @@
 """Input checks shared by the estimators."""
 
+import copy
+
 import numpy as np
-from sklearn.utils import get_tags
+from sklearn.model_selection import check_cv
+from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._array_api import check_numpy_only
 
-__all__ = ["check_predict_X", "check_step_array", "check_target_steps"]
+__all__ = [
+    "check_predict_X",
+    "check_splits",
+    "check_step_array",
+    "check_target_steps",
+]
 
 
 def finite_array(value, name):
@@ -197,3 +205,34 @@ def _xi_shape_message(k, n_targets, shape):
         f"shape {shape}; per-target weights are 2-D, of shape (n_targets, 1) = "
         f"({n_targets}, 1) or (n_targets, n_steps) = ({n_targets}, {k})."
     )
+
+
+def check_splits(cv, X, y, groups, *, classifier, random_state):
+    """The list of ``(train, test)`` splits, without touching the user's ``cv``.
+
+    One check for both searches of ``SelfDistillCV``: a shuffling splitter
+    without a seed is seeded (a copy) from ``random_state``; no split, an empty
+    fold or a splitter that cannot split the data raise a ValueError naming
+    ``cv``.
+    """
+    splitter = check_cv(cv, y, classifier=classifier)
+    if (
+        getattr(splitter, "shuffle", False)
+        and getattr(splitter, "random_state", 0) is None
+    ):
+        # Seed a copy: the user's splitter keeps random_state=None.
+        splitter = copy.deepcopy(splitter)
+        splitter.random_state = check_random_state(random_state).randint(2**31)
+    try:
+        splits = list(splitter.split(X, y, groups))
+    except ValueError as exc:
+        raise ValueError(f"cv={cv!r} cannot split these data: {exc}") from exc
+    if not splits:
+        raise ValueError(
+            f"cv={cv!r} produced no train/test split (an empty iterable or an "
+            "exhausted generator?); pass an int, a splitter or a list of splits."
+        )
+    for train, test in splits:
+        if len(train) == 0 or len(test) == 0:
+            raise ValueError(f"cv={cv!r} produced an empty fold.")
+    return splits

@@ -285,7 +285,8 @@ def test_user_optuna_logging_setting_is_left_alone():
 @needs_optuna
 def test_search_optuna_returns_a_result_and_writes_nothing():
     """search_optuna leaves its estimator alone; SelfDistillCV stores its result."""
-    from skdistill._optuna_search import OptunaSearchResult, search_optuna
+    from skdistill._cv_results import SearchResult
+    from skdistill._optuna_search import search_optuna
 
     X, y = _data(n=45, d=4)
     est = RepeatedSelfDistillationRegressor()
@@ -302,7 +303,7 @@ def test_search_optuna_returns_a_result_and_writes_nothing():
         refit=True,
     )
     res = search_optuna(est, X, y, None, None, [0, 1], ALPHAS, **kw)
-    assert isinstance(res, OptunaSearchResult)
+    assert isinstance(res, SearchResult)
     assert vars(est) == before
     assert res.n_splits == 3 and res.refit_time >= 0
     assert res.best_score == res.cv_results["mean_test_score"][res.best_index]
