@@ -121,12 +121,19 @@ class _Scores:
             return np.tensordot(self.weights, self(err), axes=1)
 
 
-def _chosen_params(result, alphas, refit_scale):
+def _smallest_eigenvalue(stats):
+    """The smallest positive eigenvalue of every training fold (0 if none)."""
+    lams = [to_numpy(f.lam) for f in stats]
+    positive = np.concatenate([lam[lam > 0] for lam in lams])
+    return float(positive.min()) if positive.size else 0.0
+
+
+def _chosen_params(result, alphas, refit_scale, lam_min):
     """One parameter dict per group: the chosen candidate, refit alpha."""
     cands = result.candidates
     ks = np.array([k for k, _, _ in cands])[result.chosen]
     a_idx = np.array([a for _, a, _ in cands])[result.chosen]
-    _warn_edge(alphas, a_idx)
+    _warn_edge(alphas, a_idx, lam_min)
     # Ridge refits at the validated alpha, as RidgeCV does: its optimal
     # penalty does not grow with n. A student's filter is a polynomial in h
     # validated on the training folds' h only, which the rescaling keeps.
@@ -218,7 +225,9 @@ def choose(data, steps, settings, *, n_targets, refit_scale, y_scale=1.0):
         data.fit_times,
         score_time,
     )
-    params, per_target = _chosen_params(result, alphas, refit_scale)
+    params, per_target = _chosen_params(
+        result, alphas, refit_scale, _smallest_eigenvalue(stats)
+    )
     out = SearchResult(
         cv_results=cv_results,
         best_index=best_index,
@@ -272,12 +281,26 @@ def _representable(xi_bar):
     return bool(_representable_rows(np.asarray(xi_bar, dtype=float)[None, :])[0])
 
 
-def _warn_edge(alphas, a_idx):
-    """Warn once per end of the grid that some chosen alpha sits on."""
+# A chosen alpha at the small end of the grid is a real edge only while it
+# still shrinks some direction by more than this: below, every h is within
+# this of 1, the fit is least squares, and a smaller alpha changes nothing.
+_OLS_LIMIT = 1e-3
+
+
+def _warn_edge(alphas, a_idx, lam_min=0.0):
+    """Warn once per end of the grid that some chosen alpha sits on.
+
+    ``lam_min``: the smallest positive eigenvalue of the training folds. The
+    smallest alpha is no edge when ``alpha / lam_min`` is below
+    ``_OLS_LIMIT`` (the least-squares limit, reached on standardised data).
+    """
     a_idx = np.asarray(a_idx)
     if alphas.size < 2:
         return
-    for a, edge in ((0, "smallest"), (alphas.size - 1, "largest")):
+    ends = [(alphas.size - 1, "largest")]
+    if not (lam_min > 0 and alphas[0] < _OLS_LIMIT * lam_min):
+        ends.insert(0, (0, "smallest"))
+    for a, edge in ends:
         count = int(np.sum(a_idx == a))
         if count:
             which = "" if a_idx.size == 1 else f" (for {count} of {a_idx.size} targets)"

@@ -4,6 +4,7 @@ import os
 import sys
 import warnings
 
+import joblib
 import sklearn
 from sklearn.exceptions import ConvergenceWarning
 
@@ -38,18 +39,23 @@ class AlphaGridWarning(ConvergenceWarning):
     """
 
 
-_INTERNAL = (
-    os.path.dirname(os.path.abspath(__file__)),
-    os.path.dirname(os.path.abspath(sklearn.__file__)),
+# Frames of these packages are skipped: skdistill itself, and the packages
+# through which a user's call reaches it (scikit-learn's cross_val_score and
+# pipelines, joblib's Parallel).
+_INTERNAL = tuple(
+    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+    for m in (sys.modules[__package__], sklearn, joblib)
 )
 
 
 def warn_user(message, category=UserWarning):
-    """Warn with the stack level of the first frame outside skdistill and sklearn.
+    """Warn with the stack level of the first frame outside skdistill,
+    scikit-learn and joblib: the user's line.
 
     The same internal function is reached through ``fit``, scikit-learn's
-    ``_fit_context`` wrapper and helpers of varying depth; a fixed
-    ``stacklevel`` would point at one of those instead of the user's line.
+    ``_fit_context`` wrapper, ``cross_val_score`` (through joblib) and
+    helpers of varying depth; a fixed ``stacklevel`` would point at one of
+    those instead of the user's line.
     """
     frame, level = sys._getframe(0), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
