@@ -186,9 +186,12 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
     best_estimator_ : estimator
         The chosen model refitted on all the data (``refit=True``).
     best_params_ : dict or list of dict
-        Parameters of ``best_estimator_``: ``alpha`` (as ``alpha_``),
-        ``n_steps`` and ``xi``; one dict per target with
-        ``alpha_per_target``.
+        The chosen row's ``params`` in ``cv_results_``: the validated
+        ``alpha`` (``cv_alpha_``), ``n_steps`` and ``xi``; one dict per target
+        with ``alpha_per_target``. ``best_estimator_`` is the estimator with
+        these parameters and ``alpha=alpha_`` (the refit penalty, which
+        differs from the validated one for a student: see
+        ``rescale_alpha``).
     best_score_ : float or ndarray of shape (n_targets,)
         Mean cross-validated score of the best candidate, as
         :class:`~sklearn.model_selection.GridSearchCV` reports it (raw: its
@@ -236,14 +239,22 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
     cv_results_ : dict of ndarrays
         In :class:`~sklearn.model_selection.GridSearchCV`'s format, one row
         per candidate ``(alpha, n_steps, filter family)``: ``params`` holds
-        ``alpha`` (training folds' scale), ``n_steps`` and ``xi`` (None when
-        no finite per-step ``xi`` represents the filter); ``param_xi_bar`` the
-        effective coefficients fitted on all folds; ``shrink`` whether the
-        filter was kept within [0, 1]. The closed form adds
+        ``alpha`` (the validated one, on the training folds' scale),
+        ``n_steps`` and ``xi`` (None when no finite per-step ``xi``
+        represents the filter); ``xi_bar`` the effective coefficients fitted
+        on all folds; ``filter_family`` ``"ridge"``, ``"shrink"`` (kept within
+        [0, 1]) or ``"free"``. The closed form adds
         ``split{i}_honest_test_score``, ``mean_honest_test_score``,
         ``std_honest_test_score`` and ``rank_honest_test_score``: the
         cross-fitted scores (``xi_bar`` fitted on the other folds, scored on
-        fold ``i``; equal to the raw scores for ridge).
+        fold ``i``; equal to the raw scores for ridge). ``rank_test_score``
+        ranks the rows by the selection rule, as scikit-learn's searches rank
+        by their refit criterion: the chosen row ``best_index_`` is 1, the
+        others follow by the score the rule reads (``mean_honest_test_score``,
+        or ``mean_test_score`` for ``selection="raw"``). The closed form
+        decomposes each fold once for every candidate, so ``mean_fit_time``
+        is that shared time on every row. The user guide's tuning page shows
+        how to read the table.
     n_splits_ : int
         Number of cross-validation splits.
     refit_time_ : float

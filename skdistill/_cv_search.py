@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 
 from ._array_api import to_numpy
 from ._cv_engine import filter_powers, pool_targets, select
@@ -241,6 +242,7 @@ def choose(data, steps, settings, *, n_targets, refit_scale, y_scale=1.0):
         target_groups=groups,
     )
     _set_choice(out, params, per_target)
+    _rank_by_rule(cv_results, out.selection, best_index if len(groups) == 1 else None)
     if settings.verbose:
         print(
             f"[SelfDistillCV] {n_folds} folds x {len(result.candidates)} candidates "
@@ -256,19 +258,48 @@ def _first(score):
 
 
 def _set_choice(out, params, per_target):
-    """The chosen parameters on ``out``: scalars for one group, else arrays."""
-    keys = ("alpha", "n_steps", "xi")
+    """The chosen parameters on ``out``: scalars for one group, else arrays.
+
+    ``best_params`` holds the validated alpha, as the chosen row of
+    ``cv_results`` does (that row's ``params`` is ``best_params`` itself, as
+    in :class:`~sklearn.model_selection.GridSearchCV`); ``alpha`` is the
+    refit one.
+    """
+
+    def row(p):
+        return {"alpha": p["alpha_cv"], "n_steps": p["n_steps"], "xi": p["xi"]}
+
     if len(params) == 1:
         p = params[0]
         out.alpha, out.cv_alpha = p["alpha"], p["alpha_cv"]
         out.n_steps, out.xi, out.xi_bar = p["n_steps"], p["xi"], p["xi_bar"]
-        out.best_params = {k: p[k] for k in keys}
+        out.best_params = row(p)
+        # The row's xi is the chosen one (the same filter converted once).
+        out.cv_results["params"][out.best_index] = out.best_params
+        out.cv_results["param_xi"][out.best_index] = p["xi"]
         return
     # One type per attribute: arrays over targets, padded to the most steps
     # chosen (xi with NaN, xi_bar with zeros).
     for name, value in per_target.items():
         setattr(out, name, value)
-    out.best_params = [{k: p[k] for k in keys} for p in params]
+    out.best_params = [row(p) for p in params]
+
+
+def _rank_by_rule(cv_results, rule, chosen):
+    """``rank_test_score`` by the selection rule: the chosen row first.
+
+    The other rows follow by the score the rule reads (the cross-fitted
+    ``mean_honest_test_score``, or ``mean_test_score`` for the raw optimum),
+    so that ``best_index_`` is the row ranked first, as in scikit-learn.
+    With one choice per target, the rows are ranked by that score alone.
+    """
+    key = "mean_test_score" if rule == "raw" else "mean_honest_test_score"
+    score = np.asarray(cv_results[key], dtype=float)
+    score = np.where(np.isnan(score), -np.inf, score)
+    if chosen is not None:
+        score = score.copy()
+        score[chosen] = np.inf
+    cv_results["rank_test_score"] = rankdata(-score, method="min").astype(np.int32)
 
 
 def _representable_rows(xi_bar):
@@ -312,6 +343,9 @@ def _warn_edge(alphas, a_idx, lam_min=0.0):
             )
 
 
+_FAMILY = ("ridge", "free", "shrink")
+
+
 def _closed_form_results(
     cands, alphas, xi_bars, row_scores, honest_scores, fit_times, score_time
 ):
@@ -329,7 +363,9 @@ def _closed_form_results(
         np.broadcast_to(fit_times, (n_c, len(fit_times))),
         np.full(n_c, score_time),
         extra={
-            "param_xi_bar": np.ma.MaskedArray(xi_bar_col, mask=False),
-            "shrink": np.array([sh for _, _, sh in cands]),
+            "xi_bar": xi_bar_col,
+            "filter_family": np.array(
+                [_FAMILY[(k > 0) + (k > 0 and sh)] for k, _, sh in cands]
+            ),
         },
     )

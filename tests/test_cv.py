@@ -97,7 +97,7 @@ def test_cv_results_equal_refits_on_every_fold(
     res = search.cv_results_
     for idx in rng.choice(len(res["params"]), size=4, replace=False):
         p = res["params"][idx]
-        xi_bar = res["param_xi_bar"][idx]
+        xi_bar = res["xi_bar"][idx]
         expected = _refit_cv_scores(
             X,
             y,
@@ -170,8 +170,14 @@ def test_refit_filter_equals_chosen_xi_bar_and_alpha_rescaling():
     best = search.best_estimator_
     assert best.n_steps == search.n_steps_ > 0
     # Training folds of 60 rows, refit on 80: alpha scaled by 80 / 60.
-    assert search.alpha_ == best.alpha == search.best_params_["alpha"]
-    assert search.alpha_ == search.cv_alpha_ * 80 / 60
+    assert search.alpha_ == best.alpha == search.cv_alpha_ * 80 / 60
+    # best_params_ is the chosen row (validated alpha), ranked first.
+    row = search.cv_results_["params"][search.best_index_]
+    assert search.best_params_ is row and row["alpha"] == search.cv_alpha_
+    assert search.cv_results_["rank_test_score"][search.best_index_] == 1
+    assert np.sum(search.cv_results_["rank_test_score"] == 1) == 1
+    again = clone(best).set_params(**{**row, "alpha": search.alpha_}).fit(X, y)
+    np.testing.assert_array_equal(again.predict(X), best.predict(X))
     # The refit is the chosen polynomial filter, evaluated here with a dense
     # SVD. Coefficients xi_bar of mixed signs cancel: compare the filter
     # values and the predictions, whose round-off is about eps * sum|xi_bar|

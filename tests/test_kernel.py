@@ -428,8 +428,9 @@ def test_selfdistillcv_fold_scores_match_naive_refits(weighted):
             -search.cv_results_[f"split{i}_test_score"][best], mse, rtol=1e-7
         )
     # The refit uses the alpha rescaled from fold size to the full data.
-    assert_allclose(search.best_params_["alpha"], search.cv_alpha_ * 4 / 3)
-    assert search.alpha_ == search.best_params_["alpha"]
+    assert_allclose(search.alpha_, search.cv_alpha_ * 4 / 3)
+    assert search.best_estimator_.alpha == search.alpha_
+    assert search.best_params_["alpha"] == search.cv_alpha_
     assert isinstance(search.best_estimator_, KernelSelfDistillationRegressor)
 
 

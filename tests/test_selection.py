@@ -155,7 +155,7 @@ def test_honest_equals_raw_for_ridge_and_ranks_are_consistent():
 def _rule_from_results(res, n_splits, rule):
     """Re-derive the chosen row from cv_results_ alone (no package code)."""
     steps = np.array([p["n_steps"] for p in res["params"]])
-    shrink = np.asarray(res["shrink"])
+    shrink = np.asarray(res["filter_family"]) == "shrink"
     alpha = np.array([p["alpha"] for p in res["params"]])
     level = np.where(steps == 0, 0, 2 * steps - 1 + (~shrink))
     key = "test" if rule == "raw" else "honest_test"
@@ -233,8 +233,10 @@ def test_shrinking_filters_stay_in_unit_interval_on_training_spectra():
             for tr, _ in folds
         ]
     )
-    assert np.all(res["shrink"] == (np.array(res["param_n_steps"]) > 0))
-    for p, xi_bar in zip(res["params"], res["param_xi_bar"], strict=True):
+    assert np.all(
+        (res["filter_family"] == "shrink") == (np.array(res["param_n_steps"]) > 0)
+    )
+    for p, xi_bar in zip(res["params"], res["xi_bar"], strict=True):
         h = lams / (lams + p["alpha"])
         phi = h * np.polyval(xi_bar[::-1], h)
         # phi is a sum of at most 4 terms of size |xi_bar| h^m: round-off of

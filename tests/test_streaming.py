@@ -120,7 +120,7 @@ def _check_against_refits(search, X, y, w, *, n_splits, seed, alphas, scoring=No
         for alpha in alphas:
             Z = pure_distillates(X[tr], y[tr], X[va], alpha, 3, w_tr, fit_intercept)
             for c in np.flatnonzero(res["param_alpha"].astype(float) == alpha):
-                xi_bar = np.asarray(res["param_xi_bar"][c], dtype=float)
+                xi_bar = np.asarray(res["xi_bar"][c], dtype=float)
                 pred = Z[..., : xi_bar.size] @ xi_bar
                 expected = _score(y[va], pred, w_va, scoring)
                 kappa = 1 + lam_max / alpha
@@ -140,8 +140,9 @@ def _check_against_refits(search, X, y, w, *, n_splits, seed, alphas, scoring=No
     # A student is refitted at the validated alpha times W / mean(W_tr); a
     # chosen ridge at the validated alpha itself, as RidgeCV.
     scale = W / np.mean(W_tr) if search.n_steps_ > 0 else 1.0
-    assert best["alpha"] == pytest.approx(search.cv_alpha_ * scale, rel=1e-12)
-    assert search.alpha_ == best["alpha"]
+    assert search.alpha_ == pytest.approx(search.cv_alpha_ * scale, rel=1e-12)
+    assert best["alpha"] == search.cv_alpha_
+    best = {**best, "alpha": search.alpha_}
     ref = RepeatedSelfDistillationRegressor(
         solver="svd", fit_intercept=fit_intercept, **best
     ).fit(X, y, sample_weight=w)
@@ -464,6 +465,7 @@ def test_streamed_alpha_per_target_refits_each_target():
         )
         assert single.best_params_["n_steps"] == params["n_steps"]
         assert single.best_params_["alpha"] == pytest.approx(params["alpha"])
+        params = {**params, "alpha": streamed.alpha_[j]}  # the refit alpha
         ref = RepeatedSelfDistillationRegressor(solver="svd", **params).fit(X, Y[:, j])
         atol = _prediction_atol(X, Y[:, j], None, params["alpha"], params["xi"], True)
         np.testing.assert_allclose(pred[:, j], ref.predict(X), rtol=0, atol=atol)
