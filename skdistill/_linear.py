@@ -17,6 +17,7 @@ from sklearn.utils.validation import (
 
 from . import _array_api
 from ._array_api import check_same_namespace, namespace, to_namespace
+from ._factors import _Stream, next_stream_state, spectrum_from_factor, stream_from_fit
 from ._filter import (
     inverse_filter_path,
     inverse_filter_path_per_target,
@@ -24,7 +25,6 @@ from ._filter import (
     xi_to_xi_bar,
 )
 from ._spectral import cholesky_path, decompose, resolve_solver
-from ._streaming import _Stream, stream_from_fit
 from ._validation import check_target_steps
 
 __all__ = ["RepeatedSelfDistillationRegressor"]
@@ -655,8 +655,6 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         >>> bool(np.allclose(reg.coef_, full.coef_, rtol=1e-10))
         True
         """
-        from ._streaming import next_stream_state
-
         _array_api.check_numpy_only(self, X, y, sample_weight, method="partial_fit")
         first = getattr(self, "_stream", None) is None
         X, y = validate_data(
@@ -693,13 +691,11 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         """Fitted attributes from a triangular factor of ``[1, X, Y]``.
 
         The same filter as ``fit`` computes, from an SVD of the centred factor
-        (:func:`~skdistill._streaming.spectrum_from_factor`): the accurate
+        (:func:`~skdistill._factors.spectrum_from_factor`): the accurate
         ``solver="svd"`` path even for ill-conditioned ``X``. The computation
         is in float64; the fitted arrays are kept in ``dtype`` (float32 when
         the data were float32, as ``fit`` does).
         """
-        from ._streaming import spectrum_from_factor
-
         spectrum = spectrum_from_factor(R, n_features, fit_intercept=self.fit_intercept)
         self._set_from_spectrum(
             spectrum,

@@ -19,8 +19,9 @@ from skdistill import (
     SelfDistillCV,
     hash_folds,
 )
+from skdistill._factors import FoldFactors, spectrum_from_factor
 from skdistill._spectral import decompose
-from skdistill._streaming import FoldFactors, _import_dask, spectrum_from_factor
+from skdistill._streaming import _import_dask
 
 EPS = np.finfo(np.float64).eps
 
