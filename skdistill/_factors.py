@@ -45,8 +45,11 @@ from ._spectral import Spectrum
 
 __all__ = [
     "FoldFactors",
+    "PartialFitState",
     "next_stream_state",
+    "out_dtype",
     "spectrum_from_factor",
+    "stack_r",
     "stream_from_fit",
 ]
 
@@ -66,7 +69,7 @@ def _qr_r(B):
     return np.triu(a[:p])
 
 
-def _stack_r(*factors):
+def stack_r(*factors):
     """R factor of the rows of several R factors stacked (their pooled factor)."""
     B = np.asfortranarray(np.vstack(factors), dtype=np.float64)
     return _qr_r(B)
@@ -271,7 +274,7 @@ class FoldFactors:
                 return False
             pieces.append(U @ P)
         for f in range(n_folds):
-            self.R[f] = _stack_r(self.R[f], pieces[f])
+            self.R[f] = stack_r(self.R[f], pieces[f])
             self.n_rows[f] += int(np.count_nonzero(folds == f))
         self.n_rows_preconditioned += X.shape[0]
         return True
@@ -279,14 +282,14 @@ class FoldFactors:
     def merge(self, other):
         """Pool another accumulator's factors into this one, fold by fold."""
         for f in range(self.R.shape[0]):
-            self.R[f] = _stack_r(self.R[f], other.R[f])
+            self.R[f] = stack_r(self.R[f], other.R[f])
         self.n_rows += other.n_rows
         return self
 
     def pooled(self, exclude=None):
         """R factor of all folds but ``exclude`` (all folds when None)."""
         keep = [f for f in range(self.R.shape[0]) if f != exclude]
-        return _stack_r(*self.R[keep])
+        return stack_r(*self.R[keep])
 
 
 # ----------------------------------------------------------------- spectrum
@@ -322,19 +325,19 @@ def spectrum_from_factor(R, n_features, *, fit_intercept=True):
     else:
         X_offset = np.zeros(d)
         y_offset = np.zeros(t)
-        Rc = _stack_r(R[:, 1:])
+        Rc = stack_r(R[:, 1:])
     U, s, Vt = linalg.svd(Rc[:d, :d], check_finite=False)
     proj = s[:, None] * (U.T @ Rc[:d, d:])
     return Spectrum(s**2, Vt.T, proj, X_offset, y_offset)
 
 
-# ------------------------------------------------------ regressor from R
-def _out_dtype(*dtypes):
+# ---------------------------------------------------- partial_fit's state
+def out_dtype(*dtypes):
     """float32 when every input was float32, float64 otherwise."""
     return np.float32 if all(np.dtype(d) == np.float32 for d in dtypes) else np.float64
 
 
-class _Stream:
+class PartialFitState:
     """State of ``partial_fit``: the data seen so far, as rows of a factor.
 
     ``rows`` (``m x p`` with ``p = 1 + n_features + n_targets``) are any
@@ -378,13 +381,13 @@ class _Stream:
         d, t = self.n_features, self.n_targets
         factors = FoldFactors(1, d, t)
         if self.rows is not None:
-            factors.R[0] = _stack_r(self.rows)
+            factors.R[0] = stack_r(self.rows)
         factors.add(X, Y, sample_weight)
-        return _Stream(
+        return PartialFitState(
             d,
             t,
             self.y_ndim,
-            dtype=_out_dtype(self.dtype, X.dtype),
+            dtype=out_dtype(self.dtype, X.dtype),
             rows=factors.R[0],
             n_rows=self.n_rows + X.shape[0],
             has_intercept=self.has_intercept,
@@ -399,7 +402,7 @@ def next_stream_state(state, X, y, sample_weight, fit_intercept):
     """
     Y = y.reshape(-1, 1) if y.ndim == 1 else y
     if state is None:
-        state = _Stream(X.shape[1], Y.shape[1], y.ndim, dtype=X.dtype)
+        state = PartialFitState(X.shape[1], Y.shape[1], y.ndim, dtype=X.dtype)
     elif (Y.shape[1], y.ndim) != (state.n_targets, state.y_ndim):
         raise ValueError(
             "y has a different number of targets (or dimensions) than in "
@@ -408,7 +411,7 @@ def next_stream_state(state, X, y, sample_weight, fit_intercept):
         )
     elif state.unavailable is not None:
         warnings.warn(state.unavailable, UserWarning, stacklevel=4)
-        state = _Stream(X.shape[1], Y.shape[1], y.ndim, dtype=X.dtype)
+        state = PartialFitState(X.shape[1], Y.shape[1], y.ndim, dtype=X.dtype)
     elif fit_intercept and not state.has_intercept:
         raise ValueError(
             "partial_fit cannot continue with fit_intercept=True from a fit "
@@ -422,8 +425,8 @@ def next_stream_state(state, X, y, sample_weight, fit_intercept):
 _MAX_STATE_TARGETS = 64
 
 
-def stream_from_fit(est, X, y, sample_weight, spectrum, solver):
-    """The state that ``partial_fit`` continues from after ``est.fit``.
+def stream_from_fit(X, y, sample_weight, spectrum, solver, *, fit_intercept):
+    """The state that ``partial_fit`` continues from after ``fit``.
 
     Built from what ``fit`` computed, at a cost small beside ``fit``'s own
     (no QR of the data):
@@ -449,18 +452,18 @@ def stream_from_fit(est, X, y, sample_weight, spectrum, solver):
 
     Parameters
     ----------
-    est : RepeatedSelfDistillationRegressor
-        The estimator being fitted (for ``fit_intercept``).
     X : ndarray or sparse matrix of shape (n, d)
     y : ndarray of shape (n,) or (n, t)
     sample_weight : ndarray of shape (n,) or None
     spectrum : Spectrum or None
     solver : str
         The solver ``fit`` used.
+    fit_intercept : bool
+        The ``fit_intercept`` of that fit.
 
     Returns
     -------
-    _Stream
+    PartialFitState
     """
     Y = y.reshape(-1, 1) if y.ndim == 1 else y
     n, d = X.shape
@@ -471,7 +474,7 @@ def stream_from_fit(est, X, y, sample_weight, spectrum, solver):
     state = dict(dtype=dtype, n_rows=n)
 
     def unavailable(why):
-        return _Stream(
+        return PartialFitState(
             d,
             t,
             y.ndim,
@@ -508,15 +511,15 @@ def stream_from_fit(est, X, y, sample_weight, spectrum, solver):
         rows[1:, 1:] = np.hstack([X, Y]) - rows[0, 1:] / max(np.sqrt(W), 1e-300)
         if sample_weight is not None:
             rows[1:] *= np.sqrt(sample_weight).astype(dtype)[:, None]
-        return _Stream(d, t, y.ndim, rows=rows, **state)
+        return PartialFitState(d, t, y.ndim, rows=rows, **state)
     if spectrum is None:
         return unavailable(f"solver={solver!r} keeps no decomposition of X")
     lam = np.asarray(spectrum.lam, dtype=np.float64)
     proj = np.asarray(spectrum.proj, dtype=np.float64)
-    if spectrum._basis is None:  # "dual" on tall data: U is n x n
+    if not spectrum.has_basis:  # "dual" on tall data: U is n x n
         top = np.argsort(lam)[::-1]
         top, rest = top[:d], top[d:]
-        BX = np.asarray(spectrum._rmatmat(spectrum.left[:, top]), np.float64).T
+        BX = np.asarray(spectrum.rmatmat(spectrum.left[:, top]), np.float64).T
         P = proj[top]
         G_res = proj[rest].T @ proj[rest]
     else:
@@ -533,7 +536,7 @@ def stream_from_fit(est, X, y, sample_weight, spectrum, solver):
         G_res = Yc.T @ Yw - P.T @ P
     r = BX.shape[0]
     rows = np.zeros((1 + r + t, p))
-    if est.fit_intercept:
+    if fit_intercept:
         rows[0, 0] = np.sqrt(W)
         rows[0, 1 : 1 + d] = np.sqrt(W) * spectrum.X_offset
         rows[0, 1 + d :] = np.sqrt(W) * spectrum.y_offset
@@ -541,11 +544,11 @@ def stream_from_fit(est, X, y, sample_weight, spectrum, solver):
     rows[1 : 1 + r, 1 + d :] = P
     mu, vec = linalg.eigh(G_res)
     rows[1 + r :, 1 + d :] = np.sqrt(np.maximum(mu, 0))[:, None] * vec.T
-    return _Stream(
+    return PartialFitState(
         d,
         t,
         y.ndim,
         rows=rows.astype(dtype, copy=False),
-        has_intercept=bool(est.fit_intercept),
+        has_intercept=bool(fit_intercept),
         **state,
     )

@@ -17,7 +17,12 @@ from sklearn.utils.validation import (
 
 from . import _array_api
 from ._array_api import check_same_namespace, namespace, to_namespace
-from ._factors import _Stream, next_stream_state, spectrum_from_factor, stream_from_fit
+from ._factors import (
+    PartialFitState,
+    next_stream_state,
+    spectrum_from_factor,
+    stream_from_fit,
+)
 from ._filter import (
     inverse_filter_path,
     inverse_filter_path_per_target,
@@ -443,8 +448,10 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     def _stream_state(self, X, y, sample_weight, spectrum, solver):
         """``partial_fit``'s state after ``fit`` (none after non-NumPy data)."""
         if namespace(X)[2]:
-            return stream_from_fit(self, X, y, sample_weight, spectrum, solver)
-        return _Stream(
+            return stream_from_fit(
+                X, y, sample_weight, spectrum, solver, fit_intercept=self.fit_intercept
+            )
+        return PartialFitState(
             X.shape[1],
             1 if y.ndim == 1 else y.shape[1],
             y.ndim,

@@ -22,7 +22,7 @@ from sklearn.base import clone
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ._cv_closed_form import PreparedFold
-from ._factors import FoldFactors, _out_dtype, _stack_r, spectrum_from_factor
+from ._factors import FoldFactors, out_dtype, spectrum_from_factor, stack_r
 
 __all__ = [
     "StreamedFolds",
@@ -243,7 +243,7 @@ class StreamedFolds:
             R[:, :, 1 + d :] /= np.asarray(y_scale, dtype=np.float64)
         return [
             prepared_fold_from_factors(
-                _stack_r(*R[[g for g in range(R.shape[0]) if g != f]]),
+                stack_r(*R[[g for g in range(R.shape[0]) if g != f]]),
                 R[f],
                 d,
                 fit_intercept=fit_intercept,
@@ -264,7 +264,7 @@ class StreamedFolds:
                 R, ndim = R_all, self.y_ndim
             else:
                 cols = list(range(1 + d)) + [1 + d + int(targets[0])]
-                R, ndim = _stack_r(R_all[:, cols]), 1
+                R, ndim = stack_r(R_all[:, cols]), 1
             est.n_features_in_ = d
             return est._set_from_factor(
                 R,
@@ -332,7 +332,7 @@ def read_chunks(chunks, n_splits, seed, probe, sample_weight=None):
         n_ref,
         offset,
         getattr(probe, "feature_names_in_", None),
-        _out_dtype(*dtypes),
+        out_dtype(*dtypes),
     )
 
 
@@ -439,5 +439,5 @@ def read_dask(X, y, sample_weight, n_splits, seed):
         factors, n_ref = dask.compute(parts[0], w.sum())
         n_ref = float(n_ref)
     return StreamedFolds(
-        factors, y.ndim, n_ref, int(X.shape[0]), names, _out_dtype(X.dtype)
+        factors, y.ndim, n_ref, int(X.shape[0]), names, out_dtype(X.dtype)
     )

@@ -292,6 +292,30 @@ def test_partial_fit_after_fit_equals_one_fit_on_all_rows(
     assert np.abs(alone.predict(X) - ref.predict(X)).max() > 100 * atol
 
 
+def test_partial_fit_continues_a_dual_fit_on_tall_data_without_its_basis():
+    # The dual spectrum of tall data holds U (n x n), not its basis:
+    # stream_from_fit reads it through Spectrum.has_basis and .rmatmat.
+    X, y = _data(n=70, d=5, t=2, seed=4)
+    kw = dict(alpha=0.05 * _lam_max(X), n_steps=2, xi=[0.5, 1.5])
+    spectrum = decompose(X[:40], y[:40], solver="dual")
+    assert not spectrum.has_basis
+    M = np.random.default_rng(0).normal(size=(40, 3))
+    Xc = X[:40] - X[:40].mean(axis=0)
+    # 40-term dot products of entries below 12 and 4: rounding of the sums
+    # and of the means, a few eps per term.
+    bound = 40 * 10 * EPS * np.abs(Xc).max() * np.abs(M).max()
+    np.testing.assert_allclose(spectrum.rmatmat(M), Xc.T @ M, rtol=0, atol=bound)
+    assert spectrum.basis.shape == (5, 40) and spectrum.has_basis
+    assert decompose(X, y, solver="svd").rmatmat is None
+
+    est = RepeatedSelfDistillationRegressor(solver="dual", **kw).fit(X[:40], y[:40])
+    assert est._stream.rows is not None  # fit left a state to continue
+    est.partial_fit(X[40:], y[40:])
+    ref = RepeatedSelfDistillationRegressor(solver="svd", **kw).fit(X, y)
+    atol = _prediction_atol(X, y, None, kw["alpha"], kw["xi"], True)
+    np.testing.assert_allclose(est.predict(X), ref.predict(X), rtol=0, atol=atol)
+
+
 def test_fit_resets_partial_fit_and_states_that_cannot_continue():
     X, y = _data(n=60, d=4)
     est = RepeatedSelfDistillationRegressor(alpha=1.0).partial_fit(X[:30], y[:30])
