@@ -701,7 +701,8 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         (:func:`~skdistill._factors.spectrum_from_factor`): the accurate
         ``solver="svd"`` path even for ill-conditioned ``X``. The computation
         is in float64; the fitted arrays are kept in ``dtype`` (float32 when
-        the data were float32, as ``fit`` does).
+        the data were float32, as ``fit`` does). Called by :meth:`partial_fit`
+        and, from other modules, only through :func:`fit_from_factor`.
         """
         spectrum = spectrum_from_factor(R, n_features, fit_intercept=self.fit_intercept)
         self._set_from_spectrum(
@@ -782,3 +783,52 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             )
         for coef, intercept in stages:
             yield self._linear_predict(X, coef, intercept)
+
+
+def fit_from_factor(estimator, R, n_features, alphas, xis, *, n_samples, y_ndim, dtype):
+    """Fit ``estimator`` from the triangular factor of rows it never saw.
+
+    Private protocol: the one hand-off through which another module fits a
+    :class:`RepeatedSelfDistillationRegressor` from a factor instead of data
+    (the refit of a search on streamed data,
+    :meth:`skdistill._streaming.StreamedFolds.refit_function`). The caller
+    owns the factor and the parameters; this module owns the fitted
+    attributes, set as :meth:`~RepeatedSelfDistillationRegressor.partial_fit`
+    sets them. It sets no feature names: the caller saw no column names, or
+    keeps them itself.
+
+    Parameters
+    ----------
+    estimator : RepeatedSelfDistillationRegressor
+        Fitted in place, with its own ``fit_intercept``; its ``alpha``,
+        ``xi`` and ``n_steps`` are those that ``alphas`` and ``xis`` spell.
+    R : ndarray of shape (p, p)
+        Upper-triangular factor of ``[sqrt(w), sqrt(w) X, sqrt(w) Y]``,
+        ``p = 1 + n_features + n_targets`` (:mod:`skdistill._factors`).
+    n_features : int
+    alphas : ndarray of shape (n_steps + 1,)
+        Penalty of each step.
+    xis : ndarray of shape (n_steps,)
+        Weight of each student.
+    n_samples : int
+        Number of rows behind ``R`` (for the rank cut-off).
+    y_ndim : {1, 2}
+        Dimension of the ``y`` that ``R`` stands for.
+    dtype : dtype
+        Dtype of the fitted arrays (float32 when the data were float32).
+
+    Returns
+    -------
+    estimator : RepeatedSelfDistillationRegressor
+        The same object, fitted.
+    """
+    estimator.n_features_in_ = n_features
+    return estimator._set_from_factor(
+        R,
+        n_features,
+        alphas,
+        xis,
+        n_samples=n_samples,
+        y_ndim=y_ndim,
+        dtype=dtype,
+    )

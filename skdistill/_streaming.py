@@ -23,6 +23,7 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ._cv_closed_form import PreparedFold
 from ._factors import FoldFactors, out_dtype, spectrum_from_factor, stack_r
+from ._linear import fit_from_factor
 
 __all__ = [
     "StreamedFolds",
@@ -252,7 +253,12 @@ class StreamedFolds:
         ]
 
     def refit_function(self, estimator):
-        """``refit(params, targets, single)`` from the factor of all rows."""
+        """``refit(params, targets, single)`` from the factor of all rows.
+
+        Private protocol: the refit reaches the estimator only through
+        :func:`skdistill._linear.fit_from_factor`, the one hand-off from a
+        factor to fitted attributes (the rows themselves are gone).
+        """
         d, R_all = self.factors.n_features, self.factors.pooled()
 
         def refit(params, targets, single):
@@ -265,8 +271,8 @@ class StreamedFolds:
             else:
                 cols = list(range(1 + d)) + [1 + d + int(targets[0])]
                 R, ndim = stack_r(R_all[:, cols]), 1
-            est.n_features_in_ = d
-            return est._set_from_factor(
+            return fit_from_factor(
+                est,
                 R,
                 d,
                 alphas_,
