@@ -827,3 +827,34 @@ def test_rows_unlike_the_preconditioner_fall_back_to_householder(change):
             rtol=0,
             atol=1e3 * EPS * s_max,
         )
+
+
+def test_the_estimator_and_its_factors_import_no_search_module():
+    # _linear (and the _factors it fits from) sit below the searches: the
+    # package-relative imports reachable from them name no CV, search or
+    # streaming module (read statically: importing would load the package).
+    import ast
+    from pathlib import Path
+
+    import skdistill
+
+    root = Path(skdistill.__file__).parent
+
+    def imports(name):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module is None:
+                    yield from (alias.name for alias in node.names)
+                else:
+                    yield node.module.split(".")[0]
+
+    seen, todo = set(), ["_linear"]
+    while todo:
+        name = todo.pop()
+        if name not in seen and (root / f"{name}.py").exists():
+            seen.add(name)
+            todo.extend(imports(name))
+    assert {"_linear", "_factors", "_spectral"} <= seen
+    searches = {n for n in seen if n.startswith("_cv") or n.endswith("_search")}
+    assert not searches and "_streaming" not in seen, sorted(seen)
