@@ -17,7 +17,7 @@ The streamed fit keeps per-fold triangular factors. A Householder QR of a
 chunk costs about twice the flops of its Gram matrix at a lower rate (2.0x one
 ``X^T X`` pass in all); large chunks instead take a preconditioned Cholesky
 path (a triangular solve and ``syrk`` per fold, see
-``skdistill._streaming.FoldFactors``), measured at 1.43-1.49x at
+``skdistill._factors.FoldFactors``), measured at 1.43-1.49x at
 n = 2,000,000 on a shared two-core machine.
 
 Run ``python benchmarks/bench_scale.py --quick`` for a sanity run

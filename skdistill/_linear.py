@@ -17,6 +17,12 @@ from sklearn.utils.validation import (
 
 from . import _array_api
 from ._array_api import check_same_namespace, namespace, to_namespace
+from ._factors import (
+    PartialFitState,
+    next_stream_state,
+    spectrum_from_factor,
+    stream_from_fit,
+)
 from ._filter import (
     inverse_filter_path,
     inverse_filter_path_per_target,
@@ -24,7 +30,6 @@ from ._filter import (
     xi_to_xi_bar,
 )
 from ._spectral import cholesky_path, decompose, resolve_solver
-from ._streaming import _Stream, stream_from_fit
 from ._validation import check_target_steps
 
 __all__ = ["RepeatedSelfDistillationRegressor"]
@@ -443,8 +448,10 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     def _stream_state(self, X, y, sample_weight, spectrum, solver):
         """``partial_fit``'s state after ``fit`` (none after non-NumPy data)."""
         if namespace(X)[2]:
-            return stream_from_fit(self, X, y, sample_weight, spectrum, solver)
-        return _Stream(
+            return stream_from_fit(
+                X, y, sample_weight, spectrum, solver, fit_intercept=self.fit_intercept
+            )
+        return PartialFitState(
             X.shape[1],
             1 if y.ndim == 1 else y.shape[1],
             y.ndim,
@@ -655,8 +662,6 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         >>> bool(np.allclose(reg.coef_, full.coef_, rtol=1e-10))
         True
         """
-        from ._streaming import next_stream_state
-
         _array_api.check_numpy_only(self, X, y, sample_weight, method="partial_fit")
         first = getattr(self, "_stream", None) is None
         X, y = validate_data(
@@ -693,13 +698,12 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         """Fitted attributes from a triangular factor of ``[1, X, Y]``.
 
         The same filter as ``fit`` computes, from an SVD of the centred factor
-        (:func:`~skdistill._streaming.spectrum_from_factor`): the accurate
+        (:func:`~skdistill._factors.spectrum_from_factor`): the accurate
         ``solver="svd"`` path even for ill-conditioned ``X``. The computation
         is in float64; the fitted arrays are kept in ``dtype`` (float32 when
-        the data were float32, as ``fit`` does).
+        the data were float32, as ``fit`` does). Called by :meth:`partial_fit`
+        and, from other modules, only through :func:`fit_from_factor`.
         """
-        from ._streaming import spectrum_from_factor
-
         spectrum = spectrum_from_factor(R, n_features, fit_intercept=self.fit_intercept)
         self._set_from_spectrum(
             spectrum,
@@ -779,3 +783,52 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             )
         for coef, intercept in stages:
             yield self._linear_predict(X, coef, intercept)
+
+
+def fit_from_factor(estimator, R, n_features, alphas, xis, *, n_samples, y_ndim, dtype):
+    """Fit ``estimator`` from the triangular factor of rows it never saw.
+
+    Private protocol: the one hand-off through which another module fits a
+    :class:`RepeatedSelfDistillationRegressor` from a factor instead of data
+    (the refit of a search on streamed data,
+    :meth:`skdistill._streaming.StreamedFolds.refit_function`). The caller
+    owns the factor and the parameters; this module owns the fitted
+    attributes, set as :meth:`~RepeatedSelfDistillationRegressor.partial_fit`
+    sets them. It sets no feature names: the caller saw no column names, or
+    keeps them itself.
+
+    Parameters
+    ----------
+    estimator : RepeatedSelfDistillationRegressor
+        Fitted in place, with its own ``fit_intercept``; its ``alpha``,
+        ``xi`` and ``n_steps`` are those that ``alphas`` and ``xis`` spell.
+    R : ndarray of shape (p, p)
+        Upper-triangular factor of ``[sqrt(w), sqrt(w) X, sqrt(w) Y]``,
+        ``p = 1 + n_features + n_targets`` (:mod:`skdistill._factors`).
+    n_features : int
+    alphas : ndarray of shape (n_steps + 1,)
+        Penalty of each step.
+    xis : ndarray of shape (n_steps,)
+        Weight of each student.
+    n_samples : int
+        Number of rows behind ``R`` (for the rank cut-off).
+    y_ndim : {1, 2}
+        Dimension of the ``y`` that ``R`` stands for.
+    dtype : dtype
+        Dtype of the fitted arrays (float32 when the data were float32).
+
+    Returns
+    -------
+    estimator : RepeatedSelfDistillationRegressor
+        The same object, fitted.
+    """
+    estimator.n_features_in_ = n_features
+    return estimator._set_from_factor(
+        R,
+        n_features,
+        alphas,
+        xis,
+        n_samples=n_samples,
+        y_ndim=y_ndim,
+        dtype=dtype,
+    )

@@ -81,6 +81,16 @@ class Spectrum:
             self._basis = self._rmatmat(self.left)
         return self._basis
 
+    @property
+    def has_basis(self):
+        """Whether :attr:`basis` is held (False: formed on its first access)."""
+        return self._basis is not None
+
+    @property
+    def rmatmat(self):
+        """``M -> Xc^T @ M`` (``"dual"``; None when only the basis was given)."""
+        return self._rmatmat
+
     def __repr__(self):
         return (
             f"Spectrum(r={self.lam.shape[0]}, d={self.X_offset.shape[0]}, "

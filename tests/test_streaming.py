@@ -19,8 +19,9 @@ from skdistill import (
     SelfDistillCV,
     hash_folds,
 )
+from skdistill._factors import FoldFactors, spectrum_from_factor
 from skdistill._spectral import decompose
-from skdistill._streaming import FoldFactors, _import_dask, spectrum_from_factor
+from skdistill._streaming import _import_dask
 
 EPS = np.finfo(np.float64).eps
 
@@ -290,6 +291,30 @@ def test_partial_fit_after_fit_equals_one_fit_on_all_rows(
         X[n_fit:], y[n_fit:], sample_weight=None if w is None else w[n_fit:]
     )
     assert np.abs(alone.predict(X) - ref.predict(X)).max() > 100 * atol
+
+
+def test_partial_fit_continues_a_dual_fit_on_tall_data_without_its_basis():
+    # The dual spectrum of tall data holds U (n x n), not its basis:
+    # stream_from_fit reads it through Spectrum.has_basis and .rmatmat.
+    X, y = _data(n=70, d=5, t=2, seed=4)
+    kw = dict(alpha=0.05 * _lam_max(X), n_steps=2, xi=[0.5, 1.5])
+    spectrum = decompose(X[:40], y[:40], solver="dual")
+    assert not spectrum.has_basis
+    M = np.random.default_rng(0).normal(size=(40, 3))
+    Xc = X[:40] - X[:40].mean(axis=0)
+    # 40-term dot products of entries below 12 and 4: rounding of the sums
+    # and of the means, a few eps per term.
+    bound = 40 * 10 * EPS * np.abs(Xc).max() * np.abs(M).max()
+    np.testing.assert_allclose(spectrum.rmatmat(M), Xc.T @ M, rtol=0, atol=bound)
+    assert spectrum.basis.shape == (5, 40) and spectrum.has_basis
+    assert decompose(X, y, solver="svd").rmatmat is None
+
+    est = RepeatedSelfDistillationRegressor(solver="dual", **kw).fit(X[:40], y[:40])
+    assert est._stream.rows is not None  # fit left a state to continue
+    est.partial_fit(X[40:], y[40:])
+    ref = RepeatedSelfDistillationRegressor(solver="svd", **kw).fit(X, y)
+    atol = _prediction_atol(X, y, None, kw["alpha"], kw["xi"], True)
+    np.testing.assert_allclose(est.predict(X), ref.predict(X), rtol=0, atol=atol)
 
 
 def test_fit_resets_partial_fit_and_states_that_cannot_continue():
@@ -804,3 +829,34 @@ def test_rows_unlike_the_preconditioner_fall_back_to_householder(change):
             rtol=0,
             atol=1e3 * EPS * s_max,
         )
+
+
+def test_the_estimator_and_its_factors_import_no_search_module():
+    # _linear (and the _factors it fits from) sit below the searches: the
+    # package-relative imports reachable from them name no CV, search or
+    # streaming module (read statically: importing would load the package).
+    import ast
+    from pathlib import Path
+
+    import skdistill
+
+    root = Path(skdistill.__file__).parent
+
+    def imports(name):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module is None:
+                    yield from (alias.name for alias in node.names)
+                else:
+                    yield node.module.split(".")[0]
+
+    seen, todo = set(), ["_linear"]
+    while todo:
+        name = todo.pop()
+        if name not in seen and (root / f"{name}.py").exists():
+            seen.add(name)
+            todo.extend(imports(name))
+    assert {"_linear", "_factors", "_spectral"} <= seen
+    searches = {n for n in seen if n.startswith("_cv") or n.endswith("_search")}
+    assert not searches and "_streaming" not in seen, sorted(seen)
