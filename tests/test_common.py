@@ -179,6 +179,11 @@ def _run_check(check, estimator):
         check(estimator)
 
 
+def _marks(estimator):
+    """The marks of ``estimator``'s checks: optuna's search needs optuna."""
+    return [needs_optuna] if getattr(estimator, "search", None) == "optuna" else []
+
+
 def _with_optuna_marks(decorator):
     """``decorator``'s parameters, those of the optuna search marked ``needs_optuna``.
 
@@ -194,11 +199,6 @@ def _with_optuna_marks(decorator):
         marks = [*param.marks, *_marks(param.values[0])]
         marked.append(pytest.param(*param.values, marks=marks, id=param.id))
     return pytest.mark.parametrize(argnames, marked, **decorator.mark.kwargs)
-
-
-def _marks(estimator):
-    """The marks of ``estimator``'s checks: optuna's search needs optuna."""
-    return [needs_optuna] if getattr(estimator, "search", None) == "optuna" else []
 
 
 def _estimator_params(estimators):
@@ -228,6 +228,22 @@ def test_every_public_estimator_is_checked():
     }
     assert classes, "skdistill.__all__ names no estimator"
     assert {type(est) for est in ESTIMATORS} == classes
+
+
+def test_expected_failures_name_checks_that_run():
+    # A key or a check name that matches nothing (a typo, a renamed check, an
+    # instance no longer in ESTIMATORS) would silently expect nothing.
+    _, params = test_sklearn_compatible.pytestmark[0].args
+    ran = {}
+    for param in params:
+        estimator, check = param.values
+        name = getattr(check, "func", check).__name__
+        ran.setdefault(id(estimator), (estimator, set()))[1].add(name)
+    for key, checks in EXPECTED_FAILED_CHECKS.items():
+        covered = [names for est, names in ran.values() if _matches(key, est)]
+        assert covered, f"{key!r} is not among ESTIMATORS"
+        for names in covered:
+            assert set(checks) <= names, set(checks) - names
 
 
 @pytest.mark.parametrize("estimator", _estimator_params(ESTIMATORS))
