@@ -17,35 +17,9 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdistill import SelfDistillationClassifier
 from skdistill.datasets import make_noisy_gaussian_mixture
-
-# Early stopping holds out a random part of the data, so a zero weight is not
-# the same as a removed row: the held-out split differs (as for
-# HistGradientBoostingClassifier with early stopping in scikit-learn).
-_ES_REASON = "the early-stopping split depends on which rows are present"
-
-
-@parametrize_with_checks(
-    [
-        SelfDistillationClassifier(n_steps=2, xi=[0.8, 1.0], temperature=2.0),
-        SelfDistillationClassifier(n_steps=2, pseudo_labels="hard", fix_intercept=True),
-        SelfDistillationClassifier(n_steps=3, early_stopping=True, random_state=0),
-    ],
-    expected_failed_checks=lambda est: (
-        {
-            "check_sample_weight_equivalence_on_dense_data": _ES_REASON,
-            "check_sample_weight_equivalence_on_sparse_data": _ES_REASON,
-        }
-        if est.early_stopping
-        else {}
-    ),
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
-
 
 # --------------------------------------------------------------------------
 # An independent solver of the soft-target objective of LogisticRegression:

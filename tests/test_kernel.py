@@ -11,7 +11,6 @@ from numpy.testing import assert_allclose
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.model_selection import GridSearchCV, KFold
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdistill import KernelSelfDistillationRegressor, SelfDistillCV
 from skdistill._filter import inverse_filter_path, xi_to_xi_bar
@@ -39,30 +38,6 @@ def _naive_path(X, y, alphas, xis, sample_weight=None, **kernel):
             )
         )
     return models
-
-
-@parametrize_with_checks(
-    [
-        KernelSelfDistillationRegressor(),
-        KernelSelfDistillationRegressor(alpha=0.5, n_steps=2, xi=[0.5, 2.0]),
-        KernelSelfDistillationRegressor(n_steps=2, solver="cholesky"),
-        KernelSelfDistillationRegressor(kernel="precomputed", n_steps=2),
-    ],
-    expected_failed_checks=lambda est: (
-        {
-            # Both checks turn a precomputed (linear) Gram matrix into an
-            # indefinite one (the first subtracts its mean, the second
-            # truncates it to integers), which the estimator rejects on
-            # purpose: the closed form needs a positive semi-definite kernel.
-            "check_positive_only_tag_during_fit": "indefinite precomputed kernel",
-            "check_estimators_dtypes": "Gram matrix truncated to integers",
-        }
-        if est.kernel == "precomputed"
-        else {}
-    ),
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 @given(

@@ -17,11 +17,6 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.linear_model import Ridge
 from sklearn.utils._param_validation import InvalidParameterError
-from sklearn.utils.estimator_checks import (
-    check_dataframe_column_names_consistency,
-    check_param_validation,
-    parametrize_with_checks,
-)
 
 from skdistill import RepeatedSelfDistillationRegressor, xi_bar_to_xi, xi_to_xi_bar
 from skdistill._filter import inverse_filter_path
@@ -37,44 +32,6 @@ SOLVER_AND_SPARSE = [
     for sparse_input in (False, True)
     if not (solver == "svd" and sparse_input)
 ]
-
-ESTIMATORS = [
-    RepeatedSelfDistillationRegressor(),
-    RepeatedSelfDistillationRegressor(n_steps=0),
-    RepeatedSelfDistillationRegressor(n_steps=3, xi=[0.5, 1.5, -0.5]),
-    RepeatedSelfDistillationRegressor(n_steps=3, xi=2.0, alpha=[1.0, 0.5, 2.0, 0.1]),
-    RepeatedSelfDistillationRegressor(alpha=0.0, n_steps=2, xi=-1.0),
-    RepeatedSelfDistillationRegressor(fit_intercept=False, n_steps=2),
-    # "svd" declares input_tags.sparse = False, so the sparse checks verify
-    # that it rejects sparse X with a TypeError mentioning "sparse".
-    RepeatedSelfDistillationRegressor(solver="svd", n_steps=3, xi=1.5),
-    RepeatedSelfDistillationRegressor(solver="gram", n_steps=3, xi=1.5),
-    RepeatedSelfDistillationRegressor(solver="dual", n_steps=3, xi=1.5),
-    RepeatedSelfDistillationRegressor(
-        solver="cholesky", n_steps=3, xi=[0.5, 2.0, -1.0], alpha=[1.0, 1.0, 0.3, 1.0]
-    ),
-]
-
-
-# No check is skipped by us. scikit-learn itself skips its array API checks
-# unless the environment variable SCIPY_ARRAY_API=1 is set before scipy is
-# imported; it changes scipy globally, so `make test` runs them in a second
-# process: `SCIPY_ARRAY_API=1 pytest tests -k array_api` (see
-# tests/test_array_api.py).
-@parametrize_with_checks(ESTIMATORS)
-def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
-
-
-@pytest.mark.parametrize("estimator", ESTIMATORS[:4], ids=repr)
-def test_param_validation_check(estimator):
-    check_param_validation(type(estimator).__name__, estimator)
-
-
-@pytest.mark.parametrize("estimator", ESTIMATORS[:4], ids=repr)
-def test_dataframe_column_names_check(estimator):
-    check_dataframe_column_names_consistency(type(estimator).__name__, estimator)
-
 
 # ---------------------------------------------------------------------------
 # Helpers and independent references

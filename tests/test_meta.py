@@ -9,21 +9,8 @@ from sklearn.linear_model import Ridge
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPRegressor
 from sklearn.tree import DecisionTreeRegressor
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdistill import RepeatedSelfDistillationRegressor, SelfDistillationRegressor
-
-
-@parametrize_with_checks(
-    [
-        SelfDistillationRegressor(),
-        SelfDistillationRegressor(
-            DecisionTreeRegressor(max_depth=4, random_state=0), n_steps=2, xi=[0.3, 1.2]
-        ),
-    ]
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 @settings(deadline=None)

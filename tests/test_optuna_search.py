@@ -16,7 +16,6 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import mean_absolute_error, mean_squared_error
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdistill import (
     RepeatedSelfDistillationRegressor,
@@ -50,31 +49,6 @@ def _weighted_cv_scores(params, X, y, folds, sample_weight, metric, weigh_score)
         w = sample_weight[test] if weigh_score else None
         out.append(-metric(y[test], est.predict(X[test]), sample_weight=w))
     return np.array(out)
-
-
-# Few trials keep the checks fast. No check is expected to fail; the only
-# skip is scikit-learn's own check_array_api_input, which skips itself with
-# the reason "SCIPY_ARRAY_API is not set".
-@needs_optuna
-@parametrize_with_checks(
-    [
-        SelfDistillCV(
-            search="optuna", n_trials=3, cv=3, n_steps=(0, 1), random_state=0
-        ),
-        SelfDistillCV(
-            SelfDistillationClassifier(),
-            search="optuna",
-            n_trials=3,
-            cv=3,
-            n_steps=(0, 1),
-            random_state=0,
-        ),
-    ]
-)
-def test_sklearn_compatible(estimator, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        check(estimator)
 
 
 @needs_optuna

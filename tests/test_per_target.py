@@ -16,29 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 from sklearn.linear_model import Ridge
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdistill import RepeatedSelfDistillationRegressor, xi_to_xi_bar
 
 SOLVERS = ["auto", "svd", "gram", "dual", "cholesky"]
 EPS = np.finfo(np.float64).eps
-
-# One row (or one count) is shared by every target, so these estimators fit
-# any y and go through scikit-learn's whole set of checks in the per-target
-# setting.
-PER_TARGET_ESTIMATORS = [
-    RepeatedSelfDistillationRegressor(alpha=[[1.0]], n_steps=2, xi=[[0.5, 2.0]]),
-    RepeatedSelfDistillationRegressor(
-        alpha=[[1.0, 0.5, 2.0]], n_steps=[2], xi=[1.5, -0.5], solver="cholesky"
-    ),
-    RepeatedSelfDistillationRegressor(alpha=[[0.5]], n_steps=[0], solver="dual"),
-]
-
-
-@parametrize_with_checks(PER_TARGET_ESTIMATORS)
-def test_sklearn_compatible_per_target_estimator(estimator, check):
-    check(estimator)
-
 
 # ---------------------------------------------------------------------------
 # Helpers
