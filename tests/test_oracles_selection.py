@@ -7,11 +7,13 @@ import warnings
 import numpy as np
 import pytest
 from _oracles import (
+    filter_values,
     fold_eigenvalues,
     fold_problem,
     nested_score_oracle,
     shrink_qp,
 )
+from _oracles import stacked_problem as _stacked
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold
 
@@ -179,3 +181,146 @@ class _fit_later:
 
     def fit(self, *args, **kwargs):
         return _fit(self.search, *args, **kwargs)
+
+
+# ------------------------------------------- shrinking programmes, rank 3
+@pytest.mark.parametrize("seed", range(2))
+def test_three_step_shrinking_filters_are_the_exact_constrained_optimum(seed):
+    # Kills: shrinking programmes of rank above two skipping the NNLS
+    # fallback (left at ridge). Three steps: four coefficients, three free
+    # after sum(xi_bar) = 1, so every infeasible free solution goes to NNLS.
+    # The oracle enumerates the active sets of the exact QP (shrink_qp) on
+    # the eigenvalues of every training fold (a numpy SVD of each; 9 values,
+    # all of which filter_powers keeps).
+    rng = np.random.default_rng(seed)
+    n, d = 45, 3
+    X = rng.normal(size=(n, d)) * np.array([4.0, 1.0, 0.25])
+    y = X @ np.array([0.2, 1.0, 3.0]) + 0.5 * rng.normal(size=n)
+    folds = list(KFold(3, shuffle=True, random_state=seed).split(X))
+    alphas = np.logspace(-0.5, 2, 6)
+    search = _fit(
+        SelfDistillCV(
+            alphas=alphas,
+            n_steps=(0, 3),
+            cv=folds,
+            filter_constraint="shrink",
+            selection="honest",
+            refit=False,
+        ),
+        X,
+        y,
+    )
+    res = search.cv_results_
+    lams = fold_eigenvalues(X, folds)
+    assert lams.size == 9 and lams.min() > 0
+    n_active = 0
+    for c, p in enumerate(res["params"]):
+        if p["n_steps"] != 3:
+            continue
+        assert res["shrink"][c]
+        M, v = _stacked(fold_problem(X, y, folds, p["alpha"], 3))
+        h = lams / (lams + p["alpha"])
+        x, best, active = shrink_qp(M, v, h)
+        n_active += active > 0
+        got = -3 * res["mean_test_score"][c]  # the sum of the folds' MSEs
+        xi_bar = np.asarray(res["param_xi_bar"][c], dtype=float)
+        phi, slack = filter_values(xi_bar, h)
+        assert phi.min() >= -slack.max() - 1e-10 and phi.max() <= 1 + 1e-10
+        # Reduced, column-normalised M of condition < 1e4 here (checked
+        # below), far from the 1e-8 truncation: the two optima agree to
+        # round-off in the objective (1e-9 relative) and, the objective
+        # being strictly convex, to 1e-4 in xi_bar (sqrt of the objective's
+        # tolerance over its smallest curvature, generously).
+        B = M[:, 1:] - M[:, :1]
+        assert np.linalg.cond(B / np.linalg.norm(B, axis=0)) < 1e4
+        assert got == pytest.approx(best, rel=1e-9)
+        np.testing.assert_allclose(xi_bar, x, rtol=0, atol=1e-4 * (1 + np.abs(x).max()))
+    # Some programmes have active constraints: the check exercises them.
+    assert n_active >= 2
+
+
+# ------------------------------------------------------------- refits
+def test_leave_one_out_student_is_refitted_at_alpha_times_n_over_n_minus_1():
+    # Kills: the leave-one-out training size taken as n instead of n - 1
+    # (refit scale 1). A student validated by leave-one-out was trained on
+    # n - 1 rows (weight W - W / n on average, whatever the weights).
+    X, y = _data(n=30, d=4, seed=3)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, size=30)
+    alphas = np.logspace(-1, 2, 7)
+    search = _fit(
+        SelfDistillCV(alphas=alphas, n_steps=2, cv=None, selection="raw"),
+        X,
+        y,
+        sample_weight=w,
+    )
+    assert search.n_steps_ >= 1  # a student, which the rescaling concerns
+    assert search.alpha_refit_scale_ == pytest.approx(30 / 29, rel=1e-12)
+    assert search.alpha_ == pytest.approx(search.cv_alpha_ * 30 / 29, rel=1e-12)
+    direct = RepeatedSelfDistillationRegressor(
+        alpha=search.cv_alpha_ * 30 / 29, n_steps=search.n_steps_, xi=search.xi_
+    ).fit(X, y, sample_weight=w)
+    # Ridge chains of condition < 1e4 (alpha >= 0.1, eigenvalues below 1e3).
+    np.testing.assert_allclose(search.predict(X), direct.predict(X), rtol=1e-8)
+
+
+def _three_targets(n=90, d=4, seed=11):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * np.array([2.0, 1.0, 0.5, 0.3])
+    Y = np.column_stack(
+        [
+            X @ np.array([1.0, 0.0, 0.0, 2.0]) + 0.3 * rng.normal(size=n),
+            np.sin(2 * X[:, 0]) + 0.5 * rng.normal(size=n),
+            X @ np.array([0.0, -1.0, 3.0, 0.0]) + 1.0 * rng.normal(size=n),
+        ]
+    )
+    return X, Y
+
+
+def _chunks(X, Y, cuts):
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        yield X[a:b], Y[a:b]
+
+
+@pytest.mark.parametrize("source", ["memory", "kernel", "loo", "chunks", "dask"])
+def test_every_per_target_refit_fits_each_targets_own_labels(source):
+    # Kills: the per-target refit (refit_one in _cv.py, the streamed refit)
+    # fitting target 0's labels for every target. Oracle: each target's
+    # column of best_estimator_'s predictions against a fit of that target
+    # alone with the parameters chosen for it.
+    X, Y = _three_targets()
+    kw = dict(
+        alphas=np.logspace(-1, 2, 6),
+        n_steps=(0, 1, 2),
+        alpha_per_target=True,
+        selection="raw",  # students for most targets: xi matters
+    )
+    if source == "kernel":
+        kernel = KernelSelfDistillationRegressor(kernel="rbf", gamma=0.2)
+        search = _fit(SelfDistillCV(kernel, cv=3, **kw), X, Y)
+    elif source == "loo":
+        search = _fit(SelfDistillCV(cv=None, **kw), X, Y)
+    elif source == "chunks":
+        search = _fit(SelfDistillCV(cv=3, **kw), _chunks(X, Y, [0, 40, 41, 90]))
+    elif source == "dask":
+        da = pytest.importorskip("dask.array")
+        data = (da.from_array(X, chunks=40), da.from_array(Y, chunks=40))
+        search = _fit(SelfDistillCV(cv=3, **kw), *data)
+    else:
+        search = _fit(SelfDistillCV(cv=3, **kw), X, Y)
+    pred = np.asarray(search.predict(X))
+    assert pred.shape == Y.shape
+    for t in range(3):
+        k = int(search.n_steps_[t])
+        params = dict(alpha=float(search.alpha_[t]), n_steps=k, xi=search.xi_[t, :k])
+        if source == "kernel":
+            alone = KernelSelfDistillationRegressor(kernel="rbf", gamma=0.2, **params)
+        else:
+            alone = RepeatedSelfDistillationRegressor(**params)
+        ref = alone.fit(X, Y[:, t]).predict(X)
+        # alpha >= 0.1 against eigenvalues below 1e3 (and a kernel's below
+        # n): chains of condition < 1e4, k <= 2 steps.
+        np.testing.assert_allclose(
+            pred[:, t], ref, rtol=0, atol=1e-8 * np.abs(Y[:, t]).max()
+        )
+    # The targets' labels differ enough for a wrong column to show.
+    assert np.abs(Y[:, 1] - Y[:, 0]).max() > 1
