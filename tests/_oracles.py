@@ -190,3 +190,38 @@ def nested_score_oracle(make_search, X, y, folds, rule, w=None):
         errors.append(np.average((y[te] - P @ xi_bar) ** 2, weights=w[te]))
         choices.append((p["n_steps"], p["alpha"]))
     return -float(np.mean(errors)), choices
+
+
+def prediction_error_bound(X, y, alpha, xi_bar, w=None, fit_intercept=True, eps=None):
+    """Round-off bound of a filter's predictions: ``1e3 eps kappa |xi_bar|_1 |y|``.
+
+    ``kappa = 1 + lam_max / alpha`` is the regularised condition number of
+    the (centred, weighted) ``X^T X + alpha I`` (a numpy SVD), ``|y|`` the
+    largest label; each pure distillate's predictions are accurate to about
+    ``eps kappa |y|`` and the filter combines them with weights ``xi_bar``.
+    ``eps`` defaults to float64's.
+    """
+    eps = np.finfo(np.float64).eps if eps is None else eps
+    X = np.asarray(X, dtype=np.float64)
+    w = np.ones(X.shape[0]) if w is None else np.asarray(w, dtype=float)
+    Xc = X - np.average(X, axis=0, weights=w) if fit_intercept else X
+    s = np.linalg.svd(Xc * np.sqrt(w)[:, None], compute_uv=False)
+    kappa = 1 + s[0] ** 2 / alpha
+    l1 = np.abs(np.asarray(xi_bar, dtype=float)).sum()
+    return 1e3 * eps * kappa * max(l1, 1.0) * np.abs(np.asarray(y, float)).max()
+
+
+def explicit_loo_mse(X, y, alpha, xi_bar, w=None, fit_intercept=True):
+    """Leave-one-out (weighted) MSE of a filter, by ``n`` Ridge-chain refits."""
+    n = X.shape[0]
+    w = np.ones(n) if w is None else np.asarray(w, dtype=float)
+    xi_bar = np.asarray(xi_bar, dtype=float)
+    k = xi_bar.size - 1
+    err = np.empty(n)
+    for i in range(n):
+        keep = np.arange(n) != i
+        P = pure_distillates(
+            X[keep], y[keep], X[i : i + 1], alpha, k, w[keep], fit_intercept
+        )
+        err[i] = (y[i] - P[0] @ xi_bar) ** 2
+    return float(np.average(err, weights=w))
