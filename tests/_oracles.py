@@ -60,17 +60,19 @@ def fold_eigenvalues(X, folds, w=None, fit_intercept=True):
     return np.concatenate(lams)
 
 
-def filter_values(xi_bar, h):
+def filter_values(xi_bar, h, eps=None):
     """``phi(h) = h * sum_m xi_bar[m] h^m`` and a bound on its round-off.
 
     The bound is ``64 eps`` times ``sum_m |xi_bar[m]| h^(m+1)``: evaluating the
-    polynomial in float64 cannot resolve ``phi`` better than that, whatever
-    the algorithm (``64`` covers the Horner steps and the computation of h).
+    polynomial (with ``h`` known to a few ``eps``) cannot resolve ``phi``
+    better than that, whatever the algorithm (``64`` covers the Horner steps
+    and the computation of h). ``eps`` defaults to float64's.
     """
     xi_bar = np.asarray(xi_bar, dtype=float)
     powers = h[:, None] ** np.arange(1, xi_bar.size + 1)[None, :]
     phi = powers @ xi_bar
-    slack = 64 * np.finfo(np.float64).eps * (np.abs(powers) @ np.abs(xi_bar))
+    eps = np.finfo(np.float64).eps if eps is None else eps
+    slack = 64 * eps * (np.abs(powers) @ np.abs(xi_bar))
     return phi, slack
 
 

@@ -61,10 +61,17 @@ def _design(seed, n, d, spread, dtype=np.float64):
 # ------------------------------------------- shrinking filters in [0, 1]
 def _worst_excess(search, X, folds):
     """Largest distance from [0, 1], beyond round-off, of any shrinking
-    candidate of ``cv_results_`` on any training fold's eigenvalue."""
+    candidate of ``cv_results_`` on any training fold's eigenvalue.
+
+    The round-off allowed is in the precision of ``X``: float32 data are
+    decomposed in float32, so their eigenvalues, and the filter's values
+    there, carry eps32 where float64 ones carry eps64.
+    """
+    eps = float(np.finfo(X.dtype).eps)
+    X = X.astype(np.float64)
     lams = fold_eigenvalues(X, folds)
     # Eigenvalues below max(n, d) eps lam_max are round-off of exact zeros.
-    lams = lams[lams > max(X.shape) * EPS64 * lams.max()]
+    lams = lams[lams > max(X.shape) * eps * lams.max()]
     res = search.cv_results_
     worst = 0.0
     for c, p in enumerate(res["params"]):
@@ -72,7 +79,7 @@ def _worst_excess(search, X, folds):
             continue
         h = lams / (lams + p["alpha"])
         xi_bar = np.asarray(res["param_xi_bar"][c], dtype=float)
-        phi, slack = filter_values(xi_bar, h)
+        phi, slack = filter_values(xi_bar, h, eps=eps)
         # Round-off allowed: evaluating phi (``slack``); the programmes'
         # feasibility tolerance (about 1e-11 on the filter's scale, 1); and
         # a backward-stable solve of constraints whose matrix
@@ -80,7 +87,7 @@ def _worst_excess(search, X, folds):
         # columns at h near 1): phi then carries eps kappa |xi_bar|_1.
         P = h[:, None] ** np.arange(1, xi_bar.size + 1)[None, :]
         kappa = np.linalg.cond(P) if xi_bar.size > 1 else 1.0
-        slack = slack + 1e-10 + 10 * EPS64 * kappa * np.abs(xi_bar).sum()
+        slack = slack + 1e-10 + 10 * eps * kappa * np.abs(xi_bar).sum()
         worst = max(worst, float(np.max(-phi - slack)), float(np.max(phi - 1 - slack)))
     return worst
 
@@ -126,13 +133,14 @@ def test_shrinking_candidates_stay_in_unit_interval_on_many_eigenvalues(
     spread=st.floats(0.0, 3.0),
     max_steps=st.integers(1, 3),
     rule=st.sampled_from(["stepwise", "one_se", "honest"]),
+    dtype=st.sampled_from([np.float64, np.float32]),
 )
 def test_shrinking_candidates_stay_in_unit_interval_on_the_default_grid(
-    seed, n, d, spread, max_steps, rule
+    seed, n, d, spread, max_steps, rule, dtype
 ):
     # At most 60 eigenvalues (every one sampled), the default grid down to
     # 1e-6 lam_max where |xi_bar| grows large (defect 7's regime).
-    X, y = _design(seed, n, d, spread)
+    X, y = _design(seed, n, d, spread, dtype=dtype)
     folds = list(KFold(5, shuffle=True, random_state=seed).split(X))
     search = _fit(
         SelfDistillCV(
