@@ -24,8 +24,6 @@ from skdistill import (
 )
 from skdistill._cv_engine import _apply_rule
 
-EPS = np.finfo(np.float64).eps
-
 
 def _data(n=60, d=6, seed=0, noise=0.5, t=None):
     rng = np.random.default_rng(seed)

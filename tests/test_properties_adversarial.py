@@ -33,7 +33,6 @@ from skdistill import (
 )
 
 EPS32 = float(np.finfo(np.float32).eps)
-EPS64 = float(np.finfo(np.float64).eps)
 FEW = settings(max_examples=8, deadline=None)
 # The tests marked xfail fail today: no shrinking of their failures (it
 # would cost minutes of refits for an example that the report shows anyway).
