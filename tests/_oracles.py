@@ -122,7 +122,7 @@ def shrink_qp(M, v, h, feas_tol=1e-10):
 def candidate_levels(cv_results):
     """Each ``cv_results_`` row's complexity: 0 ridge, then per k shrink, free."""
     steps = np.array([p["n_steps"] for p in cv_results["params"]])
-    shrink = np.asarray(cv_results["shrink"], dtype=bool)
+    shrink = np.asarray(cv_results["filter_family"]) == "shrink"
     return np.where(steps == 0, 0, 2 * steps - 1 + (~shrink))
 
 
@@ -186,7 +186,7 @@ def nested_score_oracle(make_search, X, y, folds, rule, w=None):
         res = search.cv_results_
         c = rule_choice(res, K - 1, rule)
         p = res["params"][c]
-        xi_bar = np.asarray(res["param_xi_bar"][c], dtype=float)
+        xi_bar = np.asarray(res["xi_bar"][c], dtype=float)
         tr, te = folds[j]
         P = pure_distillates(X[tr], y[tr], X[te], p["alpha"], p["n_steps"], w[tr])
         errors.append(np.average((y[te] - P @ xi_bar) ** 2, weights=w[te]))

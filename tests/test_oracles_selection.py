@@ -215,13 +215,13 @@ def test_three_step_shrinking_filters_are_the_exact_constrained_optimum(seed):
     for c, p in enumerate(res["params"]):
         if p["n_steps"] != 3:
             continue
-        assert res["shrink"][c]
+        assert res["filter_family"][c] == "shrink"
         M, v = _stacked(fold_problem(X, y, folds, p["alpha"], 3))
         h = lams / (lams + p["alpha"])
         x, best, active = shrink_qp(M, v, h)
         n_active += active > 0
         got = -3 * res["mean_test_score"][c]  # the sum of the folds' MSEs
-        xi_bar = np.asarray(res["param_xi_bar"][c], dtype=float)
+        xi_bar = np.asarray(res["xi_bar"][c], dtype=float)
         phi, slack = filter_values(xi_bar, h)
         assert phi.min() >= -slack.max() - 1e-10 and phi.max() <= 1 + 1e-10
         # Reduced, column-normalised M of condition < 1e4 here (checked
