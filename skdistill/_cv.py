@@ -29,7 +29,8 @@ from ._cv_sources import (
 from ._kernel import KernelSelfDistillationRegressor
 from ._linear import RepeatedSelfDistillationRegressor
 from ._meta import _DefaultEstimatorMixin
-from ._validation import check_splits
+from ._progress import Progress
+from ._validation import check_regression_target, check_splits
 
 __all__ = ["SelfDistillCV"]
 
@@ -93,9 +94,9 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
     search : {"auto", "closed_form", "optuna"}, default="auto"
         ``"auto"`` uses the closed form whenever it applies.
     n_trials : int, default=100
-        Number of optuna trials. Optuna's own log lines follow
-        :func:`optuna.logging.set_verbosity`, which ``SelfDistillCV`` never
-        changes.
+        Number of optuna trials. Optuna's own log line per trial is shown
+        with ``verbose >= 2`` only: below, its verbosity is raised to
+        WARNING during the study and restored afterwards.
     timeout : float, default=None
         Time budget of the optuna study in seconds.
     n_jobs : int, default=None
@@ -105,7 +106,10 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the optuna sampler (and shuffling splitters passed as ints).
     verbose : int, default=0
-        Progress messages: 1 for a summary, 2 per fold or per trial.
+        Progress, printed (and flushed) as each stage ends, with the time
+        elapsed: 1 for the stages (folds decomposed, candidates scored,
+        selection, refit; counts rather than arrays with many targets), 2
+        also for each fold or optuna trial.
     alpha_per_target : bool, default=False
         With several targets, tune ``(alpha, n_steps, xi)`` for each target
         separately from the same fold decompositions (closed form only). The
@@ -475,6 +479,9 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         if scoring is None and not _is_classifier(estimator):
             scoring = "neg_mean_squared_error"
         self.scorer_ = check_scoring(estimator, scoring=scoring)
+        check_regression_target(
+            y, self.scorer_, self.scoring, classifier=_is_classifier(estimator)
+        )
         if _streaming.is_dask_collection(X) or _streaming.is_chunk_stream(X, y):
             if not closed or type(estimator) is not RepeatedSelfDistillationRegressor:
                 raise ValueError(
@@ -540,7 +547,6 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             return_honest_score=self.return_honest_score,
             scoring="r2" if self.scoring == "r2" else "neg_mean_squared_error",
             rescale_alpha=self.rescale_alpha,
-            verbose=self.verbose,
         )
 
     def _fit_streamed(self, estimator, X, y, sample_weight, steps, alphas):
@@ -563,9 +569,10 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             per_target=self.alpha_per_target and folds.factors.n_targets > 1,
             read_seconds=time.perf_counter() - tic,
         )
-        result = search_closed_form(source, steps, alphas, self._settings())
+        progress = Progress(self.verbose)
+        result = search_closed_form(source, steps, alphas, self._settings(), progress)
         self._store(result)
-        self._refit_closed_form(source, result)
+        self._refit_closed_form(source, result, progress)
         # best_estimator_ saw the validated array, as in memory: it has no
         # feature names, and SelfDistillCV checks them at predict time.
         self.n_features_in_ = folds.factors.n_features
@@ -614,9 +621,10 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             source = InMemorySplits(
                 *args, splits, y_scale=y_scale, n_ref=n_ref, n_jobs=self.n_jobs
             )
-        result = search_closed_form(source, steps, alphas, self._settings())
+        progress = Progress(self.verbose)
+        result = search_closed_form(source, steps, alphas, self._settings(), progress)
         self._store(result, namespace(X))
-        self._refit_closed_form(source, result)
+        self._refit_closed_form(source, result, progress)
 
     def _store(self, result, ns=None):
         """Every fitted attribute of a search, from its :class:`SearchResult`.
@@ -632,7 +640,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
                 value = ns[0].asarray(value, device=ns[1])
             setattr(self, name + "_", value)
 
-    def _refit_closed_form(self, source, result):
+    def _refit_closed_form(self, source, result, progress):
         """``best_estimator_``: the choice refitted on all of ``source``'s rows."""
         if not self.refit:
             return
@@ -657,6 +665,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
             )
         self.best_estimator_ = best
         self.refit_time_ = time.perf_counter() - tic
+        progress(f"refitted on all rows in {self.refit_time_:.3f}s")
 
     # ------------------------------------------------------------ delegation
     def _check_refitted(self):

@@ -18,6 +18,7 @@ from ._array_api import to_numpy
 from ._cv_engine import filter_powers, pool_targets, select
 from ._cv_results import SearchResult, format_cv_results
 from ._filter import _xi_bar_rows_to_xi, xi_bar_to_xi
+from ._progress import Progress, count_summary
 from .exceptions import AlphaGridWarning, warn_user
 
 __all__ = ["SearchSettings", "choose", "search_closed_form"]
@@ -33,16 +34,15 @@ class SearchSettings:
     return_honest_score: bool = True
     scoring: str = "neg_mean_squared_error"  # or "r2"
     rescale_alpha: bool = True
-    verbose: int = 0
 
 
-def search_closed_form(source, steps, alphas, settings):
+def search_closed_form(source, steps, alphas, settings, progress=None):
     """Score every candidate on ``source``'s folds and choose.
 
     Parameters
     ----------
     source : InMemorySplits, LeaveOneOutRows or StreamedSource
-        Anything with ``statistics(alphas, max_steps, scoring, verbose)``
+        Anything with ``statistics(alphas, max_steps, scoring, progress)``
         returning :class:`~skdistill._cv_sources.Statistics`, and the
         attributes ``n_targets``, ``n_ref`` (weight sum of all rows) and
         ``y_scale`` (what the targets were divided by).
@@ -50,12 +50,15 @@ def search_closed_form(source, steps, alphas, settings):
     alphas : ndarray or None
         None: the source's default grid.
     settings : SearchSettings
+    progress : Progress, default=None
+        Where stages are reported (None: nowhere).
 
     Returns
     -------
     SearchResult
     """
-    data = source.statistics(alphas, max(steps), settings.scoring, settings.verbose)
+    progress = Progress(0) if progress is None else progress
+    data = source.statistics(alphas, max(steps), settings.scoring, progress)
     refit_scale = source.n_ref / data.n_train if settings.rescale_alpha else 1.0
     return choose(
         data,
@@ -64,6 +67,7 @@ def search_closed_form(source, steps, alphas, settings):
         n_targets=source.n_targets,
         refit_scale=refit_scale,
         y_scale=source.y_scale,
+        progress=progress,
     )
 
 
@@ -162,7 +166,9 @@ def _chosen_params(result, alphas, refit_scale, lam_min):
     return params, per_target
 
 
-def choose(data, steps, settings, *, n_targets, refit_scale, y_scale=1.0):
+def choose(
+    data, steps, settings, *, n_targets, refit_scale, y_scale=1.0, progress=None
+):
     """Choose a candidate for every group of targets from fold statistics.
 
     Parameters
@@ -175,15 +181,23 @@ def choose(data, steps, settings, *, n_targets, refit_scale, y_scale=1.0):
         The factor from a validated alpha to a student's refit alpha.
     y_scale : float or ndarray of shape (n_targets,), default=1.0
         What the targets were divided by (errors are scaled back).
+    progress : Progress, default=None
 
     Returns
     -------
     SearchResult
     """
     tic = time.perf_counter()
+    progress = Progress(0) if progress is None else progress
     stats, alphas = data.stats, data.alphas
     n_folds = len(stats)
     groups = _target_groups(settings, n_targets)
+    nested = settings.return_honest_score and n_folds >= 3
+    progress(
+        f"selecting for {len(groups)} target group{'s' if len(groups) > 1 else ''}"
+        f" (selection={settings.selection!r}"
+        + (", with the nested estimate)" if nested else ")")
+    )
     if n_folds < 2 and settings.selection != "raw":
         warn_user(
             f"selection={settings.selection!r} needs at least two validation "
@@ -243,18 +257,19 @@ def choose(data, steps, settings, *, n_targets, refit_scale, y_scale=1.0):
     )
     _set_choice(out, params, per_target)
     _rank_by_rule(cv_results, out.selection, best_index if len(groups) == 1 else None)
-    if settings.verbose:
-        print(
-            f"[SelfDistillCV] {n_folds} folds x {len(result.candidates)} candidates "
-            f"(closed form, selection={out.selection!r}): best "
-            f"n_steps={out.n_steps}, alpha={out.alpha}, "
-            f"score={_first(best_score):.6g}, honest={out.honest_score:.6g}"
-        )
+    progress(_summary(out, len(result.candidates), n_folds))
     return out
 
 
-def _first(score):
-    return score if np.ndim(score) == 0 else float(np.mean(score))
+def _summary(out, n_candidates, n_folds):
+    """One line on the choice; counts, not arrays, for many targets."""
+    head = f"chose among {n_candidates} candidates x {n_folds} folds: "
+    if np.ndim(out.n_steps) == 0:
+        return head + (
+            f"n_steps={out.n_steps}, alpha={out.alpha:.4g}, "
+            f"score={out.best_score:.6g}, honest={out.honest_score:.6g}"
+        )
+    return head + "n_steps " + count_summary(out.n_steps, "target")
 
 
 def _set_choice(out, params, per_target):

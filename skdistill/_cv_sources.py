@@ -94,11 +94,8 @@ def check_x_magnitude(X, xp=np):
         )
 
 
-def _statistics_of_folds(folds, fit_times, alphas, max_steps, scoring, verbose):
+def _statistics_of_folds(folds, fit_times, alphas, max_steps, scoring, progress):
     """:class:`Statistics` of prepared folds (the default grid from their spectra)."""
-    if verbose > 1:
-        for i, t in enumerate(fit_times):
-            print(f"[SelfDistillCV] fold {i + 1}/{len(folds)} decomposed in {t:.3f}s")
     if alphas is None:
         lam_ref = np.mean([f.lam_max for f in folds])
         lam_ref = lam_ref if lam_ref > 0 else 1.0
@@ -109,6 +106,10 @@ def _statistics_of_folds(folds, fit_times, alphas, max_steps, scoring, verbose):
         for f in folds
     ]
     n_train = float(np.mean([f.n_train for f in folds]))
+    progress(
+        f"scored {len(alphas)} alphas x {max_steps + 1} distillates on "
+        f"{len(folds)} folds"
+    )
     return Statistics(stats, alphas, n_train, fit_times, time.perf_counter() - tic)
 
 
@@ -191,15 +192,23 @@ class InMemorySplits(_ArrayRefits):
             )
         return fold, time.perf_counter() - tic
 
-    def statistics(self, alphas, max_steps, scoring, verbose=0):
+    def statistics(self, alphas, max_steps, scoring, progress):
         """:class:`Statistics` of every split, one decomposition per fold."""
-        out = Parallel(n_jobs=self.n_jobs)(
-            delayed(self._prepare)(train, test) for train, test in self.splits
-        )
+        n = len(self.splits)
+        if self.n_jobs in (None, 1):  # one by one, each reported as it ends
+            out = []
+            for i, (train, test) in enumerate(self.splits):
+                out.append(self._prepare(train, test))
+                progress(f"fold {i + 1}/{n} decomposed in {out[-1][1]:.3f}s", 2)
+        else:
+            out = Parallel(n_jobs=self.n_jobs)(
+                delayed(self._prepare)(train, test) for train, test in self.splits
+            )
         folds = [f for f, _ in out]
         fit_times = np.array([t for _, t in out])
+        progress(f"decomposed {n} training folds")
         return _statistics_of_folds(
-            folds, fit_times, alphas, max_steps, scoring, verbose
+            folds, fit_times, alphas, max_steps, scoring, progress
         )
 
 
@@ -231,7 +240,7 @@ class LeaveOneOutRows(_ArrayRefits):
         lam_max = np.linalg.norm(centred, 2) ** 2
         return (lam_max if lam_max > 0 else 1.0) * np.logspace(*DEFAULT_ALPHA_SPAN)
 
-    def statistics(self, alphas, max_steps, scoring, verbose=0):
+    def statistics(self, alphas, max_steps, scoring, progress):
         """:class:`Statistics` of the leave-one-out blocks."""
         tic = time.perf_counter()
         if alphas is None:
@@ -247,6 +256,10 @@ class LeaveOneOutRows(_ArrayRefits):
         )
         seconds = time.perf_counter() - tic
         fit_times = np.full(len(stats), seconds / len(stats))
+        progress(
+            f"leave-one-out of {self.X.shape[0]} rows: {len(alphas)} alphas x "
+            f"{max_steps + 1} distillates from one decomposition"
+        )
         return Statistics(stats, alphas, n_train, fit_times, seconds)
 
 
@@ -273,7 +286,7 @@ class StreamedSource:
         self.read_seconds = read_seconds
         self.refit = folds.refit_function(estimator)
 
-    def statistics(self, alphas, max_steps, scoring, verbose=0):
+    def statistics(self, alphas, max_steps, scoring, progress):
         """:class:`Statistics` of the hashed folds."""
         tic = time.perf_counter()
         prepared = self.folds.prepared_folds(
@@ -282,6 +295,7 @@ class StreamedSource:
         n = len(prepared)
         seconds = self.read_seconds + time.perf_counter() - tic
         fit_times = np.full(n, seconds / n)
+        progress(f"read {self.folds.n_rows} rows into {n} fold factors")
         return _statistics_of_folds(
-            prepared, fit_times, alphas, max_steps, scoring, verbose
+            prepared, fit_times, alphas, max_steps, scoring, progress
         )

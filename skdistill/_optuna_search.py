@@ -4,6 +4,7 @@ optuna is an optional dependency (``pip install skdistill[optuna]``): it is
 imported only when this search runs, never when :mod:`skdistill` is imported.
 """
 
+import contextlib
 import inspect
 import time
 import warnings
@@ -22,6 +23,7 @@ from sklearn.utils.validation import (
 from ._array_api import check_numpy_only
 from ._cv_results import SearchResult, format_cv_results
 from ._filter import xi_to_xi_bar
+from ._progress import Progress
 from ._validation import check_splits
 
 __all__ = ["default_distributions", "search_optuna"]
@@ -171,9 +173,9 @@ def search_optuna(
     n_jobs : int or None
         Jobs over folds.
     verbose : int
-        1: a summary line; 2: also one line per trial. optuna's own log
-        messages follow :func:`optuna.logging.set_verbosity`, which is never
-        changed here.
+        1: a line per stage; 2: also one line per trial, and optuna's own
+        log lines (below 2 its verbosity is raised to WARNING for the study,
+        then restored).
     param_distributions : dict or None
         Search space; None uses :func:`default_distributions` and each
         step's ``xi``.
@@ -242,6 +244,7 @@ def search_optuna(
         return params
 
     records = []
+    progress = Progress(verbose)
 
     def objective(trial):
         params = params_of(trial)
@@ -254,11 +257,7 @@ def search_optuna(
         )
         scores = np.array([o[0] for o in out])
         records.append((params, scores, [o[1] for o in out], [o[2] for o in out]))
-        if verbose > 1:
-            print(
-                f"[SelfDistillCV] trial {trial.number + 1}: "
-                f"score={scores.mean():.6g} {params}"
-            )
+        progress(f"trial {trial.number + 1}: score={scores.mean():.6g} {params}", 2)
         return float(scores.mean())
 
     sampler = optuna.samplers.TPESampler(seed=_seed(random_state))
@@ -272,23 +271,24 @@ def search_optuna(
             start["alpha"] = float(np.sqrt(d.low * d.high))
         start.update({f"xi_{i}": 0.0 for i in range(max_steps)})
         study.enqueue_trial(start, skip_if_exists=True)
-    study.optimize(objective, n_trials=n_trials, timeout=timeout)
+    with _quiet_optuna(optuna, verbose):
+        study.optimize(objective, n_trials=n_trials, timeout=timeout)
 
     cv_results = _results(records)
     best = int(np.argmax(cv_results["mean_test_score"]))
     best_params = records[best][0]
     best_score = float(cv_results["mean_test_score"][best])
-    if verbose:
-        print(
-            f"[SelfDistillCV] optuna: {len(records)} trials x {len(splits)} folds, "
-            f"best score={best_score:.6g} with {best_params}"
-        )
+    progress(
+        f"optuna: {len(records)} trials x {len(splits)} folds, "
+        f"best score={best_score:.6g} with {best_params}"
+    )
     best_estimator = refit_time = None
     if refit:
         tic = time.perf_counter()
         kw = {} if sample_weight is None else {"sample_weight": sample_weight}
         best_estimator = clone(estimator).set_params(**best_params).fit(X, y, **kw)
         refit_time = time.perf_counter() - tic
+        progress(f"refitted on all rows in {refit_time:.3f}s")
     out = SearchResult(
         best_params=best_params,
         best_score=best_score,
@@ -309,6 +309,22 @@ def search_optuna(
         out.xi = np.asarray(best_params["xi"], dtype=float)
         out.xi_bar = xi_to_xi_bar(out.xi)
     return out
+
+
+@contextlib.contextmanager
+def _quiet_optuna(optuna, verbose):
+    """optuna's own log lines (one per trial) only when asked (``verbose >= 2``).
+
+    Below that, its verbosity is raised to WARNING for the study, unless the
+    user set it quieter; the user's setting is restored afterwards.
+    """
+    before = optuna.logging.get_verbosity()
+    if verbose < 2:
+        optuna.logging.set_verbosity(max(before, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
 
 
 def _suggest(optuna, trial, name, dist):

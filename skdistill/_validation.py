@@ -236,3 +236,50 @@ def check_splits(cv, X, y, groups, *, classifier, random_state):
         if len(train) == 0 or len(test) == 0:
             raise ValueError(f"cv={cv!r} produced an empty fold.")
     return splits
+
+
+_CLASSIFICATION_METRICS = (
+    "sklearn.metrics._classification",
+    "sklearn.metrics._ranking",
+)
+
+
+def check_regression_target(y, scorer, scoring, *, classifier):
+    """Clear errors, before any fit, for targets a regression search cannot use.
+
+    String labels given to a regressor, and a classification scorer (say
+    ``"accuracy"``) on a continuous target, would otherwise fail deep inside
+    numpy or an optuna trial. ``y`` that is not array-like (chunks, dask)
+    is left to the readers.
+    """
+    if classifier or y is None or not hasattr(y, "__len__"):
+        return
+    arr = np.asarray(y)
+    if arr.dtype.kind in "OUS":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            example = next((v for v in arr.ravel().tolist() if not _is_number(v)), None)
+            raise ValueError(
+                f"y must be numeric for a regressor, got labels such as {example!r}. "
+                "For classification, use SelfDistillationClassifier (or "
+                "SelfDistillCV(estimator=SelfDistillationClassifier()))."
+            ) from None
+    func = getattr(scorer, "_score_func", None)
+    if getattr(func, "__module__", None) in _CLASSIFICATION_METRICS:
+        from sklearn.utils.multiclass import type_of_target
+
+        if type_of_target(arr) in ("continuous", "continuous-multioutput"):
+            raise ValueError(
+                f"scoring={scoring!r} is a classification metric, but y is "
+                "continuous and the estimator a regressor. Use a regression "
+                "scorer such as 'neg_mean_squared_error' or 'r2'."
+            )
+
+
+def _is_number(value):
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True

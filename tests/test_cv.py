@@ -332,10 +332,27 @@ def test_nan_in_y_is_rejected():
 def test_verbose_reports_progress(capsys):
     X, y = _data(n=40, d=3)
     SelfDistillCV(n_steps=(0, 1), cv=3, verbose=2).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" in ")[0] for line in lines[:3]] == [
+        f"[SelfDistillCV] fold {i}/3 decomposed" for i in (1, 2, 3)
+    ]
+    stages = ["decomposed 3 training folds", "scored", "selecting", "chose", "refit"]
+    assert [next(s for s in stages if s in line) for line in lines[3:]] == stages
+    assert all(line.endswith("s)") for line in lines)  # elapsed time
+    SelfDistillCV(n_steps=(0, 1), cv=3, verbose=1).fit(X, y)
+    assert len(capsys.readouterr().out.splitlines()) == len(stages)
+
+
+def test_verbose_with_many_targets_prints_counts_not_arrays(capsys):
+    X, Y = _data(n=40, d=3, t=50)
+    search = SelfDistillCV(n_steps=(0, 1), cv=3, verbose=1, alpha_per_target=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, Y)
     out = capsys.readouterr().out
-    assert out.count("decomposed") == 3
-    assert "best n_steps" in out
-    assert len(out.splitlines()) < 10
+    assert len(out.splitlines()) == 5 and "[" not in out.replace("[SelfDistillCV]", "")
+    k, count = np.unique(search.n_steps_, return_counts=True)
+    assert f"{k[0]} for {count[0]} target" in out
 
 
 def test_closed_form_score_is_at_least_optunas_on_the_same_folds():

@@ -233,8 +233,9 @@ def test_default_space_tunes_the_default_inner_estimator(estimator, nested):
 
 
 @needs_optuna
-def test_user_optuna_logging_setting_is_left_alone():
-    """optuna's verbosity stays the user's, during and after the fit."""
+@pytest.mark.parametrize("verbose", [0, 2])
+def test_optuna_logging_is_quiet_unless_asked_and_restored(verbose):
+    """optuna's trial lines only with verbose >= 2; the user's level after."""
     import optuna
 
     X, y = _data(n=30, d=3)
@@ -246,11 +247,14 @@ def test_user_optuna_logging_setting_is_left_alone():
 
     before = optuna.logging.get_verbosity()
     try:
-        for level in (optuna.logging.DEBUG, optuna.logging.ERROR):
+        for level in (optuna.logging.DEBUG, optuna.logging.INFO, optuna.logging.ERROR):
             optuna.logging.set_verbosity(level)
             seen.clear()
-            SelfDistillCV(scoring=scorer, n_trials=2, cv=3, random_state=0).fit(X, y)
-            assert seen and set(seen) == {level}
+            SelfDistillCV(
+                scoring=scorer, n_trials=2, cv=3, random_state=0, verbose=verbose
+            ).fit(X, y)
+            quiet = max(level, optuna.logging.WARNING)
+            assert seen and set(seen) == {level if verbose >= 2 else quiet}
             assert optuna.logging.get_verbosity() == level
     finally:
         optuna.logging.set_verbosity(before)

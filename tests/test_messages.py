@@ -1,4 +1,4 @@
-"""Where skdistill's warnings point, and when the grid warning is due."""
+"""What users are told: where warnings point, when they are due, early errors."""
 
 import warnings
 
@@ -50,3 +50,19 @@ def test_small_end_that_still_shrinks_warns():
     X, y = _data(n=60, d=4, noise=0.01)
     with pytest.warns(AlphaGridWarning, match="smallest value"):
         SelfDistillCV(alphas=[10.0, 100.0], n_steps=0, cv=3).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "kw, y, match",
+    [
+        ({"scoring": "accuracy"}, None, "scoring='accuracy' is a classification"),
+        ({}, np.array(["low", "high"] * 15), "y must be numeric.*'low'"),
+        ({"search": "optuna", "scoring": "f1"}, None, "classification metric"),
+    ],
+)
+def test_regression_search_refuses_classification_input_up_front(kw, y, match):
+    # Before: numpy's "could not convert string to float", or an optuna study
+    # that ran into a traceback inside its first trial.
+    X, y0 = _data(n=30, d=3)
+    with pytest.raises(ValueError, match=match):
+        SelfDistillCV(**kw).fit(X, y0 if y is None else y)
