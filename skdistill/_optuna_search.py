@@ -7,7 +7,6 @@ imported only when this search runs, never when :mod:`skdistill` is imported.
 import contextlib
 import inspect
 import time
-import warnings
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -25,6 +24,7 @@ from ._cv_results import SearchResult, format_cv_results
 from ._filter import xi_to_xi_bar
 from ._progress import Progress
 from ._validation import check_splits
+from .exceptions import warn_user
 
 __all__ = ["default_distributions", "search_optuna"]
 
@@ -201,48 +201,9 @@ def search_optuna(
     splits = check_splits(
         cv, X, y, groups, classifier=classifier, random_state=random_state
     )
-    if scoring is None and not classifier:
-        scoring = "neg_mean_squared_error"
-    scorer = check_scoring(estimator, scoring=scoring)
-    weigh_score = sample_weight is not None and _accepts_sample_weight(scorer)
-    if sample_weight is not None and not weigh_score:
-        warnings.warn(
-            f"scoring={scoring!r} does not accept sample_weight: the validation "
-            "scores are unweighted (the fits use the weights). Give the scorer "
-            "a sample_weight argument to weigh them.",
-            UserWarning,
-            stacklevel=5,
-        )
-    distributions = (
-        param_distributions
-        if param_distributions is not None
-        else default_distributions(estimator, alphas, steps)
-    )
-    has_xi = _has_param(estimator, "xi") and param_distributions is None
-    if not distributions and not has_xi:
-        raise ValueError(
-            f"SelfDistillCV does not know which parameters of {estimator!r} to "
-            "tune (it looks for alpha, n_steps, xi, temperature, estimator__C "
-            "and estimator__alpha); pass param_distributions."
-        )
-    fixed_steps = steps[0] if len(steps) == 1 else None
-    max_steps = max(steps)
-    xi_lim = xi_bounds(estimator)
-
-    def params_of(trial):
-        params = {
-            name: _suggest(optuna, trial, name, dist)
-            for name, dist in distributions.items()
-        }
-        if fixed_steps is not None and _has_param(estimator, "n_steps"):
-            params["n_steps"] = fixed_steps
-        if has_xi:
-            k = params.get("n_steps", estimator.get_params().get("n_steps", 1))
-            params["xi"] = np.array(
-                [trial.suggest_float(f"xi_{i}", *xi_lim) for i in range(k)]
-            )
-        return params
-
+    scorer, weigh_score = _scorer(estimator, scoring, sample_weight, classifier)
+    distributions, has_xi = _search_space(estimator, alphas, steps, param_distributions)
+    params_of = _trial_params(optuna, estimator, distributions, has_xi, steps)
     records = []
     progress = Progress(verbose)
 
@@ -269,34 +230,91 @@ def search_optuna(
         if "alpha" in distributions:
             d = distributions["alpha"]
             start["alpha"] = float(np.sqrt(d.low * d.high))
-        start.update({f"xi_{i}": 0.0 for i in range(max_steps)})
+        start.update({f"xi_{i}": 0.0 for i in range(max(steps))})
         study.enqueue_trial(start, skip_if_exists=True)
     with _quiet_optuna(optuna, verbose):
         study.optimize(objective, n_trials=n_trials, timeout=timeout)
 
-    cv_results = _results(records)
-    best = int(np.argmax(cv_results["mean_test_score"]))
-    best_params = records[best][0]
-    best_score = float(cv_results["mean_test_score"][best])
+    out = _result(records, estimator, len(splits), scorer, study)
     progress(
         f"optuna: {len(records)} trials x {len(splits)} folds, "
-        f"best score={best_score:.6g} with {best_params}"
+        f"best score={out.best_score:.6g} with {out.best_params}"
     )
-    best_estimator = refit_time = None
     if refit:
         tic = time.perf_counter()
         kw = {} if sample_weight is None else {"sample_weight": sample_weight}
-        best_estimator = clone(estimator).set_params(**best_params).fit(X, y, **kw)
-        refit_time = time.perf_counter() - tic
-        progress(f"refitted on all rows in {refit_time:.3f}s")
+        est = clone(estimator).set_params(**out.best_params)
+        out.best_estimator = est.fit(X, y, **kw)
+        out.refit_time = time.perf_counter() - tic
+        progress(f"refitted on all rows in {out.refit_time:.3f}s")
+    return out
+
+
+def _scorer(estimator, scoring, sample_weight, classifier):
+    """The scorer, and whether it weighs the validation rows."""
+    if scoring is None and not classifier:
+        scoring = "neg_mean_squared_error"
+    scorer = check_scoring(estimator, scoring=scoring)
+    weigh_score = sample_weight is not None and _accepts_sample_weight(scorer)
+    if sample_weight is not None and not weigh_score:
+        warn_user(
+            f"scoring={scoring!r} does not accept sample_weight: the validation "
+            "scores are unweighted (the fits use the weights). Give the scorer "
+            "a sample_weight argument to weigh them.",
+        )
+    return scorer, weigh_score
+
+
+def _search_space(estimator, alphas, steps, param_distributions):
+    """The distributions searched, and whether each step's ``xi`` is too."""
+    distributions = (
+        param_distributions
+        if param_distributions is not None
+        else default_distributions(estimator, alphas, steps)
+    )
+    has_xi = _has_param(estimator, "xi") and param_distributions is None
+    if not distributions and not has_xi:
+        raise ValueError(
+            f"SelfDistillCV does not know which parameters of {estimator!r} to "
+            "tune (it looks for alpha, n_steps, xi, temperature, estimator__C "
+            "and estimator__alpha); pass param_distributions."
+        )
+    return distributions, has_xi
+
+
+def _trial_params(optuna, estimator, distributions, has_xi, steps):
+    """``trial -> params``: the estimator's parameters a trial proposes."""
+    fixed_steps = steps[0] if len(steps) == 1 else None
+    xi_lim = xi_bounds(estimator)
+
+    def params_of(trial):
+        params = {
+            name: _suggest(optuna, trial, name, dist)
+            for name, dist in distributions.items()
+        }
+        if fixed_steps is not None and _has_param(estimator, "n_steps"):
+            params["n_steps"] = fixed_steps
+        if has_xi:
+            k = params.get("n_steps", estimator.get_params().get("n_steps", 1))
+            params["xi"] = np.array(
+                [trial.suggest_float(f"xi_{i}", *xi_lim) for i in range(k)]
+            )
+        return params
+
+    return params_of
+
+
+def _result(records, estimator, n_splits, scorer, study):
+    """The :class:`SearchResult` of the trials (the best by mean score)."""
+    cv_results = _results(records)
+    best = int(np.argmax(cv_results["mean_test_score"]))
+    best_params = records[best][0]
     out = SearchResult(
         best_params=best_params,
-        best_score=best_score,
+        best_score=float(cv_results["mean_test_score"][best]),
         best_index=best,
         cv_results=cv_results,
-        n_splits=len(splits),
-        best_estimator=best_estimator,
-        refit_time=refit_time,
+        n_splits=n_splits,
         scorer=scorer,
         study=study,
         estimator=estimator,
