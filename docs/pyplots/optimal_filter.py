@@ -16,10 +16,10 @@ from skdistill.theory import optimal_xi_bar, risk_lower_bound
 
 d, noise = 8, 0.05
 s = 1.0 / np.arange(1, d + 1)
-alphas = np.logspace(-5, 1, 31)
+alphas = np.logspace(-5, 1, 25)
 s_line = np.logspace(np.log10(s[-1]) - 0.2, 0.1, 200)
 
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+fig, axes = plt.subplots(2, 1, figsize=(6, 6.6), sharex=True)
 problems = [("aligned: coef = v_1", (0,)), ("spread: coef on all 8", range(d))]
 for ax, (title, directions) in zip(axes, problems, strict=True):
     X, _, coef = make_self_distillation_regression(
@@ -35,19 +35,23 @@ for ax, (title, directions) in zip(axes, problems, strict=True):
     best = s**2 * c2 / (s**2 * c2 + noise**2)
     ax.plot(s, best, "ko", ms=7, label="best filter $\\phi^\\star_j$")
     for k, style in [(0, "--"), (1, "-"), (2, "-")]:
-        fits = [
-            optimal_xi_bar(X, coef, noise=noise, alpha=a, n_steps=k) for a in alphas
-        ]
-        i = int(np.argmin([risk for _, risk in fits]))
+        grid = alphas
+        for _ in range(2):  # a coarse grid, then a finer one around its best
+            fits = [
+                optimal_xi_bar(X, coef, noise=noise, alpha=a, n_steps=k) for a in grid
+            ]
+            i = int(np.argmin([risk for _, risk in fits]))
+            grid = grid[i] * np.logspace(-0.2, 0.2, 9)
+        alpha = grid[4]
         xi_bar, risk = fits[i]
-        h = s_line**2 / (s_line**2 + alphas[i])
+        h = s_line**2 / (s_line**2 + alpha)
         phi = h * np.polyval(xi_bar[::-1], h)
         name = "ridge" if k == 0 else f"{k}-step"
         ax.plot(s_line, phi, style, label=f"{name} (risk {risk / bound:.2f} x bound)")
     ax.set_xscale("log")
-    ax.set_xlabel("singular value $s_j$ (dots: the design's)")
+    ax.set_ylabel("filter factor $\\phi$")
+    ax.set_ylim(-0.1, 1.3)
     ax.set_title(title)
     ax.legend(fontsize="small", loc="upper left")
-axes[0].set_ylabel("filter factor $\\phi$")
-axes[0].set_ylim(-0.1, 1.3)
+axes[-1].set_xlabel("singular value $s_j$ (dots: the design's)")
 fig.tight_layout()

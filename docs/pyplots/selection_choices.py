@@ -21,7 +21,7 @@ cov = 1.0 / np.arange(1, d + 1)
 problems = {"aligned": np.eye(d)[0], "spread": 1.0 / np.sqrt(d * cov)}
 rules = {"default (stepwise)": "stepwise", 'selection="raw"': "raw"}
 
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+fig, axes = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
 for ax, (title, coef) in zip(axes, problems.items(), strict=True):
     chosen = {rule: [] for rule in rules}
     ratios = {rule: [] for rule in rules}
@@ -51,9 +51,9 @@ for ax, (title, coef) in zip(axes, problems.items(), strict=True):
         label = f"{rule}: risk {np.mean(ratios[rule]):.2f} x ridge's"
         ax.bar(np.arange(len(steps)) + (i - 0.5) * 0.4, counts, 0.4, label=label)
     ax.set_xticks(range(len(steps)), [f"k={k}" for k in steps])
-    ax.set_xlabel("chosen number of steps n_steps_ (k = 0: ridge)")
+    ax.set_ylabel("number of fits")
+    ax.set_ylim(0, len(seeds) * 1.35)
     ax.set_title(f"{title} signal, {len(seeds)} fits")
     ax.legend(fontsize="small", loc="upper center")
-axes[0].set_ylabel("number of fits")
-axes[0].set_ylim(0, len(seeds) * 1.35)
+axes[-1].set_xlabel("chosen number of steps n_steps_ (k = 0: ridge)")
 fig.tight_layout()

@@ -23,7 +23,7 @@ def features(t):
     return np.exp(-((t[:, None] - centres) ** 2) / (2 * 0.04**2))
 
 
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+fig, axes = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
 for ax, xi in zip(axes, (1.0, -0.5), strict=True):
     reg = RepeatedSelfDistillationRegressor(alpha=0.3, n_steps=3, xi=xi)
     reg.fit(features(x), y)
@@ -34,7 +34,7 @@ for ax, xi in zip(axes, (1.0, -0.5), strict=True):
         name = "teacher (ridge)" if i == 0 else f"student {i}"
         ax.plot(grid, pred, color=colors[i], label=name)
     ax.set_title(f"every xi = {xi}")
-    ax.set_xlabel("x")
-axes[0].set_ylim(-1.8, 1.8)
+    ax.set_ylim(-1.8, 1.8)
+axes[-1].set_xlabel("x")
 axes[0].legend(fontsize="small", ncols=2, loc="lower left")
 fig.tight_layout()
