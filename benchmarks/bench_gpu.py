@@ -1,4 +1,4 @@
-"""Per-target SelfDistillCV on a GPU, through the array API (issue 14).
+"""Per-target SelfDistillCV on a GPU, through the array API.
 
 The setting of ``bench_targets.py`` (n = 2000, d = 100, 20 alphas,
 ``cv=KFold(5)``, ``n_steps=(0, 1, 2)``, per-target tuning, targets with
@@ -17,7 +17,7 @@ varied noise) with the data on a CUDA device, in one run:
   must be equal and the predictions equal to float64 round-off.
 
 Every timed call is preceded by a warm-up on the same shapes and followed
-by a device synchronisation. Target (issue 14): per-target ``SelfDistillCV``
+by a device synchronisation. Target: per-target ``SelfDistillCV``
 within 3x of himalaya's ridge-only time.
 
 Run: ``python benchmarks/bench_gpu.py [--targets 20000 100000]

@@ -57,9 +57,9 @@ warnings.simplefilter("ignore", UserWarning)
 ALPHAS = np.logspace(-3, 5, 40)
 STEPS = (0, 1, 2, 3, 4)
 METHODS = {
-    # The default before the honest selection: the raw optimum, free filters.
+    # The raw optimum with free filters (the papers' protocol on one split).
     "raw free": dict(selection="raw", filter_constraint="none"),
-    # The default now: selection="stepwise", filter_constraint="auto".
+    # The default: selection="stepwise", filter_constraint="auto".
     "default": dict(),
     "stepwise free": dict(selection="stepwise", filter_constraint="none"),
     "one_se": dict(selection="one_se"),

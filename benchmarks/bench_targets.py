@@ -1,6 +1,6 @@
 """Many targets: per-target ``SelfDistillCV`` against per-target ridge searches.
 
-The setting of issue 12: one BLAS thread (set ``OMP_NUM_THREADS=1`` and
+The setting: one BLAS thread (set ``OMP_NUM_THREADS=1`` and
 ``OPENBLAS_NUM_THREADS=1`` before running), n = 2000, d = 100, 20 alphas,
 ``cv=KFold(5)``, ``n_steps=(0, 1, 2)``, per-target tuning, targets with
 varied noise. In one run, each fit in a forked child process whose peak
@@ -14,7 +14,7 @@ resident memory is reported (it includes the data, shared with the parent):
 * scikit-learn's ``RidgeCV(alpha_per_target=True)`` (leave-one-out, ridge
   only).
 
-Targets (issue 12): faster than himalaya, within 3x of scikit-learn.
+Targets: faster than himalaya, within 3x of scikit-learn.
 
 Run: ``python benchmarks/bench_targets.py [--targets 2000 20000]``.
 """

@@ -14,7 +14,12 @@ Three choices keep the build working offline, as CI runs it:
   references to those projects render as plain code, with no warning.
 * Formulas are typeset by MathJax 3 served from the built site itself
   (``sphinx-mathjax-offline`` copies it into ``_static``), not from a CDN, so
-  they render for a reader without internet access too.
+  they render for a reader without internet access too. For the same reason
+  sphinx-gallery writes no execution-times page (its table loads jQuery and
+  DataTables from CDNs); each example page states its own running time.
+
+The user guide's figures are drawn during the build by matplotlib's
+``plot`` directive from the scripts in ``docs/pyplots/``.
 """
 
 import importlib
@@ -45,6 +50,7 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "sphinx-mathjax-offline",
+    "matplotlib.sphinxext.plot_directive",
 ]
 
 templates_path = ["_templates"]
@@ -172,7 +178,18 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "min_reported_time": 1,
     "show_memory": False,
+    # Its page loads scripts from CDNs, against the offline build.
+    "write_computation_times": False,
 }
+
+# -- Figures of the user guide (matplotlib's plot directive) ---------------
+
+plot_basedir = str(DOCS_DIR / "pyplots")
+plot_include_source = False
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 110)]
+plot_rcparams = {"figure.autolayout": False}
 
 # -- HTML -----------------------------------------------------------------
 

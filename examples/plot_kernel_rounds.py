@@ -22,9 +22,6 @@ samples of a sinusoid.
 # ------------------------------------
 import warnings
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -64,38 +61,51 @@ print(
 )
 
 # %%
-# The effective number of basis functions (the sum of the filter factors)
-# falls every round, while the test error first falls and then rises.
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-ax = axes[0]
+# The fit of each round
+# ---------------------
+# The teacher follows the noise; each round is smoother than the one before,
+# and the last ones flatten towards zero.
+colors = plt.cm.viridis(np.linspace(0, 1, reg.n_steps_ + 1))
+fig, ax = plt.subplots(figsize=(7, 4))
 ax.scatter(X[:, 0], y, color="k", s=12, label="training data")
 ax.plot(X_test[:, 0], y_test, "k--", lw=1, label="sin(x)")
-colors = plt.cm.viridis(np.linspace(0, 1, reg.n_steps_ + 1))
 for i, pred in enumerate(reg.staged_predict(X_test)):
     ax.plot(X_test[:, 0], pred, color=colors[i], label=f"round {i}")
 ax.set_ylim(-2, 2)
+ax.set_xlabel("x")
 ax.set_title("Fit of each round")
-ax.legend(fontsize=7, ncol=2)
+ax.legend(fontsize=7, ncols=2, loc="lower left")
+fig.tight_layout()
+plt.show()
 
-ax = axes[1]
+# %%
+# Sparsification against test error
+# ---------------------------------
+# The effective number of basis functions (the sum of the filter factors)
+# falls every round, while the test error first falls and then rises.
 rounds = np.arange(reg.n_steps_ + 1)
+fig, ax = plt.subplots(figsize=(7, 4))
 ax.plot(rounds, reg.effective_dof_, "o-", label="effective basis functions")
 ax.set_xlabel("round")
 ax.set_ylabel("sum of filter factors")
 ax2 = ax.twinx()
 ax2.plot(rounds, test_mse, "s-", color="C3")
 ax2.set_ylabel("test MSE", color="C3")
-ax.set_title("Sparsification vs test error")
+ax.set_title("Sparsification against test error")
+fig.tight_layout()
+plt.show()
 
 # %%
+# The shrinkage of each eigen-direction
+# -------------------------------------
 # Each round multiplies the shrinkage of every eigen-direction by a factor
 # below one that is smallest for the small eigenvalues: the filter factors
 # concentrate on the leading directions.
-ax = axes[2]
+fig, ax = plt.subplots(figsize=(7, 4))
 for i, g in enumerate(reg.filter_factors_):
     ax.semilogx(reg.eigenvalues_ + 1e-16, g, "o-", ms=3, color=colors[i])
 ax.set_xlabel("eigenvalue of the Gram matrix")
 ax.set_ylabel("filter factor")
-ax.set_title("Shrinkage of each eigen-direction")
+ax.set_title("Shrinkage of each eigen-direction (colour: round, as above)")
 fig.tight_layout()
 plt.show()

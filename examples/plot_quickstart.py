@@ -68,10 +68,22 @@ print(
     "  weights of the 1- to (n_steps_ + 1)-fold ridge filters, xi_bar_ (sum 1): "
     f"{np.round(search.xi_bar_, 3)}"
 )
+print(
+    "  (the m-fold ridge filter is ridge applied m times in a row, h**m on each\n"
+    "  principal direction; ridge itself is the 1-fold filter, xi_bar_ = [1.])"
+)
 print("Mean squared error (squared units of the diabetes target):")
 print(f"  {'':<33}{'RidgeCV':>9}{'SelfDistillCV':>15}")
 print(f"  {'5-fold CV on the training split':<33}{cv_ridge:9.1f}{cv_sd:15.1f}")
 print(f"  {'held-out test split (30%)':<33}{test_ridge:9.1f}{test_sd:15.1f}")
+if search.n_steps_ == 0:
+    print(
+        "SelfDistillCV kept ridge: no student beat ridge's cross-validated error\n"
+        "by more than the folds' noise (two standard errors), so it refits the\n"
+        "ridge that RidgeCV picks on the same alphas and folds, and both columns\n"
+        "agree. That is the expected result where ridge is already close to\n"
+        "the best filter, as on these data."
+    )
 
 # %%
 # Several splits and seeds
@@ -123,8 +135,14 @@ for name, fn in [
 
 print(
     "\nSelfDistillCV's error divided by RidgeCV's, on 5 random splits (seeds 0-4);"
-    "\nbelow 1: self-distillation did better. Error: test MSE (diabetes), "
-    "excess risk (fixed design);\nmean, median and max (worst) of the 5 ratios."
+    "\nbelow 1: self-distillation did better. Mean, median and max (worst) of the"
+    "\n5 ratios. The error is"
+    "\n- diabetes: the mean squared error on the held-out 30% of the rows;"
+    "\n- fixed design: a generated problem (500 rows, 20 features, signal along"
+    "\n  the top singular direction) whose true coefficients coef* are known,"
+    "\n  so the error is the excess risk |X (coef_ - coef*)|^2: the squared"
+    "\n  distance of the fitted predictions from the noise-free ones on the"
+    "\n  training rows (the design is fixed, only the noise is random)."
 )
 print(
     f"{'problem':<27} {'mean':>6} {'median':>6} {'max':>6}  "
@@ -136,14 +154,21 @@ for name, ratios, steps in rows:
         f"{ratios.max():6.3f}  {np.round(ratios, 3)}; n_steps_={steps}"
     )
 
-fig, ax = plt.subplots(figsize=(6, 3))
-for i, (_, ratios, _) in enumerate(rows):
-    ax.plot(ratios, np.full(len(ratios), i), "o", alpha=0.7)
-ax.axvline(1.0, color="k", ls="--", lw=1)
-ax.set_yticks(range(len(rows)), [name for name, _, _ in rows])
-ax.set_ylim(-0.5, len(rows) - 0.5)
-ax.set_xlabel("SelfDistillCV error / RidgeCV error (one dot per seed)")
-ax.set_title("Below 1 (left of the dashed line): self-distillation wins")
+fig, ax = plt.subplots(figsize=(6.5, 3.6))
+seeds = np.arange(5)
+for i, (name, ratios, steps) in enumerate(rows):
+    x = seeds + (i - 0.5) * 0.2
+    ax.plot(x, ratios, "os"[i], ms=7, label=name)
+    for xj, rj, kj in zip(x, ratios, steps, strict=True):
+        if kj:  # a student: label its number of steps
+            ax.annotate(f"k={kj}", (xj, rj), textcoords="offset points", xytext=(6, -4))
+ax.axhline(1.0, color="k", ls="--", lw=1)
+ax.set_xticks(seeds)
+ax.set_ylim(0, 1.15)
+ax.set_xlabel("seed of the split (k: steps of a chosen student; else ridge)")
+ax.set_ylabel("SelfDistillCV / RidgeCV error")
+ax.set_title("Below the dashed line, self-distillation wins")
+ax.legend(loc="lower right", fontsize="small")
 fig.tight_layout()
 plt.show()
 

@@ -88,9 +88,15 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         folds for the selection rule; ``mean_test_score`` is the leave-one-out
         score of all rows.
     scoring : str or callable, default=None
-        ``None`` selects by the (weighted) mean squared error. The closed
-        form also honours ``"neg_mean_squared_error"`` and ``"r2"``; any other
-        scorer needs ``search="optuna"`` (``"auto"`` switches to it).
+        ``None`` selects by the (weighted) mean squared error over all
+        validation rows. That is not the default of
+        :class:`~sklearn.linear_model.RidgeCV` with an int or splitter ``cv``,
+        which scores by the mean over folds of each fold's R^2: on the same
+        folds and alphas the two can choose different penalties. Compare with
+        ``RidgeCV(scoring="neg_mean_squared_error")``, or pass ``"r2"`` here.
+        The closed form also honours ``"neg_mean_squared_error"`` and
+        ``"r2"``; any other scorer needs ``search="optuna"`` (``"auto"``
+        switches to it).
     search : {"auto", "closed_form", "optuna"}, default="auto"
         ``"auto"`` uses the closed form whenever it applies.
     n_trials : int, default=100
@@ -142,7 +148,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
           candidate of the next level only when its per-fold cross-fitted
           errors beat the current choice's by more than two standard errors
           of the paired differences (about a one-sided 95% test with five
-          folds). One standard error let students through on pure noise.
+          folds; one standard error lets students through on pure noise).
         - ``"one_se"``: the simplest level holding a candidate within one
           standard error (of the paired differences) of the best
           cross-fitted score; that level's best candidate.
@@ -166,10 +172,10 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         those). ``"auto"``: ``"shrink"`` for the cross-fitted rules and
         ``"none"`` for the raw optimum (``selection="raw"`` or a single
         split, the papers' protocol). Free filters chosen by a cross-fitted
-        rule lost up to 22 times the excess risk of ``RidgeCV`` on
-        ``benchmarks/bench_selection.py``'s fixed-design family: the refit
-        evaluates an expanding polynomial at the full data's ``h``, beyond
-        what the folds validated, which no cross-fitted score sees.
+        rule can lose badly (``benchmarks/bench_selection.py`` measures it;
+        see the user guide): the refit evaluates an expanding polynomial at
+        the full data's ``h``, beyond what the folds validated, which no
+        cross-fitted score sees.
     return_honest_score : bool, default=True
         Closed form only: compute ``honest_score_``, the nested estimate of
         the whole selection. It re-runs the selection rule once per fold,

@@ -195,10 +195,12 @@ def test_predefined_split_and_r2_scoring():
     fold = np.r_[np.full(40, -1), np.zeros(20)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        search = SelfDistillCV(
-            alphas=ALPHAS, n_steps=(0, 1, 2), cv=PredefinedSplit(fold), scoring="r2"
-        ).fit(X, y)
-    assert search.n_splits_ == 1
+        # One split leaves nothing to cross-fit: the user is told so.
+        with pytest.warns(UserWarning, match="two validation folds"):
+            search = SelfDistillCV(
+                alphas=ALPHAS, n_steps=(0, 1, 2), cv=PredefinedSplit(fold), scoring="r2"
+            ).fit(X, y)
+    assert search.n_splits_ == 1 and search.selection_ == "raw"
     est = RepeatedSelfDistillationRegressor(
         alpha=search.cv_alpha_, n_steps=search.n_steps_, xi=search.xi_
     ).fit(X[:40], y[:40])
@@ -251,6 +253,9 @@ def test_groups_and_sample_weight_are_used():
     np.testing.assert_allclose(got, expected, rtol=1e-10)
 
 
+# The grid edge is not what this test is about: its warning is tested in
+# test_cv.py::test_edge_of_grid_warning_names_the_callers_line.
+@pytest.mark.filterwarnings("ignore::skdistill.exceptions.AlphaGridWarning")
 def test_pipeline_nested_cv_clone_and_pickle():
     X, y = _data(n=80, d=5, seed=4)
     pipe = make_pipeline(StandardScaler(), SelfDistillCV(n_steps=(0, 1), cv=3))
@@ -420,7 +425,10 @@ def test_pandas_input_keeps_feature_names_without_warnings():
         search.fit(df, pd.Series(y))
         pred = search.predict(df)
     np.testing.assert_array_equal(search.feature_names_in_, ["a", "b", "c"])
-    np.testing.assert_allclose(pred, search.predict(X))
+    # A plain array after fitting on names warns, as every scikit-learn
+    # estimator does, and predicts the same.
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        np.testing.assert_allclose(pred, search.predict(X))
     with pytest.raises(ValueError, match="feature names"):
         search.predict(df[["c", "b", "a"]])
 
@@ -438,6 +446,9 @@ def test_zero_weight_folds_get_a_clear_error():
         SelfDistillCV(cv=folds).fit(X, y, sample_weight=w)
 
 
+# The grid edge is not what this test is about: its warning is tested in
+# test_cv.py::test_edge_of_grid_warning_names_the_callers_line.
+@pytest.mark.filterwarnings("ignore::skdistill.exceptions.AlphaGridWarning")
 def test_user_splitter_is_not_modified():
     X, y = _data(n=30, d=3)
     cv = KFold(3, shuffle=True)

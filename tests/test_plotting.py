@@ -284,6 +284,9 @@ def test_cv_display_unfitted_and_missing_keys():
         SelfDistillCVDisplay.from_cv_results({"param_alpha": _masked([1.0])})
 
 
+# The grid edge is not what this test is about: its warning is tested in
+# test_cv.py::test_edge_of_grid_warning_names_the_callers_line.
+@pytest.mark.filterwarnings("ignore::skdistill.exceptions.AlphaGridWarning")
 def test_cv_display_real_selfdistillcv(data):
     X, y = data
     alphas, steps = np.logspace(-3, 3, 7), (0, 1, 2)

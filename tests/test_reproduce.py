@@ -25,29 +25,35 @@ def test_table1_matches_the_paper(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "paper" in out and "Air Quality" in out
     assert (tmp_path / "table1.png").stat().st_size > 0
-    assert (
-        json.loads((tmp_path / "table1.json").read_text()).keys() == PAPER_TABLE1.keys()
-    )
+    saved = json.loads((tmp_path / "table1.json").read_text())
+    assert saved["results"].keys() == PAPER_TABLE1.keys()
+    # Every key of the results is explained, and the versions are recorded.
+    assert {"skdistill", "numpy", "scipy", "scikit-learn"} <= saved["versions"].keys()
+    documented = " ".join(saved["keys"])
+    for row_key in saved["results"]["AEP"]["steps"][1]:
+        stem = row_key.replace("_check", "")
+        assert row_key in documented or stem in documented, row_key
+    assert "not validated" not in out
     for name, paper in PAPER_TABLE1.items():
         rows = results[name]["steps"]
         assert [row["n_steps"] for row in rows] == [0, 1, 2, 3, 4]
         ours = [row["test_mse"] for row in rows[:3]]
         np.testing.assert_allclose(ours, paper, atol=0.01, err_msg=name)
         for row in rows[:3]:
-            # SelfDistillCV with the predefined split and the private exact
+            # SelfDistillCV with the predefined split and the direct
             # optimiser make the same choice where the paper reports.
-            assert row["alpha"] == row["alpha_private"]
-            assert row["test_mse"] == pytest.approx(row["test_mse_private"], rel=1e-6)
+            assert row["alpha"] == row["alpha_check"]
+            assert row["test_mse"] == pytest.approx(row["test_mse_check"], rel=1e-6)
         for row in rows:
-            # The private optimiser is exact: nothing validates better.
-            assert row["val_mse_private"] <= row["val_mse"] * (1 + 1e-9)
+            # The direct optimiser is exact: nothing validates better.
+            assert row["val_mse_check"] <= row["val_mse"] * (1 + 1e-9)
             # The estimator refit through (possibly huge) xi realises the
             # filter chosen in xi_bar.
-            assert row["test_mse_private"] == pytest.approx(
+            assert row["test_mse_check"] == pytest.approx(
                 row["test_mse_filter"], rel=1e-4
             )
             # Ridge is feasible for every k: validation error never increases.
-            assert row["val_mse_private"] <= rows[0]["val_mse_private"] + 1e-12
+            assert row["val_mse_check"] <= rows[0]["val_mse_check"] + 1e-12
         assert rows[0]["xi"] == [] and rows[0]["xi_bar"] == [1.0]
         for key in ("cv5", "cv5_ridge"):
             assert np.isfinite(results[name][key]["test_mse"])
@@ -195,7 +201,7 @@ def test_no_plot_needs_no_matplotlib(tmp_path, capsys, monkeypatch):
         ["separation", "--out", str(tmp_path), "--ranks", "2", "--quiet", "--no-plot"]
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["separation.json"]
-    saved = json.loads((tmp_path / "separation.json").read_text())
+    saved = json.loads((tmp_path / "separation.json").read_text())["results"]
     assert saved["figure2"]["lower_bound"] == results["figure2"]["lower_bound"]
     assert "Wrote" in capsys.readouterr().out
 

@@ -476,6 +476,9 @@ def test_streamed_selection_is_the_constrained_optimum_of_the_refits():
     assert abs(streamed.xi_bar_[1:]).max() > 0.05  # a real distillate, not ridge
 
 
+# The grid edge is not what this test is about: its warning is tested in
+# test_cv.py::test_edge_of_grid_warning_names_the_callers_line.
+@pytest.mark.filterwarnings("ignore::skdistill.exceptions.AlphaGridWarning")
 def test_streamed_alpha_per_target_refits_each_target():
     X, Y = _data(n=120, d=4, t=2, seed=1)
     Y[:, 1] = np.sin(X[:, 0]) * 4
