@@ -1,7 +1,8 @@
 """Optuna search of ``SelfDistillCV`` for estimators with no closed form.
 
-optuna is an optional dependency (``pip install skdistill[optuna]``): it is
-imported only when this search runs, never when :mod:`skdistill` is imported.
+optuna is an optional dependency (``pip install optuna``, or the ``optuna``
+extra): it is imported only when this search runs, never when
+:mod:`skdistill` is imported.
 """
 
 import contextlib
@@ -28,7 +29,10 @@ from .exceptions import warn_user
 
 __all__ = ["default_distributions", "search_optuna"]
 
-_OPTUNA_MISSING = "search='optuna' needs optuna: pip install skdistill[optuna]"
+_OPTUNA_MISSING = (
+    "search='optuna' needs optuna: pip install optuna (or, in a clone of "
+    "skdistill, pip install '.[optuna]')"
+)
 
 
 def _import_optuna():

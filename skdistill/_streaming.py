@@ -34,8 +34,9 @@ __all__ = [
 ]
 
 _DASK_HINT = (
-    "Fitting dask collections needs dask: pip install skdistill[dask] "
-    "(or pip install 'dask[array,dataframe,distributed]')."
+    "Fitting dask collections needs dask: pip install "
+    "'dask[array,dataframe,distributed]' (or, in a clone of skdistill, "
+    "pip install '.[dask]')."
 )
 
 # splitmix64 constants (Steele, Lea and Flood, 2014).

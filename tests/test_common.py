@@ -40,7 +40,7 @@ from skdistill import (
 
 needs_optuna = pytest.mark.skipif(
     importlib.util.find_spec("optuna") is None,
-    reason="optuna is an optional extra: pip install skdistill[optuna]",
+    reason="optuna is an optional extra: pip install optuna",
 )
 
 # ---------------------------------------------------------------------------

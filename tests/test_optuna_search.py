@@ -26,7 +26,7 @@ from skdistill import (
 
 needs_optuna = pytest.mark.skipif(
     importlib.util.find_spec("optuna") is None,
-    reason="optuna is an optional extra: pip install skdistill[optuna]",
+    reason="optuna is an optional extra: pip install optuna",
 )
 
 ALPHAS = np.logspace(-2, 2, 9)
@@ -323,7 +323,7 @@ def test_missing_optuna_is_a_clear_import_error(monkeypatch):
     """optuna is optional: only the optuna search needs it."""
     monkeypatch.setitem(sys.modules, "optuna", None)
     X, y = _data(n=30, d=3)
-    match = r"search='optuna' needs optuna: pip install skdistill\[optuna\]"
+    match = r"search='optuna' needs optuna: pip install optuna"
     with pytest.raises(ImportError, match=match):
         SelfDistillCV(search="optuna", n_trials=2, cv=3).fit(X, y)
     with pytest.raises(ImportError, match=match):
