@@ -23,7 +23,13 @@ from ._filter import (
     xi_bar_prefixes,
     xi_to_xi_bar,
 )
-from ._spectral import cholesky_path, decompose, resolve_solver
+from ._spectral import (
+    cholesky_path,
+    decompose,
+    rank_rtol,
+    resolve_solver,
+    work_dtype,
+)
 from ._streaming import _Stream, stream_from_fit
 from ._validation import check_target_steps
 
@@ -55,15 +61,8 @@ def _n_targets(y):
 
 
 def _rank_rtol(solver, X):
-    """Relative cut-off on ``lam = s**2`` below which a direction is null.
-
-    Matches :func:`numpy.linalg.lstsq` and :func:`numpy.linalg.pinv`
-    (``s <= eps * max(n, d) * s_max``) for the SVD; a Gram matrix carries an
-    absolute error of order ``eps * lam_max``, hence the looser cut-off there.
-    """
-    xp, _, _ = namespace(X)
-    rtol = float(xp.finfo(X.dtype).eps) * max(X.shape)
-    return rtol**2 if solver == "svd" else rtol
+    """:func:`~skdistill._spectral.rank_rtol` of ``X`` decomposed by ``solver``."""
+    return rank_rtol(solver, X.shape, X.dtype, work_dtype(X))
 
 
 def _power_of_two_scale(A):
@@ -189,6 +188,13 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         solver tends to the minimum-norm least-squares solution. ``X`` and
         ``y`` of extreme magnitude (beyond about 1e77 or below 1e-77 in
         float64) are rescaled internally by powers of two.
+
+        float32 data are decomposed in float64 (a float64 centred copy of
+        ``X``, twice its memory) and the fitted arrays rounded to float32:
+        a Gram matrix formed in float32 would square the condition number in
+        float32 arithmetic. Their numerically null directions are those of
+        the float32 SVD (``eps32 * max(n, d)`` times the largest singular
+        value) for every solver.
 
     Attributes
     ----------
@@ -410,12 +416,13 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 with np.errstate(over="ignore"):  # _set_path reports it
                     coef_path = _array_api.ldexp(coef_path, x_exponent - y_exponent, xp)
                 return self._set_path(
-                    xp.astype(coef_path, X.dtype),
-                    xp.astype(_array_api.ldexp(X_offset, -x_exponent, xp), X.dtype),
-                    xp.astype(_array_api.ldexp(y_offset, -y_exponent, xp), X.dtype),
+                    coef_path,
+                    _array_api.ldexp(X_offset, -x_exponent, xp),
+                    _array_api.ldexp(y_offset, -y_exponent, xp),
                     xis,
                     y_ndim=y.ndim,
                     solver=solver,
+                    dtype=X.dtype,
                 )
         spectrum = decompose(
             X,
@@ -438,6 +445,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             solver=solver,
             x_exponent=x_exponent,
             y_exponent=y_exponent,
+            dtype=X.dtype,
         )
 
     def _stream_state(self, X, y, sample_weight, spectrum, solver):
@@ -466,6 +474,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         solver,
         x_exponent=0,
         y_exponent=0,
+        dtype=None,
     ):
         """Fitted attributes from one decomposition (``fit`` and ``partial_fit``).
 
@@ -486,8 +495,13 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         one row per target, as :func:`_check_steps` returns them. Per target,
         the null directions are dropped for exactly the targets whose own
         smallest ``alpha`` is that small, as a fit of that target alone does.
+
+        ``dtype`` is that of the fitted arrays (the data's), by default the
+        spectrum's: float32 data are decomposed in float64 and every number
+        is computed there, then rounded once to float32.
         """
-        dtype = spectrum.proj.dtype
+        if dtype is None:
+            dtype = spectrum.proj.dtype
         xp, device, numpy_ = namespace(spectrum.proj)
         lam = spectrum.lam
         lam_max = float(xp.max(lam)) if lam.shape[0] else 0.0
@@ -524,15 +538,15 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         coef_path = spectrum.coef_path(q_path)  # (k+1, t, d)
         with np.errstate(over="ignore"):  # _set_path reports an overflow
             coef_path = _array_api.ldexp(coef_path, x_exponent - y_exponent, xp)
-            coef_path = xp.astype(coef_path, dtype)
         return self._set_path(
             coef_path,
-            xp.astype(_array_api.ldexp(spectrum.X_offset, -x_exponent, xp), dtype),
-            xp.astype(_array_api.ldexp(spectrum.y_offset, -y_exponent, xp), dtype),
+            _array_api.ldexp(spectrum.X_offset, -x_exponent, xp),
+            _array_api.ldexp(spectrum.y_offset, -y_exponent, xp),
             xis,
             y_ndim=y_ndim,
             solver=solver,
             singular_values=singular_values,
+            dtype=dtype,
         )
 
     def _set_path(
@@ -545,17 +559,22 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         y_ndim,
         solver,
         singular_values=None,
+        dtype=None,
     ):
         """Fitted attributes from the coefficient path of every step.
 
         Shapes follow :class:`~sklearn.linear_model.Ridge`: a ``y`` of shape
         (n_samples, 1) gives ``coef_`` of shape (n_features,) and predictions
         of shape (n_samples,), with ``intercept_`` of shape (1,) (or the float
-        0.0 without an intercept).
+        0.0 without an intercept). The intercepts are computed in the dtype
+        of ``coef_path``; then both are rounded to ``dtype`` (when given).
         """
         xp, device, numpy_ = namespace(coef_path)
         with np.errstate(over="ignore", invalid="ignore"):
             intercept_path = y_offset - coef_path @ X_offset
+            if dtype is not None:
+                coef_path = xp.astype(coef_path, dtype)
+                intercept_path = xp.astype(intercept_path, dtype)
         if not (
             bool(xp.all(xp.isfinite(coef_path)))
             and bool(xp.all(xp.isfinite(intercept_path)))
@@ -707,7 +726,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             xis,
             y_ndim=y_ndim,
             n_components=min(n_samples, n_features),
-            rank_rtol=(np.finfo(np.float64).eps * max(n_samples, n_features)) ** 2,
+            rank_rtol=rank_rtol("svd", (n_samples, n_features), np.float64),
             solver="svd",
         )
         if np.dtype(dtype) != np.float64:

@@ -20,6 +20,15 @@ times the Cholesky factorisation that :class:`~sklearn.linear_model.Ridge` needs
 Dense arrays of any array API namespace (with ``array_api_dispatch=True``)
 stay in it and on their device (:mod:`skdistill._array_api`); sparse ``X`` is
 SciPy's, so NumPy.
+
+Every decomposition is computed in float64 (where the device has it), float32
+data included: a float32 Gram matrix squares the condition number of ``X`` in
+float32 arithmetic, so its eigenvalues carry an absolute error of order
+``eps32 * max(n, d) * lam_max`` and every direction whose singular-value ratio
+is below about ``(eps32 * max(n, d))**0.5`` (1/20 at n = 20 000) would be
+lost. The centred copy is then float64 (twice the memory of float32 ``X``);
+the estimators return float32 attributes. :func:`rank_rtol` is the one
+numerical-rank cut-off of every solver.
 """
 
 import numpy as np
@@ -31,7 +40,14 @@ from . import _array_api
 from ._array_api import namespace
 from ._filter import combine_pure_distillates, xi_bar_prefixes
 
-__all__ = ["Spectrum", "cholesky_path", "decompose", "resolve_solver"]
+__all__ = [
+    "Spectrum",
+    "cholesky_path",
+    "decompose",
+    "rank_rtol",
+    "resolve_solver",
+    "work_dtype",
+]
 
 
 class Spectrum:
@@ -155,6 +171,67 @@ def resolve_solver(solver, X, alpha_min):
     return "gram" if n >= d else "dual"
 
 
+def work_dtype(A):
+    """The dtype in which ``A`` (dense, sparse or array API) is decomposed.
+
+    float64, whatever ``A``'s floating dtype, unless ``A``'s device has no
+    float64 (Apple's MPS, ``array_api_strict``'s ``"no_float64"``), where it
+    is float32.
+    """
+    xp, device, _ = namespace(A)
+    return _array_api.float_dtype(xp, device)
+
+
+def rank_rtol(solver, shape, dtype, work=None):
+    """Relative cut-off on ``lam = s**2`` below which a direction is null.
+
+    A direction with ``lam <= rank_rtol * max(lam)`` is numerically null. Two
+    resolutions bound it, and the cut-off is the coarser:
+
+    - the data's own: the SVD of ``X`` in its dtype resolves
+      ``s > eps * max(n, d) * s_max``, the cut-off of :func:`numpy.linalg.lstsq`
+      and :func:`numpy.linalg.pinv`, so ``(eps * max(n, d))**2`` on ``lam``;
+    - the decomposition's, in the ``work`` dtype: the same for the SVD, and
+      ``eps_work * max(n, d)`` for the eigendecomposition of a Gram matrix
+      (``"gram"``, ``"dual"``, ``"cholesky"``), which carries an absolute
+      error of order ``eps_work * lam_max``.
+
+    For float64 data (``work`` float64) this is ``(eps * max(n, d))**2`` for
+    ``"svd"`` and ``eps * max(n, d)`` otherwise. For float32 data decomposed
+    in float64 it is float32's SVD cut-off (``(eps32 * max(n, d))**2``, above
+    the float64 Gram's rounding whenever ``max(n, d) < 2**46``) for every solver.
+
+    Parameters
+    ----------
+    solver : {"svd", "gram", "dual", "cholesky"}
+    shape : tuple of int
+        ``(n, d)`` of ``X``.
+    dtype : dtype
+        The data's dtype.
+    work : dtype, default=None
+        The dtype of the decomposition (:func:`work_dtype`); ``dtype`` when None.
+
+    Returns
+    -------
+    float
+    """
+    n_max = max(shape)
+    eps = _eps(dtype)
+    eps_work = eps if work is None else _eps(work)
+    data = (eps * n_max) ** 2
+    if solver == "svd":
+        return max(data, (eps_work * n_max) ** 2)
+    return max(data, eps_work * n_max)
+
+
+def _eps(dtype):
+    """Machine epsilon of a floating dtype of any namespace, as a float."""
+    try:  # NumPy's (and CuPy's) dtypes
+        return float(np.finfo(dtype).eps)
+    except (TypeError, ValueError):  # torch.float32, array_api_strict.float32
+        return float(np.finfo(str(dtype).rsplit(".", 1)[-1]).eps)
+
+
 def _take_columns(A, index, xp):
     return (
         A[:, index] if _array_api.is_numpy_namespace(xp) else xp.take(A, index, axis=1)
@@ -180,14 +257,23 @@ class _CentredData:
     Dense ``X`` is centred in a copy. Sparse ``X`` is never densified: with
     ``Xs = diag(sqrt_w) X`` and ``c = sqrt_w`` (or ones), ``Xc = Xs - c m^T``
     and the centring is applied to the small Gram matrices and products.
+    Every array is in :func:`work_dtype` (float64 for float32 data, so that
+    the offsets, the centring and the Gram matrices carry float64 rounding).
     """
 
     def __init__(self, X, Y, sample_weight, fit_intercept):
         n, d = X.shape
-        dtype = X.dtype
+        dtype = work_dtype(X)
         w = sample_weight
         xp, device, numpy_ = namespace(X, Y, w)
         self.xp = xp
+        copied = X.dtype != dtype
+        if copied:  # float32 data: a float64 copy (exact), centred in place
+            X = X.astype(dtype) if sp.issparse(X) or numpy_ else xp.astype(X, dtype)
+        if Y.dtype != dtype:
+            Y = xp.astype(Y, dtype)
+        if w is not None and w.dtype != dtype:
+            w = xp.astype(w, dtype)
         if fit_intercept:
             self.X_offset = xp.astype(_weighted_mean(X, w), dtype, copy=False)
             if numpy_:
@@ -208,7 +294,11 @@ class _CentredData:
             self.Xs = X.tocsr() if sqrt_w is None else sp.diags(sqrt_w) @ X.tocsr()
             self.c = np.ones(n, dtype=dtype) if sqrt_w is None else sqrt_w
         else:
-            Xc = X - self.X_offset
+            if copied and numpy_:
+                X -= self.X_offset
+                Xc = X
+            else:
+                Xc = X - self.X_offset
             if sqrt_w is not None:
                 if numpy_:
                     Xc *= sqrt_w[:, None]
@@ -264,6 +354,7 @@ def decompose(X, Y, *, sample_weight=None, fit_intercept=True, solver="gram"):
     Returns
     -------
     Spectrum
+        In :func:`work_dtype` (float64 for float32 data).
     """
     if solver == "cholesky":
         solver = "gram" if X.shape[0] >= X.shape[1] else "dual"
@@ -323,6 +414,7 @@ def cholesky_path(
     coef_path : ndarray of shape (k + 1, t, d)
     X_offset : ndarray of shape (d,)
     y_offset : ndarray of shape (t,)
+        All three in :func:`work_dtype` (float64 for float32 data).
     """
     n, d = X.shape
     data = _CentredData(X, Y, sample_weight, fit_intercept)
@@ -367,17 +459,13 @@ def cholesky_path(
             coef_path = xp.permute_dims(xp.reshape(coef, (d, k1, t)), (1, 2, 0))
         else:
             coef_path = xp.permute_dims(S, (0, 2, 1))
-        return xp.astype(coef_path, X.dtype), data.X_offset, data.y_offset
+        return coef_path, data.X_offset, data.y_offset
     if dual:
         coef = data.rmatmat(S.transpose(1, 0, 2).reshape(r, k1 * t))  # (d, k1 t)
         coef_path = coef.reshape(d, k1, t).transpose(1, 2, 0)
     else:
         coef_path = S.transpose(0, 2, 1)
-    return (
-        np.ascontiguousarray(coef_path, dtype=X.dtype),
-        data.X_offset,
-        data.y_offset,
-    )
+    return np.ascontiguousarray(coef_path), data.X_offset, data.y_offset
 
 
 def _shared_chain(solve, M, rhs, alphas, xis):

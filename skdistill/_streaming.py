@@ -47,7 +47,7 @@ from sklearn.base import clone
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ._cv_closed_form import PreparedFold
-from ._spectral import Spectrum
+from ._spectral import Spectrum, rank_rtol
 
 __all__ = [
     "FoldFactors",
@@ -648,7 +648,7 @@ def stream_from_fit(est, X, y, sample_weight, spectrum, solver):
         BX = s[:, None] * np.asarray(spectrum.basis, dtype=np.float64).T
         cut = 0.0
         if solver != "svd" and lam.size:
-            cut = np.finfo(dtype).eps * max(n, d) * lam.max()
+            cut = rank_rtol(solver, (n, d), dtype, np.float64) * lam.max()
         keep = lam > cut
         P = np.zeros_like(proj)
         P[keep] = proj[keep] / s[keep, None]
