@@ -24,8 +24,10 @@ from ._filter import (
     xi_to_xi_bar,
 )
 from ._spectral import (
+    KernelFit,
     cholesky_path,
     decompose,
+    kernel_fit,
     rank_rtol,
     resolve_solver,
     work_dtype,
@@ -112,6 +114,27 @@ def _x_exponent(X, alphas):
     return exponent
 
 
+def _singular_values(lam, rank_rtol, n_components, x_exponent, dtype):
+    """``singular_values_`` from eigenvalues ``lam`` of the scaled problem.
+
+    In decreasing order; every solver reports ``n_components = min(n, d)``.
+    Null directions (``lam <= rank_rtol * lam_max``, round-off of zero) are
+    reported as 0: their square roots, up to ``1e-8 * lam_max**0.5`` for a
+    Gram matrix, differ between eigensolvers and libraries.
+    """
+    xp, _, numpy_ = namespace(lam)
+    lam_max = float(xp.max(lam)) if lam.shape[0] else 0.0
+    null = rank_rtol * lam_max
+    if numpy_:
+        s2 = np.where(lam > null, lam, 0.0)
+        singular_values = np.sqrt(np.sort(s2)[::-1][:n_components])
+    else:
+        s2 = xp.where(lam > null, lam, xp.zeros_like(lam))
+        singular_values = xp.sqrt(xp.sort(s2, descending=True)[:n_components])
+    singular_values = _array_api.ldexp(singular_values, -x_exponent, xp)
+    return xp.astype(singular_values, dtype)
+
+
 class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
     """Ridge regression distilled into itself ``n_steps`` times, in closed form.
 
@@ -166,14 +189,20 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         - ``"svd"``: thin SVD of the centred ``X`` (dense only; most accurate);
         - ``"gram"``: eigendecomposition of ``X^T X`` (best for ``n >> d`` and
           for sparse ``X``);
-        - ``"dual"``: eigendecomposition of ``X X^T`` (best for ``d >> n``);
+        - ``"dual"``: the ``n x n`` kernel ``X X^T`` (best for ``d >> n``). On
+          wide data (``d > n``) its eigenvalues (without eigenvectors) and the
+          Cholesky chain of ``"cholesky"``, the same numbers to round-off at
+          about the cost of one :class:`~sklearn.linear_model.Ridge` fit plus
+          an eigenvalue computation; its eigendecomposition when some
+          ``alpha`` is below the rank cut-off (null directions are then
+          dropped) or the chain has more than four distinct penalties;
         - ``"auto"``: ``"svd"`` when some ``alpha`` is zero on dense data,
           otherwise ``"gram"`` when ``n >= d`` and ``"dual"`` when ``n < d``;
         - ``"cholesky"``: no eigendecomposition; one Cholesky factorisation of
           ``X^T X + alpha I`` (or ``X X^T + alpha I`` when ``n < d``) per
           distinct ``alpha``, then two triangular solves per step. About the
-          cost of one :class:`~sklearn.linear_model.Ridge` fit when ``d > n``,
-          where an eigendecomposition is several times dearer. Needs every
+          cost of one :class:`~sklearn.linear_model.Ridge` fit when ``d > n``
+          (``"dual"`` also computes the eigenvalues of ``X X^T``). Needs every
           ``alpha > 0`` and does not set ``singular_values_``. When
           ``X^T X + alpha I`` is singular to working precision (a tiny
           ``alpha`` on rank-deficient ``X``) it warns and uses ``"gram"``
@@ -424,13 +453,37 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                     solver=solver,
                     dtype=X.dtype,
                 )
-        spectrum = decompose(
-            X,
-            Y,
-            sample_weight=sample_weight,
-            fit_intercept=self.fit_intercept,
-            solver=solver,
-        )
+        if solver == "dual" and X.shape[1] > X.shape[0]:
+            # Wide data: Cholesky solves with the kernel and its eigenvalues
+            # (or its eigendecomposition where that is needed).
+            spectrum = kernel_fit(
+                X,
+                Y,
+                alphas,
+                xis,
+                sample_weight=sample_weight,
+                fit_intercept=self.fit_intercept,
+                rank_rtol=_rank_rtol(solver, X),
+            )
+            if isinstance(spectrum, KernelFit):
+                return self._set_from_kernel_fit(
+                    spectrum,
+                    X_in,
+                    y,
+                    sample_weight,
+                    xis,
+                    rank_rtol=_rank_rtol(solver, X),
+                    x_exponent=x_exponent,
+                    y_exponent=y_exponent,
+                )
+        else:
+            spectrum = decompose(
+                X,
+                Y,
+                sample_weight=sample_weight,
+                fit_intercept=self.fit_intercept,
+                solver=solver,
+            )
         if x_exponent == 0 and y_exponent == 0:
             self._stream = self._stream_state(X, y, sample_weight, spectrum, solver)
         else:  # a rescaled spectrum: partial_fit starts afresh (with a warning)
@@ -460,6 +513,32 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 "partial_fit cannot add rows to a fit on non-NumPy arrays "
                 "(array API): it starts from this chunk, without the rows fit saw"
             ),
+        )
+
+    def _set_from_kernel_fit(
+        self, fitted, X, y, sample_weight, xis, *, rank_rtol, x_exponent, y_exponent
+    ):
+        """Fitted attributes from :func:`~skdistill._spectral.kernel_fit`'s chain.
+
+        The numbers of :meth:`_set_from_spectrum` for ``solver="dual"``, to
+        round-off (every ``alpha`` is above the rank cut-off there).
+        """
+        xp, _, _ = namespace(fitted.coef_path)
+        # The rows themselves (wide data): partial_fit needs no spectrum.
+        self._stream = self._stream_state(X, y, sample_weight, None, "dual")
+        with np.errstate(over="ignore"):  # _set_path reports an overflow
+            coef_path = _array_api.ldexp(fitted.coef_path, x_exponent - y_exponent, xp)
+        return self._set_path(
+            coef_path,
+            _array_api.ldexp(fitted.X_offset, -x_exponent, xp),
+            _array_api.ldexp(fitted.y_offset, -y_exponent, xp),
+            xis,
+            y_ndim=y.ndim,
+            solver="dual",
+            singular_values=_singular_values(
+                fitted.lam, rank_rtol, min(X.shape), x_exponent, X.dtype
+            ),
+            dtype=X.dtype,
         )
 
     def _set_from_spectrum(
@@ -505,19 +584,9 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         xp, device, numpy_ = namespace(spectrum.proj)
         lam = spectrum.lam
         lam_max = float(xp.max(lam)) if lam.shape[0] else 0.0
-        # Singular values in decreasing order; every solver reports min(n, d).
-        # Null directions (lam <= rank_rtol * lam_max, round-off of zero) are
-        # reported as 0: their square roots, up to 1e-8 * lam_max**0.5 for a
-        # Gram matrix, differ between eigensolvers and libraries.
-        null = rank_rtol * lam_max
-        if numpy_:
-            s2 = np.where(lam > null, lam, 0.0)
-            singular_values = np.sqrt(np.sort(s2)[::-1][:n_components])
-        else:
-            s2 = xp.where(lam > null, lam, xp.zeros_like(lam))
-            singular_values = xp.sqrt(xp.sort(s2, descending=True)[:n_components])
-        singular_values = _array_api.ldexp(singular_values, -x_exponent, xp)
-        singular_values = xp.astype(singular_values, dtype)
+        singular_values = _singular_values(
+            lam, rank_rtol, n_components, x_exponent, dtype
+        )
         per_target = alphas.ndim == 2
         if lam_max > 0 and (
             solver == "svd" or (not per_target and alphas.min() <= rank_rtol * lam_max)

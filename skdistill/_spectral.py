@@ -31,6 +31,8 @@ the estimators return float32 attributes. :func:`rank_rtol` is the one
 numerical-rank cut-off of every solver.
 """
 
+from typing import Any, NamedTuple
+
 import numpy as np
 import scipy.sparse as sp
 from scipy import linalg
@@ -44,6 +46,7 @@ __all__ = [
     "Spectrum",
     "cholesky_path",
     "decompose",
+    "kernel_fit",
     "rank_rtol",
     "resolve_solver",
     "work_dtype",
@@ -328,6 +331,10 @@ class _CentredData:
     def rmatmat(self, M):
         """``Xc^T @ M`` for ``M`` of shape (n, m)."""
         if not self.sparse:
+            if isinstance(M, np.ndarray):
+                # (M^T Xc)^T: BLAS is several times faster than with Xc^T as
+                # the transposed operand when M has few columns.
+                return (M.T @ self.Xc).T
             return self.Xc.T @ M
         return np.asarray(self.Xs.T @ M) - np.outer(self.X_offset, self.c @ M)
 
@@ -373,12 +380,95 @@ def decompose(X, Y, *, sample_weight=None, fit_intercept=True, solver="gram"):
     if solver == "gram":
         lam, V = _array_api.eigh(data.gram(), xp)
         return Spectrum(lam, V, V.T @ data.rmatmat(Yc), X_offset, y_offset)
-    lam, U = _array_api.eigh(data.kernel(), xp)
+    return _dual_spectrum(data, data.kernel())
+
+
+def _dual_spectrum(data, K):
+    """The ``"dual"`` spectrum from the kernel ``K = Xc Xc^T`` (overwritten)."""
+    lam, U = _array_api.eigh(K, data.xp)
     # The (d, r) basis Xc^T U costs as much as the Gram matrix itself: it is
     # formed only if asked for, as coefficients need one thin product with Xc^T.
     return Spectrum(
-        lam, None, U.T @ Yc, X_offset, y_offset, left=U, rmatmat=data.rmatmat
+        lam,
+        None,
+        U.T @ data.Yc,
+        data.X_offset,
+        data.y_offset,
+        left=U,
+        rmatmat=data.rmatmat,
     )
+
+
+# At most this many distinct penalties are solved by Cholesky factors on wide
+# data: the eigenvalues (a tridiagonal reduction, about 4/3 n^3 flops) and one
+# factorisation per penalty (n^3 / 3) then cost less than an eigendecomposition
+# with eigenvectors (the reduction, its back-transformation and the
+# divide-and-conquer solver, above 3 n^3).
+_MAX_KERNEL_FACTORS = 4
+
+
+class KernelFit(NamedTuple):
+    """The chain on wide data: the kernel's eigenvalues and the coefficients."""
+
+    lam: Any  # (n,) eigenvalues of Xc Xc^T, increasing
+    coef_path: Any  # (k + 1, t, d)
+    X_offset: Any  # (d,)
+    y_offset: Any  # (t,)
+
+
+def kernel_fit(
+    X, Y, alphas, xis, *, sample_weight=None, fit_intercept=True, rank_rtol=0.0
+):
+    """The ``"dual"`` fit on wide data (``d > n``) in the ``n x n`` kernel form.
+
+    With ``K = Xc Xc^T``, the coefficients of every step come from Cholesky
+    factors of ``K + alpha I`` (:func:`cholesky_path`'s chain, about the cost
+    of one :class:`~sklearn.linear_model.Ridge` fit) and the eigenvalues from
+    :func:`scipy.linalg.eigh` without eigenvectors (for ``singular_values_``):
+    the spectral filter's numbers to round-off, as every penalty is then
+    above the rank cut-off, where the eigendecomposition keeps every
+    direction. Where some ``alpha`` is at most ``rank_rtol * trace(K)`` (an
+    upper bound of ``rank_rtol * lam_max``: null directions may have to be
+    dropped), or more than a few distinct penalties would need their own
+    factorisation, the eigendecomposition of ``K`` is returned instead, as
+    :func:`decompose` gives it for ``solver="dual"``.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n, d)
+    Y : ndarray of shape (n, t)
+    alphas : ndarray of shape (k + 1,) or (t, k + 1)
+    xis : ndarray of shape (k,) or (t, k)
+    sample_weight : ndarray of shape (n,) or None
+    fit_intercept : bool
+    rank_rtol : float
+        The relative rank cut-off of the fit (:func:`rank_rtol`).
+
+    Returns
+    -------
+    KernelFit or Spectrum
+        In :func:`work_dtype` (float64 for float32 data).
+    """
+    data = _CentredData(X, Y, sample_weight, fit_intercept)
+    xp = data.xp
+    K = data.kernel()
+    if _array_api.is_numpy_namespace(xp):
+        trace = float(np.trace(K))
+    else:
+        trace = float(xp.sum(xp.linalg.diagonal(K)))
+    alphas = np.asarray(alphas)
+    if (
+        float(alphas.min()) > rank_rtol * trace
+        and np.unique(alphas).size <= _MAX_KERNEL_FACTORS
+    ):
+        try:
+            coef_path = _chain(data, K, True, alphas, xis, None)
+        except linalg.LinAlgError:  # not positive definite in round-off
+            pass
+        else:
+            lam = _array_api.eigvalsh(K, xp)  # K is no longer needed
+            return KernelFit(lam, coef_path, data.X_offset, data.y_offset)
+    return _dual_spectrum(data, K)
 
 
 def cholesky_path(
@@ -420,6 +510,17 @@ def cholesky_path(
     data = _CentredData(X, Y, sample_weight, fit_intercept)
     dual = d > n
     M = data.kernel() if dual else data.gram()
+    coef_path = _chain(data, M, dual, alphas, xis, rank_rtol)
+    return coef_path, data.X_offset, data.y_offset
+
+
+def _chain(data, M, dual, alphas, xis, rank_rtol):
+    """Coefficients ``(k + 1, t, d)`` of the chain from ``M`` by Cholesky solves.
+
+    ``M`` is ``Xc^T Xc`` or, when ``dual``, ``Xc Xc^T`` (kept unchanged);
+    see :func:`cholesky_path`.
+    """
+    d = data.X_offset.shape[0]
     rhs = data.Yc if dual else data.rmatmat(data.Yc)
     factors = {}
     xp, device, numpy_ = namespace(M)
@@ -459,13 +560,13 @@ def cholesky_path(
             coef_path = xp.permute_dims(xp.reshape(coef, (d, k1, t)), (1, 2, 0))
         else:
             coef_path = xp.permute_dims(S, (0, 2, 1))
-        return coef_path, data.X_offset, data.y_offset
+        return coef_path
     if dual:
         coef = data.rmatmat(S.transpose(1, 0, 2).reshape(r, k1 * t))  # (d, k1 t)
         coef_path = coef.reshape(d, k1, t).transpose(1, 2, 0)
     else:
         coef_path = S.transpose(0, 2, 1)
-    return np.ascontiguousarray(coef_path), data.X_offset, data.y_offset
+    return np.ascontiguousarray(coef_path)
 
 
 def _shared_chain(solve, M, rhs, alphas, xis):

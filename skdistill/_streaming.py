@@ -629,7 +629,12 @@ def stream_from_fit(est, X, y, sample_weight, spectrum, solver):
             rows[0, 0] = np.sqrt(W)
             rows[0, 1 : 1 + d] = np.sqrt(W) * np.average(X, 0, sample_weight)
             rows[0, 1 + d :] = np.sqrt(W) * np.average(Y, 0, sample_weight)
-        rows[1:, 1:] = np.hstack([X, Y]) - rows[0, 1:] / max(np.sqrt(W), 1e-300)
+        # In place (no hstack temporaries): this copy is most of the state's cost.
+        shift = rows[0, 1:] / max(np.sqrt(W), 1e-300)
+        rows[1:, 1 : 1 + d] = X
+        rows[1:, 1 : 1 + d] -= shift[:d]
+        rows[1:, 1 + d :] = Y
+        rows[1:, 1 + d :] -= shift[d:]
         if sample_weight is not None:
             rows[1:] *= np.sqrt(sample_weight).astype(dtype)[:, None]
         return _Stream(d, t, y.ndim, rows=rows, **state)
