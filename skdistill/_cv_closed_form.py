@@ -85,7 +85,7 @@ def _validation_basis(X_val, spectrum):
     if sp.issparse(X_val) or isinstance(X_val, np.ndarray):
         A = safe_sparse_dot(X_val, basis, dense_output=True)
     else:
-        A = X_val @ basis
+        A = array_namespace(basis).astype(X_val, basis.dtype) @ basis  # one dtype
     return A - spectrum.X_offset @ basis
 
 
