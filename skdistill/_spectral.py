@@ -328,6 +328,10 @@ class _CentredData:
         K += (m @ m) * np.outer(c, c)
         return K
 
+    def normal_rhs(self):
+        """``Xc^T Yc`` of shape (d, t)."""
+        return self.rmatmat(self.Yc)
+
     def rmatmat(self, M):
         """``Xc^T @ M`` for ``M`` of shape (n, m)."""
         if not self.sparse:
@@ -337,6 +341,67 @@ class _CentredData:
                 return (M.T @ self.Xc).T
             return self.Xc.T @ M
         return np.asarray(self.Xs.T @ M) - np.outer(self.X_offset, self.c @ M)
+
+
+class _BlockedGram:
+    """``Xc^T Xc`` and ``Xc^T Yc`` in float64 from float32 NumPy ``X``, by row blocks.
+
+    The numbers of :class:`_CentredData` (to round-off) for the Gram path of
+    tall float32 data, without its float64 copy of ``X``: each block of rows
+    is cast, centred and weighted in cache, and its Gram matrix accumulated
+    (writing an ``n x d`` float64 copy costs about as much as the product).
+    """
+
+    _BLOCK = 2**17  # float64 entries per block of rows (1 MiB)
+
+    def __init__(self, X, Y, sample_weight, fit_intercept):
+        n, d = X.shape
+        self.xp = namespace(X)[0]
+        w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+        Y = np.asarray(Y, dtype=np.float64)
+        step = max(1, self._BLOCK // max(d, 1))
+        blocks = [slice(i, min(i + step, n)) for i in range(0, n, step)]
+        if fit_intercept:
+            self.y_offset = np.average(Y, axis=0, weights=w)  # raises if w sums to 0
+            if w is None:
+                total = sum(X[b].sum(axis=0, dtype=np.float64) for b in blocks)
+                self.X_offset = total / n
+            else:
+                total = sum(w[b] @ X[b].astype(np.float64) for b in blocks)
+                self.X_offset = total / w.sum()
+        else:
+            self.X_offset = np.zeros(d)
+            self.y_offset = np.zeros(Y.shape[1])
+        sqrt_w = None if w is None else np.sqrt(w)
+        Yc = Y - self.y_offset
+        if sqrt_w is not None:
+            Yc *= sqrt_w[:, None]
+        self.Yc = Yc
+        G = np.zeros((d, d))
+        Bt = np.zeros((Yc.shape[1], d))
+        for b in blocks:
+            Xb = X[b].astype(np.float64)
+            Xb -= self.X_offset
+            if sqrt_w is not None:
+                Xb *= sqrt_w[b, None]
+            G += Xb.T @ Xb
+            Bt += Yc[b].T @ Xb  # (Yc^T Xc)^T: the faster operand order
+        self._gram, self._rhs = G, Bt.T
+
+    def gram(self):
+        """``Xc^T Xc`` of shape (d, d)."""
+        return self._gram
+
+    def normal_rhs(self):
+        """``Xc^T Yc`` of shape (d, t)."""
+        return self._rhs
+
+
+def _normal_equations_data(X, Y, sample_weight, fit_intercept):
+    """What the Gram path needs: :class:`_BlockedGram` for float32 NumPy ``X``."""
+    if isinstance(X, np.ndarray) and X.dtype != np.float64:
+        return _BlockedGram(X, Y, sample_weight, fit_intercept)
+    return _CentredData(X, Y, sample_weight, fit_intercept)
 
 
 def _eigh(A):
@@ -372,14 +437,15 @@ def decompose(X, Y, *, sample_weight=None, fit_intercept=True, solver="gram"):
             "solver='svd' does not support sparse X; use solver='gram', "
             "'dual' or 'auto'."
         )
-    data = _CentredData(X, Y, sample_weight, fit_intercept)
-    X_offset, y_offset, Yc, xp = data.X_offset, data.y_offset, data.Yc, data.xp
-    if solver == "svd":
-        U, s, Vt = _array_api.svd(data.Xc, xp)
-        return Spectrum(s**2, Vt.T, s[:, None] * (U.T @ Yc), X_offset, y_offset)
     if solver == "gram":
-        lam, V = _array_api.eigh(data.gram(), xp)
-        return Spectrum(lam, V, V.T @ data.rmatmat(Yc), X_offset, y_offset)
+        data = _normal_equations_data(X, Y, sample_weight, fit_intercept)
+        lam, V = _array_api.eigh(data.gram(), data.xp)
+        return Spectrum(lam, V, V.T @ data.normal_rhs(), data.X_offset, data.y_offset)
+    data = _CentredData(X, Y, sample_weight, fit_intercept)
+    if solver == "svd":
+        U, s, Vt = _array_api.svd(data.Xc, data.xp)
+        proj = s[:, None] * (U.T @ data.Yc)
+        return Spectrum(s**2, Vt.T, proj, data.X_offset, data.y_offset)
     return _dual_spectrum(data, data.kernel())
 
 
@@ -507,9 +573,13 @@ def cholesky_path(
         All three in :func:`work_dtype` (float64 for float32 data).
     """
     n, d = X.shape
-    data = _CentredData(X, Y, sample_weight, fit_intercept)
     dual = d > n
-    M = data.kernel() if dual else data.gram()
+    if dual:
+        data = _CentredData(X, Y, sample_weight, fit_intercept)
+        M = data.kernel()
+    else:
+        data = _normal_equations_data(X, Y, sample_weight, fit_intercept)
+        M = data.gram()
     coef_path = _chain(data, M, dual, alphas, xis, rank_rtol)
     return coef_path, data.X_offset, data.y_offset
 
@@ -521,7 +591,7 @@ def _chain(data, M, dual, alphas, xis, rank_rtol):
     see :func:`cholesky_path`.
     """
     d = data.X_offset.shape[0]
-    rhs = data.Yc if dual else data.rmatmat(data.Yc)
+    rhs = data.Yc if dual else data.normal_rhs()
     factors = {}
     xp, device, numpy_ = namespace(M)
 
