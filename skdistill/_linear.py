@@ -218,8 +218,9 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         ``y`` of extreme magnitude (beyond about 1e77 or below 1e-77 in
         float64) are rescaled internally by powers of two.
 
-        float32 data are decomposed in float64 (a float64 centred copy of
-        ``X``, twice its memory) and the fitted arrays rounded to float32:
+        float32 data are decomposed in float64 (for ``"gram"`` and
+        ``"cholesky"`` on tall NumPy data by blocks of rows, otherwise from a
+        float64 centred copy of ``X``) and the fitted arrays rounded to float32:
         a Gram matrix formed in float32 would square the condition number in
         float32 arithmetic. Their numerically null directions are those of
         the float32 SVD (``eps32 * max(n, d)`` times the largest singular

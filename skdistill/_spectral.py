@@ -26,8 +26,10 @@ data included: a float32 Gram matrix squares the condition number of ``X`` in
 float32 arithmetic, so its eigenvalues carry an absolute error of order
 ``eps32 * max(n, d) * lam_max`` and every direction whose singular-value ratio
 is below about ``(eps32 * max(n, d))**0.5`` (1/20 at n = 20 000) would be
-lost. The centred copy is then float64 (twice the memory of float32 ``X``);
-the estimators return float32 attributes. :func:`rank_rtol` is the one
+lost. The centred copy is then float64 (twice the memory of float32 ``X``),
+except on the Gram path of NumPy arrays, which accumulates ``Xc^T Xc`` by
+blocks of rows (:class:`_BlockedGram`); the estimators return float32
+attributes. :func:`rank_rtol` is the one
 numerical-rank cut-off of every solver.
 """
 
