@@ -43,6 +43,7 @@ __all__ = [
     "check_same_namespace",
     "cho_solver",
     "eigh",
+    "eigvalsh",
     "float_dtype",
     "is_numpy_namespace",
     "ldexp",
@@ -153,8 +154,8 @@ def max_abs(A, xp):
     values = A.data if sp.issparse(A) else A
     if math.prod(values.shape) == 0:
         return 0.0
-    if is_numpy_namespace(xp):
-        return float(np.max(np.abs(values)))
+    if is_numpy_namespace(xp):  # no temporary |values|
+        return float(max(np.max(values), -np.min(values)))
     return float(xp.max(xp.abs(values)))
 
 
@@ -191,6 +192,20 @@ def eigh(A, xp):
         return np.maximum(lam, 0), vectors
     lam, vectors = xp.linalg.eigh(A)
     return xp.clip(lam, min=0.0), vectors
+
+
+def eigvalsh(A, xp):
+    """Eigenvalues (clipped at zero, increasing) of symmetric ``A``.
+
+    NumPy: LAPACK's ``syevd`` without eigenvectors through SciPy, overwriting
+    ``A``. Other namespaces: ``xp.linalg.eigvalsh``.
+    """
+    if is_numpy_namespace(xp):
+        lam = linalg.eigh(
+            A, eigvals_only=True, overwrite_a=True, check_finite=False, driver="evd"
+        )
+        return np.maximum(lam, 0)
+    return xp.clip(xp.linalg.eigvalsh(A), min=0.0)
 
 
 def svd(A, xp):

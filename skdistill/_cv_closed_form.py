@@ -30,7 +30,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.metaestimators import _safe_split
 
 from ._filter import pure_filters
-from ._spectral import _CentredData, _eigh, decompose
+from ._spectral import _CentredData, _eigh, decompose, rank_rtol
 
 __all__ = [
     "FoldStatistics",
@@ -85,7 +85,7 @@ def _validation_basis(X_val, spectrum):
     if sp.issparse(X_val) or isinstance(X_val, np.ndarray):
         A = safe_sparse_dot(X_val, basis, dense_output=True)
     else:
-        A = X_val @ basis
+        A = array_namespace(basis).astype(X_val, basis.dtype) @ basis  # one dtype
     return A - spectrum.X_offset @ basis
 
 
@@ -305,7 +305,7 @@ def loo_statistics(
         else:
             XV = data.Xc @ V
         U = XV / np.sqrt(np.where(lam > 0, lam, 1.0))
-    keep = lam > max(n, d) * np.finfo(np.float64).eps * max(lam.max(initial=0), 0)
+    keep = lam > rank_rtol("gram", (n, d), X.dtype, lam.dtype) * lam.max(initial=0)
     lam, U = lam[keep].astype(np.float64), U[:, keep].astype(np.float64)
     Yc = np.asarray(data.Yc, dtype=np.float64)
     y_tilde = sw[:, None] * np.asarray(Y, dtype=np.float64)

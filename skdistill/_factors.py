@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from scipy import linalg
 from scipy.linalg import blas, lapack
 
-from ._spectral import Spectrum
+from ._spectral import Spectrum, rank_rtol
 
 __all__ = [
     "FoldFactors",
@@ -508,7 +508,12 @@ def stream_from_fit(X, y, sample_weight, spectrum, solver, *, fit_intercept):
             rows[0, 0] = np.sqrt(W)
             rows[0, 1 : 1 + d] = np.sqrt(W) * np.average(X, 0, sample_weight)
             rows[0, 1 + d :] = np.sqrt(W) * np.average(Y, 0, sample_weight)
-        rows[1:, 1:] = np.hstack([X, Y]) - rows[0, 1:] / max(np.sqrt(W), 1e-300)
+        # In place (no hstack temporaries): this copy is most of the state's cost.
+        shift = rows[0, 1:] / max(np.sqrt(W), 1e-300)
+        rows[1:, 1 : 1 + d] = X
+        rows[1:, 1 : 1 + d] -= shift[:d]
+        rows[1:, 1 + d :] = Y
+        rows[1:, 1 + d :] -= shift[d:]
         if sample_weight is not None:
             rows[1:] *= np.sqrt(sample_weight).astype(dtype)[:, None]
         return PartialFitState(d, t, y.ndim, rows=rows, **state)
@@ -527,7 +532,7 @@ def stream_from_fit(X, y, sample_weight, spectrum, solver, *, fit_intercept):
         BX = s[:, None] * np.asarray(spectrum.basis, dtype=np.float64).T
         cut = 0.0
         if solver != "svd" and lam.size:
-            cut = np.finfo(dtype).eps * max(n, d) * lam.max()
+            cut = rank_rtol(solver, (n, d), dtype, np.float64) * lam.max()
         keep = lam > cut
         P = np.zeros_like(proj)
         P[keep] = proj[keep] / s[keep, None]

@@ -29,7 +29,15 @@ from ._filter import (
     xi_bar_prefixes,
     xi_to_xi_bar,
 )
-from ._spectral import cholesky_path, decompose, resolve_solver
+from ._spectral import (
+    KernelFit,
+    cholesky_path,
+    decompose,
+    kernel_fit,
+    rank_rtol,
+    resolve_solver,
+    work_dtype,
+)
 from ._validation import check_target_steps
 
 __all__ = ["RepeatedSelfDistillationRegressor"]
@@ -60,15 +68,8 @@ def _n_targets(y):
 
 
 def _rank_rtol(solver, X):
-    """Relative cut-off on ``lam = s**2`` below which a direction is null.
-
-    Matches :func:`numpy.linalg.lstsq` and :func:`numpy.linalg.pinv`
-    (``s <= eps * max(n, d) * s_max``) for the SVD; a Gram matrix carries an
-    absolute error of order ``eps * lam_max``, hence the looser cut-off there.
-    """
-    xp, _, _ = namespace(X)
-    rtol = float(xp.finfo(X.dtype).eps) * max(X.shape)
-    return rtol**2 if solver == "svd" else rtol
+    """:func:`~skdistill._spectral.rank_rtol` of ``X`` decomposed by ``solver``."""
+    return rank_rtol(solver, X.shape, X.dtype, work_dtype(X))
 
 
 def _power_of_two_scale(A):
@@ -116,6 +117,27 @@ def _x_exponent(X, alphas):
     if exponent > 0 and alpha_max > 0:
         exponent = min(exponent, max(0, -np.frexp(alpha_max)[1] // 2))
     return exponent
+
+
+def _singular_values(lam, rank_rtol, n_components, x_exponent, dtype):
+    """``singular_values_`` from eigenvalues ``lam`` of the scaled problem.
+
+    In decreasing order; every solver reports ``n_components = min(n, d)``.
+    Null directions (``lam <= rank_rtol * lam_max``, round-off of zero) are
+    reported as 0: their square roots, up to ``1e-8 * lam_max**0.5`` for a
+    Gram matrix, differ between eigensolvers and libraries.
+    """
+    xp, _, numpy_ = namespace(lam)
+    lam_max = float(xp.max(lam)) if lam.shape[0] else 0.0
+    null = rank_rtol * lam_max
+    if numpy_:
+        s2 = np.where(lam > null, lam, 0.0)
+        singular_values = np.sqrt(np.sort(s2)[::-1][:n_components])
+    else:
+        s2 = xp.where(lam > null, lam, xp.zeros_like(lam))
+        singular_values = xp.sqrt(xp.sort(s2, descending=True)[:n_components])
+    singular_values = _array_api.ldexp(singular_values, -x_exponent, xp)
+    return xp.astype(singular_values, dtype)
 
 
 class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
@@ -172,14 +194,20 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         - ``"svd"``: thin SVD of the centred ``X`` (dense only; most accurate);
         - ``"gram"``: eigendecomposition of ``X^T X`` (best for ``n >> d`` and
           for sparse ``X``);
-        - ``"dual"``: eigendecomposition of ``X X^T`` (best for ``d >> n``);
+        - ``"dual"``: the ``n x n`` kernel ``X X^T`` (best for ``d >> n``). On
+          wide data (``d > n``) its eigenvalues (without eigenvectors) and the
+          Cholesky chain of ``"cholesky"``, the same numbers to round-off at
+          about the cost of one :class:`~sklearn.linear_model.Ridge` fit plus
+          an eigenvalue computation; its eigendecomposition when some
+          ``alpha`` is below the rank cut-off (null directions are then
+          dropped) or the chain has more than four distinct penalties;
         - ``"auto"``: ``"svd"`` when some ``alpha`` is zero on dense data,
           otherwise ``"gram"`` when ``n >= d`` and ``"dual"`` when ``n < d``;
         - ``"cholesky"``: no eigendecomposition; one Cholesky factorisation of
           ``X^T X + alpha I`` (or ``X X^T + alpha I`` when ``n < d``) per
           distinct ``alpha``, then two triangular solves per step. About the
-          cost of one :class:`~sklearn.linear_model.Ridge` fit when ``d > n``,
-          where an eigendecomposition is several times dearer. Needs every
+          cost of one :class:`~sklearn.linear_model.Ridge` fit when ``d > n``
+          (``"dual"`` also computes the eigenvalues of ``X X^T``). Needs every
           ``alpha > 0`` and does not set ``singular_values_``. When
           ``X^T X + alpha I`` is singular to working precision (a tiny
           ``alpha`` on rank-deficient ``X``) it warns and uses ``"gram"``
@@ -194,6 +222,14 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         solver tends to the minimum-norm least-squares solution. ``X`` and
         ``y`` of extreme magnitude (beyond about 1e77 or below 1e-77 in
         float64) are rescaled internally by powers of two.
+
+        float32 data are decomposed in float64 (for ``"gram"`` and
+        ``"cholesky"`` on tall NumPy data by blocks of rows, otherwise from a
+        float64 centred copy of ``X``) and the fitted arrays rounded to float32:
+        a Gram matrix formed in float32 would square the condition number in
+        float32 arithmetic. Their numerically null directions are those of
+        the float32 SVD (``eps32 * max(n, d)`` times the largest singular
+        value) for every solver.
 
     Attributes
     ----------
@@ -415,20 +451,45 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
                 with np.errstate(over="ignore"):  # _set_path reports it
                     coef_path = _array_api.ldexp(coef_path, x_exponent - y_exponent, xp)
                 return self._set_path(
-                    xp.astype(coef_path, X.dtype),
-                    xp.astype(_array_api.ldexp(X_offset, -x_exponent, xp), X.dtype),
-                    xp.astype(_array_api.ldexp(y_offset, -y_exponent, xp), X.dtype),
+                    coef_path,
+                    _array_api.ldexp(X_offset, -x_exponent, xp),
+                    _array_api.ldexp(y_offset, -y_exponent, xp),
                     xis,
                     y_ndim=y.ndim,
                     solver=solver,
+                    dtype=X.dtype,
                 )
-        spectrum = decompose(
-            X,
-            Y,
-            sample_weight=sample_weight,
-            fit_intercept=self.fit_intercept,
-            solver=solver,
-        )
+        if solver == "dual" and X.shape[1] > X.shape[0]:
+            # Wide data: Cholesky solves with the kernel and its eigenvalues
+            # (or its eigendecomposition where that is needed).
+            spectrum = kernel_fit(
+                X,
+                Y,
+                alphas,
+                xis,
+                sample_weight=sample_weight,
+                fit_intercept=self.fit_intercept,
+                rank_rtol=_rank_rtol(solver, X),
+            )
+            if isinstance(spectrum, KernelFit):
+                return self._set_from_kernel_fit(
+                    spectrum,
+                    X_in,
+                    y,
+                    sample_weight,
+                    xis,
+                    rank_rtol=_rank_rtol(solver, X),
+                    x_exponent=x_exponent,
+                    y_exponent=y_exponent,
+                )
+        else:
+            spectrum = decompose(
+                X,
+                Y,
+                sample_weight=sample_weight,
+                fit_intercept=self.fit_intercept,
+                solver=solver,
+            )
         if x_exponent == 0 and y_exponent == 0:
             self._stream = self._stream_state(X, y, sample_weight, spectrum, solver)
         else:  # a rescaled spectrum: partial_fit starts afresh (with a warning)
@@ -443,6 +504,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             solver=solver,
             x_exponent=x_exponent,
             y_exponent=y_exponent,
+            dtype=X.dtype,
         )
 
     def _stream_state(self, X, y, sample_weight, spectrum, solver):
@@ -461,6 +523,32 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             ),
         )
 
+    def _set_from_kernel_fit(
+        self, fitted, X, y, sample_weight, xis, *, rank_rtol, x_exponent, y_exponent
+    ):
+        """Fitted attributes from :func:`~skdistill._spectral.kernel_fit`'s chain.
+
+        The numbers of :meth:`_set_from_spectrum` for ``solver="dual"``, to
+        round-off (every ``alpha`` is above the rank cut-off there).
+        """
+        xp, _, _ = namespace(fitted.coef_path)
+        # The rows themselves (wide data): partial_fit needs no spectrum.
+        self._stream = self._stream_state(X, y, sample_weight, None, "dual")
+        with np.errstate(over="ignore"):  # _set_path reports an overflow
+            coef_path = _array_api.ldexp(fitted.coef_path, x_exponent - y_exponent, xp)
+        return self._set_path(
+            coef_path,
+            _array_api.ldexp(fitted.X_offset, -x_exponent, xp),
+            _array_api.ldexp(fitted.y_offset, -y_exponent, xp),
+            xis,
+            y_ndim=y.ndim,
+            solver="dual",
+            singular_values=_singular_values(
+                fitted.lam, rank_rtol, min(X.shape), x_exponent, X.dtype
+            ),
+            dtype=X.dtype,
+        )
+
     def _set_from_spectrum(
         self,
         spectrum,
@@ -473,6 +561,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         solver,
         x_exponent=0,
         y_exponent=0,
+        dtype=None,
     ):
         """Fitted attributes from one decomposition (``fit`` and ``partial_fit``).
 
@@ -493,24 +582,19 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         one row per target, as :func:`_check_steps` returns them. Per target,
         the null directions are dropped for exactly the targets whose own
         smallest ``alpha`` is that small, as a fit of that target alone does.
+
+        ``dtype`` is that of the fitted arrays (the data's), by default the
+        spectrum's: float32 data are decomposed in float64 and every number
+        is computed there, then rounded once to float32.
         """
-        dtype = spectrum.proj.dtype
+        if dtype is None:
+            dtype = spectrum.proj.dtype
         xp, device, numpy_ = namespace(spectrum.proj)
         lam = spectrum.lam
         lam_max = float(xp.max(lam)) if lam.shape[0] else 0.0
-        # Singular values in decreasing order; every solver reports min(n, d).
-        # Null directions (lam <= rank_rtol * lam_max, round-off of zero) are
-        # reported as 0: their square roots, up to 1e-8 * lam_max**0.5 for a
-        # Gram matrix, differ between eigensolvers and libraries.
-        null = rank_rtol * lam_max
-        if numpy_:
-            s2 = np.where(lam > null, lam, 0.0)
-            singular_values = np.sqrt(np.sort(s2)[::-1][:n_components])
-        else:
-            s2 = xp.where(lam > null, lam, xp.zeros_like(lam))
-            singular_values = xp.sqrt(xp.sort(s2, descending=True)[:n_components])
-        singular_values = _array_api.ldexp(singular_values, -x_exponent, xp)
-        singular_values = xp.astype(singular_values, dtype)
+        singular_values = _singular_values(
+            lam, rank_rtol, n_components, x_exponent, dtype
+        )
         per_target = alphas.ndim == 2
         if lam_max > 0 and (
             solver == "svd" or (not per_target and alphas.min() <= rank_rtol * lam_max)
@@ -531,15 +615,15 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         coef_path = spectrum.coef_path(q_path)  # (k+1, t, d)
         with np.errstate(over="ignore"):  # _set_path reports an overflow
             coef_path = _array_api.ldexp(coef_path, x_exponent - y_exponent, xp)
-            coef_path = xp.astype(coef_path, dtype)
         return self._set_path(
             coef_path,
-            xp.astype(_array_api.ldexp(spectrum.X_offset, -x_exponent, xp), dtype),
-            xp.astype(_array_api.ldexp(spectrum.y_offset, -y_exponent, xp), dtype),
+            _array_api.ldexp(spectrum.X_offset, -x_exponent, xp),
+            _array_api.ldexp(spectrum.y_offset, -y_exponent, xp),
             xis,
             y_ndim=y_ndim,
             solver=solver,
             singular_values=singular_values,
+            dtype=dtype,
         )
 
     def _set_path(
@@ -552,17 +636,22 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         y_ndim,
         solver,
         singular_values=None,
+        dtype=None,
     ):
         """Fitted attributes from the coefficient path of every step.
 
         Shapes follow :class:`~sklearn.linear_model.Ridge`: a ``y`` of shape
         (n_samples, 1) gives ``coef_`` of shape (n_features,) and predictions
         of shape (n_samples,), with ``intercept_`` of shape (1,) (or the float
-        0.0 without an intercept).
+        0.0 without an intercept). The intercepts are computed in the dtype
+        of ``coef_path``; then both are rounded to ``dtype`` (when given).
         """
         xp, device, numpy_ = namespace(coef_path)
         with np.errstate(over="ignore", invalid="ignore"):
             intercept_path = y_offset - coef_path @ X_offset
+            if dtype is not None:
+                coef_path = xp.astype(coef_path, dtype)
+                intercept_path = xp.astype(intercept_path, dtype)
         if not (
             bool(xp.all(xp.isfinite(coef_path)))
             and bool(xp.all(xp.isfinite(intercept_path)))
@@ -711,7 +800,7 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             xis,
             y_ndim=y_ndim,
             n_components=min(n_samples, n_features),
-            rank_rtol=(np.finfo(np.float64).eps * max(n_samples, n_features)) ** 2,
+            rank_rtol=rank_rtol("svd", (n_samples, n_features), np.float64),
             solver="svd",
         )
         if np.dtype(dtype) != np.float64:

@@ -20,7 +20,20 @@ times the Cholesky factorisation that :class:`~sklearn.linear_model.Ridge` needs
 Dense arrays of any array API namespace (with ``array_api_dispatch=True``)
 stay in it and on their device (:mod:`skdistill._array_api`); sparse ``X`` is
 SciPy's, so NumPy.
+
+Every decomposition is computed in float64 (where the device has it), float32
+data included: a float32 Gram matrix squares the condition number of ``X`` in
+float32 arithmetic, so its eigenvalues carry an absolute error of order
+``eps32 * max(n, d) * lam_max`` and every direction whose singular-value ratio
+is below about ``(eps32 * max(n, d))**0.5`` (1/20 at n = 20 000) would be
+lost. The centred copy is then float64 (twice the memory of float32 ``X``),
+except on the Gram path of NumPy arrays, which accumulates ``Xc^T Xc`` by
+blocks of rows (:class:`_BlockedGram`); the estimators return float32
+attributes. :func:`rank_rtol` is the one
+numerical-rank cut-off of every solver.
 """
+
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,7 +44,15 @@ from . import _array_api
 from ._array_api import namespace
 from ._filter import combine_pure_distillates, xi_bar_prefixes
 
-__all__ = ["Spectrum", "cholesky_path", "decompose", "resolve_solver"]
+__all__ = [
+    "Spectrum",
+    "cholesky_path",
+    "decompose",
+    "kernel_fit",
+    "rank_rtol",
+    "resolve_solver",
+    "work_dtype",
+]
 
 
 class Spectrum:
@@ -165,6 +186,69 @@ def resolve_solver(solver, X, alpha_min):
     return "gram" if n >= d else "dual"
 
 
+def work_dtype(A):
+    """The dtype in which ``A`` (dense, sparse or array API) is decomposed.
+
+    float64, whatever ``A``'s floating dtype, unless ``A``'s device has no
+    float64 (Apple's MPS, ``array_api_strict``'s ``"no_float64"``), where it
+    is float32.
+    """
+    xp, device, _ = namespace(A)
+    return _array_api.float_dtype(xp, device)
+
+
+def rank_rtol(solver, shape, dtype, work=None):
+    """Relative cut-off on ``lam = s**2`` below which a direction is null.
+
+    A direction with ``lam <= rank_rtol * max(lam)`` is numerically null. Two
+    resolutions bound it, and the cut-off is the coarser:
+
+    - the data's own: the SVD of ``X`` in its dtype resolves
+      ``s > eps * max(n, d) * s_max``, the cut-off of :func:`numpy.linalg.lstsq`
+      and :func:`numpy.linalg.pinv`, so ``(eps * max(n, d))**2`` on ``lam``;
+    - the decomposition's, in the ``work`` dtype: the same for the SVD, and
+      ``eps_work * max(n, d)`` for the eigendecomposition of a Gram matrix
+      (``"gram"``, ``"dual"``, ``"cholesky"``), which carries an absolute
+      error of order ``eps_work * lam_max``.
+
+    For float64 data (``work`` float64) this is ``(eps * max(n, d))**2`` for
+    ``"svd"`` and ``eps * max(n, d)`` otherwise. For float32 data decomposed
+    in float64 it is float32's SVD cut-off (``(eps32 * max(n, d))**2``, above
+    the float64 Gram's rounding whenever ``max(n, d) < 2**46``) for every solver.
+
+    Parameters
+    ----------
+    solver : {"svd", "gram", "dual", "cholesky"}
+    shape : tuple of int
+        ``(n, d)`` of ``X``.
+    dtype : dtype
+        The data's dtype.
+    work : dtype, default=None
+        The dtype of the decomposition (:func:`work_dtype`); ``dtype`` when None.
+
+    Returns
+    -------
+    float
+    """
+    n_max = max(shape)
+    eps = _eps(dtype)
+    eps_work = eps if work is None else _eps(work)
+    data = (eps * n_max) ** 2
+    if solver == "svd":
+        return max(data, (eps_work * n_max) ** 2)
+    return max(data, eps_work * n_max)
+
+
+def _eps(dtype):
+    """Machine epsilon of a floating dtype of any namespace, as a float."""
+    if isinstance(dtype, np.dtype) or (
+        isinstance(dtype, type) and issubclass(dtype, np.generic)
+    ):  # NumPy's (and CuPy's) dtypes
+        return float(np.finfo(dtype).eps)
+    # torch.float32, array_api_strict.float32: NumPy's name last
+    return float(np.finfo(str(dtype).rsplit(".", 1)[-1]).eps)
+
+
 def _take_columns(A, index, xp):
     return (
         A[:, index] if _array_api.is_numpy_namespace(xp) else xp.take(A, index, axis=1)
@@ -190,14 +274,23 @@ class _CentredData:
     Dense ``X`` is centred in a copy. Sparse ``X`` is never densified: with
     ``Xs = diag(sqrt_w) X`` and ``c = sqrt_w`` (or ones), ``Xc = Xs - c m^T``
     and the centring is applied to the small Gram matrices and products.
+    Every array is in :func:`work_dtype` (float64 for float32 data, so that
+    the offsets, the centring and the Gram matrices carry float64 rounding).
     """
 
     def __init__(self, X, Y, sample_weight, fit_intercept):
         n, d = X.shape
-        dtype = X.dtype
+        dtype = work_dtype(X)
         w = sample_weight
         xp, device, numpy_ = namespace(X, Y, w)
         self.xp = xp
+        copied = X.dtype != dtype
+        if copied:  # float32 data: a float64 copy (exact), centred in place
+            X = X.astype(dtype) if sp.issparse(X) or numpy_ else xp.astype(X, dtype)
+        if Y.dtype != dtype:
+            Y = xp.astype(Y, dtype)
+        if w is not None and w.dtype != dtype:
+            w = xp.astype(w, dtype)
         if fit_intercept:
             self.X_offset = xp.astype(_weighted_mean(X, w), dtype, copy=False)
             if numpy_:
@@ -218,7 +311,11 @@ class _CentredData:
             self.Xs = X.tocsr() if sqrt_w is None else sp.diags(sqrt_w) @ X.tocsr()
             self.c = np.ones(n, dtype=dtype) if sqrt_w is None else sqrt_w
         else:
-            Xc = X - self.X_offset
+            if copied and numpy_:
+                X -= self.X_offset
+                Xc = X
+            else:
+                Xc = X - self.X_offset
             if sqrt_w is not None:
                 if numpy_:
                     Xc *= sqrt_w[:, None]
@@ -245,11 +342,80 @@ class _CentredData:
         K += (m @ m) * np.outer(c, c)
         return K
 
+    def normal_rhs(self):
+        """``Xc^T Yc`` of shape (d, t)."""
+        return self.rmatmat(self.Yc)
+
     def rmatmat(self, M):
         """``Xc^T @ M`` for ``M`` of shape (n, m)."""
         if not self.sparse:
+            if isinstance(M, np.ndarray):
+                # (M^T Xc)^T: BLAS is several times faster than with Xc^T as
+                # the transposed operand when M has few columns.
+                return (M.T @ self.Xc).T
             return self.Xc.T @ M
         return np.asarray(self.Xs.T @ M) - np.outer(self.X_offset, self.c @ M)
+
+
+class _BlockedGram:
+    """``Xc^T Xc`` and ``Xc^T Yc`` in float64 from float32 NumPy ``X``, by row blocks.
+
+    The numbers of :class:`_CentredData` (to round-off) for the Gram path of
+    tall float32 data, without its float64 copy of ``X``: each block of rows
+    is cast, centred and weighted in cache, and its Gram matrix accumulated
+    (writing an ``n x d`` float64 copy costs about as much as the product).
+    """
+
+    _BLOCK = 2**17  # float64 entries per block of rows (1 MiB)
+
+    def __init__(self, X, Y, sample_weight, fit_intercept):
+        n, d = X.shape
+        self.xp = namespace(X)[0]
+        w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+        Y = np.asarray(Y, dtype=np.float64)
+        step = max(1, self._BLOCK // max(d, 1))
+        blocks = [slice(i, min(i + step, n)) for i in range(0, n, step)]
+        if fit_intercept:
+            self.y_offset = np.average(Y, axis=0, weights=w)  # raises if w sums to 0
+            if w is None:
+                total = sum(X[b].sum(axis=0, dtype=np.float64) for b in blocks)
+                self.X_offset = total / n
+            else:
+                total = sum(w[b] @ X[b].astype(np.float64) for b in blocks)
+                self.X_offset = total / w.sum()
+        else:
+            self.X_offset = np.zeros(d)
+            self.y_offset = np.zeros(Y.shape[1])
+        sqrt_w = None if w is None else np.sqrt(w)
+        Yc = Y - self.y_offset
+        if sqrt_w is not None:
+            Yc *= sqrt_w[:, None]
+        self.Yc = Yc
+        G = np.zeros((d, d))
+        Bt = np.zeros((Yc.shape[1], d))
+        for b in blocks:
+            Xb = X[b].astype(np.float64)
+            Xb -= self.X_offset
+            if sqrt_w is not None:
+                Xb *= sqrt_w[b, None]
+            G += Xb.T @ Xb
+            Bt += Yc[b].T @ Xb  # (Yc^T Xc)^T: the faster operand order
+        self._gram, self._rhs = G, Bt.T
+
+    def gram(self):
+        """``Xc^T Xc`` of shape (d, d)."""
+        return self._gram
+
+    def normal_rhs(self):
+        """``Xc^T Yc`` of shape (d, t)."""
+        return self._rhs
+
+
+def _normal_equations_data(X, Y, sample_weight, fit_intercept):
+    """What the Gram path needs: :class:`_BlockedGram` for float32 NumPy ``X``."""
+    if isinstance(X, np.ndarray) and X.dtype != np.float64:
+        return _BlockedGram(X, Y, sample_weight, fit_intercept)
+    return _CentredData(X, Y, sample_weight, fit_intercept)
 
 
 def _eigh(A):
@@ -274,6 +440,7 @@ def decompose(X, Y, *, sample_weight=None, fit_intercept=True, solver="gram"):
     Returns
     -------
     Spectrum
+        In :func:`work_dtype` (float64 for float32 data).
     """
     if solver == "cholesky":
         solver = "gram" if X.shape[0] >= X.shape[1] else "dual"
@@ -284,20 +451,104 @@ def decompose(X, Y, *, sample_weight=None, fit_intercept=True, solver="gram"):
             "solver='svd' does not support sparse X; use solver='gram', "
             "'dual' or 'auto'."
         )
-    data = _CentredData(X, Y, sample_weight, fit_intercept)
-    X_offset, y_offset, Yc, xp = data.X_offset, data.y_offset, data.Yc, data.xp
-    if solver == "svd":
-        U, s, Vt = _array_api.svd(data.Xc, xp)
-        return Spectrum(s**2, Vt.T, s[:, None] * (U.T @ Yc), X_offset, y_offset)
     if solver == "gram":
-        lam, V = _array_api.eigh(data.gram(), xp)
-        return Spectrum(lam, V, V.T @ data.rmatmat(Yc), X_offset, y_offset)
-    lam, U = _array_api.eigh(data.kernel(), xp)
+        data = _normal_equations_data(X, Y, sample_weight, fit_intercept)
+        lam, V = _array_api.eigh(data.gram(), data.xp)
+        return Spectrum(lam, V, V.T @ data.normal_rhs(), data.X_offset, data.y_offset)
+    data = _CentredData(X, Y, sample_weight, fit_intercept)
+    if solver == "svd":
+        U, s, Vt = _array_api.svd(data.Xc, data.xp)
+        proj = s[:, None] * (U.T @ data.Yc)
+        return Spectrum(s**2, Vt.T, proj, data.X_offset, data.y_offset)
+    return _dual_spectrum(data, data.kernel())
+
+
+def _dual_spectrum(data, K):
+    """The ``"dual"`` spectrum from the kernel ``K = Xc Xc^T`` (overwritten)."""
+    lam, U = _array_api.eigh(K, data.xp)
     # The (d, r) basis Xc^T U costs as much as the Gram matrix itself: it is
     # formed only if asked for, as coefficients need one thin product with Xc^T.
     return Spectrum(
-        lam, None, U.T @ Yc, X_offset, y_offset, left=U, rmatmat=data.rmatmat
+        lam,
+        None,
+        U.T @ data.Yc,
+        data.X_offset,
+        data.y_offset,
+        left=U,
+        rmatmat=data.rmatmat,
     )
+
+
+# At most this many distinct penalties are solved by Cholesky factors on wide
+# data: the eigenvalues (a tridiagonal reduction, about 4/3 n^3 flops) and one
+# factorisation per penalty (n^3 / 3) then cost less than an eigendecomposition
+# with eigenvectors (the reduction, its back-transformation and the
+# divide-and-conquer solver, above 3 n^3).
+_MAX_KERNEL_FACTORS = 4
+
+
+class KernelFit(NamedTuple):
+    """The chain on wide data: the kernel's eigenvalues and the coefficients."""
+
+    lam: Any  # (n,) eigenvalues of Xc Xc^T, increasing
+    coef_path: Any  # (k + 1, t, d)
+    X_offset: Any  # (d,)
+    y_offset: Any  # (t,)
+
+
+def kernel_fit(
+    X, Y, alphas, xis, *, sample_weight=None, fit_intercept=True, rank_rtol=0.0
+):
+    """The ``"dual"`` fit on wide data (``d > n``) in the ``n x n`` kernel form.
+
+    With ``K = Xc Xc^T``, the coefficients of every step come from Cholesky
+    factors of ``K + alpha I`` (:func:`cholesky_path`'s chain, about the cost
+    of one :class:`~sklearn.linear_model.Ridge` fit) and the eigenvalues from
+    :func:`scipy.linalg.eigh` without eigenvectors (for ``singular_values_``):
+    the spectral filter's numbers to round-off, as every penalty is then
+    above the rank cut-off, where the eigendecomposition keeps every
+    direction. Where some ``alpha`` is at most ``rank_rtol * trace(K)`` (an
+    upper bound of ``rank_rtol * lam_max``: null directions may have to be
+    dropped), or more than a few distinct penalties would need their own
+    factorisation, the eigendecomposition of ``K`` is returned instead, as
+    :func:`decompose` gives it for ``solver="dual"``.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n, d)
+    Y : ndarray of shape (n, t)
+    alphas : ndarray of shape (k + 1,) or (t, k + 1)
+    xis : ndarray of shape (k,) or (t, k)
+    sample_weight : ndarray of shape (n,) or None
+    fit_intercept : bool
+    rank_rtol : float
+        The relative rank cut-off of the fit (:func:`rank_rtol`).
+
+    Returns
+    -------
+    KernelFit or Spectrum
+        In :func:`work_dtype` (float64 for float32 data).
+    """
+    data = _CentredData(X, Y, sample_weight, fit_intercept)
+    xp = data.xp
+    K = data.kernel()
+    if _array_api.is_numpy_namespace(xp):
+        trace = float(np.trace(K))
+    else:
+        trace = float(xp.sum(xp.linalg.diagonal(K)))
+    alphas = np.asarray(alphas)
+    if (
+        float(alphas.min()) > rank_rtol * trace
+        and np.unique(alphas).size <= _MAX_KERNEL_FACTORS
+    ):
+        try:
+            coef_path = _chain(data, K, True, alphas, xis, None)
+        except linalg.LinAlgError:  # not positive definite in round-off
+            pass
+        else:
+            lam = _array_api.eigvalsh(K, xp)  # K is no longer needed
+            return KernelFit(lam, coef_path, data.X_offset, data.y_offset)
+    return _dual_spectrum(data, K)
 
 
 def cholesky_path(
@@ -333,12 +584,28 @@ def cholesky_path(
     coef_path : ndarray of shape (k + 1, t, d)
     X_offset : ndarray of shape (d,)
     y_offset : ndarray of shape (t,)
+        All three in :func:`work_dtype` (float64 for float32 data).
     """
     n, d = X.shape
-    data = _CentredData(X, Y, sample_weight, fit_intercept)
     dual = d > n
-    M = data.kernel() if dual else data.gram()
-    rhs = data.Yc if dual else data.rmatmat(data.Yc)
+    if dual:
+        data = _CentredData(X, Y, sample_weight, fit_intercept)
+        M = data.kernel()
+    else:
+        data = _normal_equations_data(X, Y, sample_weight, fit_intercept)
+        M = data.gram()
+    coef_path = _chain(data, M, dual, alphas, xis, rank_rtol)
+    return coef_path, data.X_offset, data.y_offset
+
+
+def _chain(data, M, dual, alphas, xis, rank_rtol):
+    """Coefficients ``(k + 1, t, d)`` of the chain from ``M`` by Cholesky solves.
+
+    ``M`` is ``Xc^T Xc`` or, when ``dual``, ``Xc Xc^T`` (kept unchanged);
+    see :func:`cholesky_path`.
+    """
+    d = data.X_offset.shape[0]
+    rhs = data.Yc if dual else data.normal_rhs()
     factors = {}
     xp, device, numpy_ = namespace(M)
 
@@ -377,17 +644,13 @@ def cholesky_path(
             coef_path = xp.permute_dims(xp.reshape(coef, (d, k1, t)), (1, 2, 0))
         else:
             coef_path = xp.permute_dims(S, (0, 2, 1))
-        return xp.astype(coef_path, X.dtype), data.X_offset, data.y_offset
+        return coef_path
     if dual:
         coef = data.rmatmat(S.transpose(1, 0, 2).reshape(r, k1 * t))  # (d, k1 t)
         coef_path = coef.reshape(d, k1, t).transpose(1, 2, 0)
     else:
         coef_path = S.transpose(0, 2, 1)
-    return (
-        np.ascontiguousarray(coef_path, dtype=X.dtype),
-        data.X_offset,
-        data.y_offset,
-    )
+    return np.ascontiguousarray(coef_path)
 
 
 def _shared_chain(solve, M, rhs, alphas, xis):

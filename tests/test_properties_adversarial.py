@@ -260,7 +260,6 @@ def test_each_target_is_chosen_as_alone_whatever_the_other_targets_scale(
 
 
 # ---------------------------------------------------------------- float32
-@pytest.mark.xfail(reason="issue 18 defect 1", strict=True)
 @FEW_NO_SHRINK
 @given(
     seed=st.integers(0, 2**16),

@@ -601,7 +601,7 @@ def test_streamed_chunks_must_agree():
 
 def test_missing_dask_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)
-    with pytest.raises(ImportError, match=r"pip install skdistill\[dask\]"):
+    with pytest.raises(ImportError, match=r"pip install .dask\[array,dataframe"):
         _import_dask()
 
 
