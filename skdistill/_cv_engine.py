@@ -49,7 +49,7 @@ from sklearn.externals.array_api_compat import array_namespace
 from sklearn.externals.array_api_compat import device as _device
 
 from ._array_api import to_numpy
-from ._constrained import _from_z, _like, _may_leave_unit, _reduce, _shrink
+from ._constrained import _from_z, _like, _reduce, shrink_to_unit
 from ._cv_closed_form import householder_r
 from ._filter import pure_filters
 
@@ -102,8 +102,8 @@ def _subset_errors(F, masks, max_degree, Phi=None):
 
     ``F``: (G, K, A, p, p), of any array API namespace (the work runs on its
     device); ``masks``: (S, K) booleans, True for the folds whose statistics
-    fit ``xi_bar``; ``Phi``: (A, m, p - 1) NumPy array or None, the filter's
-    powers on the training spectra when it is kept in [0, 1]. Returns, in
+    fit ``xi_bar``; ``Phi``: :class:`ShrinkSpectrum` or None, the training
+    spectra when the filter is kept in [0, 1] on them. Returns, in
     ``F``'s namespace, ``x`` (list over degrees of arrays (G, A, S, degree +
     1)) and ``err`` (G, A, S, max_degree + 1, K): every fold's error at each
     subset's solution.
@@ -118,7 +118,8 @@ def _subset_errors(F, masks, max_degree, Phi=None):
     Fs = Fa[:, :, None, ...] * _like(xp, F, rows)[None, None, :, :, None]
     v = Fs[..., -1]
     if Phi is not None:
-        Phi = _like(xp, F, Phi)
+        lam, alphas = _like(xp, F, Phi.lam), _like(xp, F, Phi.alphas)
+        Phi = _like(xp, F, Phi.Phi)
         a_idx = xp.reshape(
             xp.broadcast_to(xp.arange(A, device=_device(F))[None, :, None], (G, A, S)),
             (-1,),
@@ -128,24 +129,15 @@ def _subset_errors(F, masks, max_degree, Phi=None):
         T, c, rank = _reduce(Fs[..., : j + 1], v)
         x = _from_z(T, c)
         if Phi is not None and j > 0:
-            # Only solutions whose filter may leave [0, 1] on the interval
-            # of the training spectra's h are checked point by point.
-            flat = xp.reshape(x, (-1, j + 1))
-            maybe = xp.reshape(_may_leave_unit(x, Phi[:, :, 0]), (-1,))
-            P = xp.take(Phi[..., : j + 1], a_idx[maybe], axis=0)
-            phi = xp.sum(P * flat[maybe][:, None, :], axis=-1)
-            out = (xp.min(phi, axis=1) < 0.0) | (xp.max(phi, axis=1) > 1.0)
-            bad = xp.zeros(maybe.shape, dtype=xp.bool, device=_device(F))
-            bad[maybe] = out
-            x = _shrink(
-                flat,
-                bad,
-                phi[out],
+            x = shrink_to_unit(
+                xp.reshape(x, (-1, j + 1)),
                 xp.reshape(T, (-1, j + 1, j)),
                 xp.reshape(c, (-1, j)),
                 xp.reshape(rank, (-1,)),
                 Phi[..., : j + 1],
                 a_idx,
+                lam,
+                alphas,
             )
             x = xp.reshape(x, (G, A, S, j + 1))
         xs.append(x)
@@ -156,18 +148,31 @@ def _subset_errors(F, masks, max_degree, Phi=None):
     return xs, xp.stack(errs, axis=3)
 
 
-def filter_powers(lams, alphas, max_steps, n_points=64):
-    """``Phi[a, i, m] = h_i ** (m + 1)`` on the training spectra, per alpha.
+@dataclass
+class ShrinkSpectrum:
+    """The spectrum on which shrinking filters are kept in [0, 1]."""
 
-    ``lams``: the eigenvalues of every training fold. Up to ``n_points``
-    eigenvalues (always the smallest and largest) stand for all of them.
+    lam: np.ndarray  # (m,) every training fold's eigenvalues, distinct, ascending
+    alphas: np.ndarray  # (A,)
+    Phi: np.ndarray  # (A, m0, max_steps + 1): h ** (m + 1) at m0 <= n_points of lam
+
+
+def filter_powers(lams, alphas, max_steps, n_points=64):
+    """The training spectra and the filter powers on a sample of them.
+
+    ``lams``: the eigenvalues of every training fold. The constraints hold
+    on all of them (:func:`~skdistill._constrained.shrink_to_unit`); up to
+    ``n_points`` (always the smallest and largest) are the exchange's first
+    set, ``Phi[a, i, m] = h_i ** (m + 1)`` per alpha.
     """
     lam = np.unique(np.concatenate([np.ravel(x) for x in lams]))
     lam = lam[lam > 0]
+    sample = lam
     if lam.size > n_points:
-        lam = lam[np.unique(np.linspace(0, lam.size - 1, n_points).astype(int))]
-    h = lam[None, :] / (lam[None, :] + np.asarray(alphas)[:, None])
-    return pure_filters(h, max_steps)
+        sample = lam[np.unique(np.linspace(0, lam.size - 1, n_points).astype(int))]
+    alphas = np.asarray(alphas, dtype=float)
+    h = sample[None, :] / (sample[None, :] + alphas[:, None])
+    return ShrinkSpectrum(lam=lam, alphas=alphas, Phi=pure_filters(h, max_steps))
 
 
 @dataclass
@@ -261,7 +266,7 @@ def select(
         excluded and the rule re-run for that group.
     nested : bool, default=True
         Also compute the nested estimate of the rule (``K`` more selections).
-    Phi : ndarray of shape (A, m, p - 1), default=None
+    Phi : ShrinkSpectrum, default=None
         :func:`filter_powers`; needed for shrinking filters.
     families : tuple of bool, default=(False,)
         Which filter families to offer for ``k >= 1``: ``False`` free,
@@ -363,7 +368,7 @@ class _Plan:
 
     steps: list  # candidate numbers of steps
     families: tuple  # filter families offered (True: shrinking)
-    Phi: np.ndarray  # filter powers on the training spectra, or None
+    Phi: ShrinkSpectrum  # the training spectra, or None
     cands: list  # [(n_steps, alpha_index, shrink)]
     level: np.ndarray  # (C,) complexity of each candidate
     cand_a: np.ndarray  # (C,) alpha index
