@@ -148,17 +148,42 @@ def _subset_errors(F, masks, max_degree, Phi=None):
     return xs, xp.stack(errs, axis=3)
 
 
+# A student is offered only where its filter's terms cancel by at most this
+# factor (see _cancellation).
+MAX_CANCELLATION = 1e6
+
+
 @dataclass
 class ShrinkSpectrum:
-    """The spectrum on which shrinking filters are kept in [0, 1]."""
+    """The training spectra: where shrinking filters are kept in [0, 1]."""
 
     lam: np.ndarray  # (m,) every training fold's eigenvalues, distinct, ascending
     alphas: np.ndarray  # (A,)
     Phi: np.ndarray  # (A, m0, max_steps + 1): h ** (m + 1) at m0 <= n_points of lam
+    h_max: np.ndarray  # (A,) the largest h of the spectra per alpha (0 if none)
+
+
+def _cancellation(xi_bar, a_idx, spectrum):
+    """How much a filter's terms cancel on the training spectra.
+
+    ``xi_bar``: (n, p) filters ``phi(h) = sum_m xi_bar_m h^(m+1)``;
+    ``a_idx``: (n,) their alphas. Returns ``sum_m |xi_bar_m| h_max^m``: the
+    largest of ``sum_m |xi_bar_m h^(m+1)|`` over the spectra (at ``h_max``)
+    relative to ridge's filter there (``h_max``), 1 for ridge. A relative
+    error ``delta`` in the terms (the rounding of ``h``, the eigenvalues'
+    error, the round-off of the sums that form predictions and leave-one-out
+    corrections) moves the filter by that ratio times ``delta``: at the
+    default grid's smallest alphas every ``h`` is within 1e-6 of 1 and the
+    least-squares ``xi_bar`` reaches 1e9 to 1e13, a polynomial that cancels
+    to an O(1) value float64 resolves only to 1e-3 or worse. NumPy; (n,).
+    """
+    xi_bar = np.abs(np.asarray(xi_bar, dtype=float))
+    h = spectrum.h_max[np.asarray(a_idx)][:, None]
+    return (xi_bar * h ** np.arange(xi_bar.shape[1])).sum(axis=1)
 
 
 def filter_powers(lams, alphas, max_steps, n_points=64):
-    """The training spectra and the filter powers on a sample of them.
+    """The training spectra, and the filter powers on a sample of them.
 
     ``lams``: the eigenvalues of every training fold. The constraints hold
     on all of them (:func:`~skdistill._constrained.shrink_to_unit`); up to
@@ -172,7 +197,14 @@ def filter_powers(lams, alphas, max_steps, n_points=64):
         sample = lam[np.unique(np.linspace(0, lam.size - 1, n_points).astype(int))]
     alphas = np.asarray(alphas, dtype=float)
     h = sample[None, :] / (sample[None, :] + alphas[:, None])
-    return ShrinkSpectrum(lam=lam, alphas=alphas, Phi=pure_filters(h, max_steps))
+    top = lam.max() if lam.size else 0.0
+    h_max = top / (top + alphas) if lam.size else np.zeros(alphas.size)
+    return ShrinkSpectrum(
+        lam=lam,
+        alphas=alphas,
+        Phi=pure_filters(h, max_steps),
+        h_max=h_max,
+    )
 
 
 @dataclass
@@ -246,7 +278,16 @@ def _group_batch(A, S, K, p, D, budget=64 * 2**20):
 
 
 def select(
-    F, steps, *, rule, tol, eligible_fn=None, nested=True, Phi=None, families=None
+    F,
+    steps,
+    *,
+    rule,
+    tol,
+    eligible_fn=None,
+    nested=True,
+    Phi=None,
+    families=None,
+    max_cancellation=None,
 ):
     """Score every candidate of every group of targets and choose, batched.
 
@@ -267,10 +308,13 @@ def select(
     nested : bool, default=True
         Also compute the nested estimate of the rule (``K`` more selections).
     Phi : ShrinkSpectrum, default=None
-        :func:`filter_powers`; needed for shrinking filters.
-    families : tuple of bool, default=(False,)
-        Which filter families to offer for ``k >= 1``: ``False`` free,
-        ``True`` kept in [0, 1] on the training spectra.
+        :func:`filter_powers`; needed for shrinking filters and for the
+        bound on cancellation.
+    max_cancellation : float, default=None
+        A student (``n_steps >= 1``) whose filter, fitted on all folds,
+        cancels by more than this on the training spectra
+        (:func:`_cancellation`) is not offered; ridge always is. ``None``:
+        :data:`MAX_CANCELLATION`; ``np.inf``: every candidate is offered.
 
     Returns
     -------
@@ -286,6 +330,9 @@ def select(
     ``(targets, candidates, folds)`` errors, run on the host.
     """
     families = (False,) if families is None else tuple(families)
+    max_cancellation = (
+        MAX_CANCELLATION if max_cancellation is None else float(max_cancellation)
+    )
     G, K, A, p, _ = F.shape
     tol = np.broadcast_to(np.asarray(tol, dtype=float), (G,))
     max_steps = max(steps)
@@ -340,6 +387,7 @@ def select(
         leave2=leave2,
         rule=applied,
         nested=nested,
+        max_cancellation=max_cancellation,
     )
     budget = 64 * 2**20 if isinstance(F, np.ndarray) else 2**30
     batch = _group_batch(A, len(masks), K, p, max_steps + 1, budget=budget)
@@ -379,6 +427,7 @@ class _Plan:
     leave2: dict  # (i, j) -> subset without i and j
     rule: str
     nested: bool
+    max_cancellation: float  # students offered where _cancellation <= this
 
 
 def _select_batch(F, plan, tol, eligible_fn):
@@ -465,9 +514,19 @@ def _select_batch(F, plan, tol, eligible_fn):
     deg0 = degrees(0)
     # The fits on all folds, on the host: (G, A, d + 1) per family and degree.
     xs0 = {sh: [to_numpy(x[:, :, 0, :]) for x in fits[sh][0]] for sh in fams}
-    eligible = np.ones((G, C), dtype=bool)
     cand_k = np.array([k for k, _, _ in cands])
+    eligible = np.ones((G, C), dtype=bool)
+    if Phi is not None and plan.max_cancellation < np.inf:
+        # Students whose filter's terms cancel too much are not offered.
+        for c in np.flatnonzero(cand_k > 0):
+            fam, d = plan.cand_shrink[c], deg0[:, c]
+            for dd in np.unique(d[d > 0]):
+                g = np.flatnonzero(d == dd)
+                x = xs0[fam][dd][g, cand_a[c]]
+                ratio = _cancellation(x, np.full(g.size, cand_a[c]), Phi)
+                eligible[g, c] = ratio <= plan.max_cancellation
     groups = np.arange(G)
+    resolved = eligible.copy()
     while True:
         chosen = _apply_rule(rule, raw, honest, level, cand_a, tol, eligible)
         chosen_xi = np.zeros((G, max_steps + 1))
@@ -495,7 +554,7 @@ def _select_batch(F, plan, tol, eligible_fn):
 
     nested_errors = np.full((G, K), np.nan)
     if nested and K >= 2:
-        every = np.ones((G, C), dtype=bool)
+        every = resolved
         inner_rule = rule if K >= 3 else "raw"
         for j in range(K):
             others = all_folds[all_folds != j]

@@ -287,3 +287,105 @@ def test_no_variance_predicts_as_ridgecv(case, constraint):
     np.testing.assert_allclose(est.predict(X_new), expected, rtol=0, atol=atol)
     np.testing.assert_allclose(ridge.predict(X_new), expected, rtol=0, atol=atol)
     assert np.all(np.asarray(est.n_steps_) == 0)
+
+
+def _cancellation_of(est, X):
+    """``sum_m |xi_bar_m| h_max^m`` of the chosen filter, by numpy's SVD of
+    the centred data (``cv=None``: the spectrum is that of all rows)."""
+    lam_max = np.linalg.svd(X - X.mean(axis=0), compute_uv=False)[0] ** 2
+    h_max = lam_max / (lam_max + est.cv_alpha_)
+    xi_bar = np.asarray(est.xi_bar_, dtype=float)
+    return np.abs(xi_bar) @ h_max ** np.arange(xi_bar.size)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_students_whose_filter_cancels_are_not_offered(seed):
+    # Issue 18, defect 7: wide data, leave-one-out, the raw optimum chose a
+    # two-step filter with |xi_bar| of 8.9e9 (seed 0) and 1.3e9 (seed 3) at
+    # alpha near 1e-6 lam_max, whose O(1) values cancel from terms 1e9
+    # times larger.
+    from skdistill._cv_engine import MAX_CANCELLATION
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(20, 30))
+    y = X[:, 0] + 0.3 * rng.normal(size=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = SelfDistillCV(cv=None, selection="raw").fit(X, y)
+    assert est.n_steps_ > 0
+    # The bound, and the SVD's h_max to round-off (relative 1e-12).
+    assert _cancellation_of(est, X) <= MAX_CANCELLATION * (1 + 1e-9)
+
+
+def test_cancellation_bounds_the_round_off_of_the_filter():
+    # float64 evaluation of sum_m xi_bar_m h^(m+1) against long double, at
+    # h within 1e-6 of 1 where the least-squares filters cancel: the error
+    # is within a few ulps of the cancellation ratio times h.
+    from skdistill._cv_engine import _cancellation, filter_powers
+
+    rng = np.random.default_rng(0)
+    lam = np.sort(rng.uniform(0.4, 1.0, size=200))
+    alphas = np.array([1e-6, 1e-3, 1.0])
+    spectrum = filter_powers([lam], alphas, 3)
+    for a in range(3):
+        h = lam / (lam + alphas[a])
+        # Filters with O(1) values near h = 1 and huge coefficients:
+        # phi(h) = h (1 + c (h - h0)^3) expanded in powers of h.
+        c = 10.0 ** rng.uniform(0, 12, size=30)
+        h0 = h.mean()
+        xi_bar = np.stack(
+            [1 - c * h0**3, 3 * c * h0**2, -3 * c * h0, c], axis=1
+        )  # (30, 4)
+        ratio = _cancellation(xi_bar, np.full(30, a), spectrum)
+        powers = h[:, None] ** np.arange(1, 5)
+        phi64 = powers @ xi_bar.T
+        hl = h.astype(np.longdouble)
+        phild = (hl[:, None] ** np.arange(1, 5)) @ xi_bar.T.astype(np.longdouble)
+        err = np.abs(phi64 - phild).max(axis=0).astype(float)
+        assert np.all(err <= 8 * EPS * ratio * h.max())
+        if a == 0:  # the bound is attained: the error grows with it
+            assert err.max() > 1e-6
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    n=st.integers(30, 120),
+    d=st.integers(3, 20),
+    seed=st.integers(0, 2**16),
+    selection=st.sampled_from(["raw", "honest"]),
+    constraint=st.sampled_from(["shrink", "none"]),
+)
+def test_choice_unchanged_where_the_filter_is_resolved(
+    n, d, seed, selection, constraint
+):
+    # The rules "raw" and "honest" take the best eligible candidate: where
+    # the unbounded choice passes the bound, the bounded search picks the
+    # same candidate, with the same scores.
+    import skdistill._cv_engine as engine
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-2, 0, size=d)
+    y = X @ rng.normal(size=d) + rng.normal(size=n)
+    cv = KFold(5, shuffle=True, random_state=seed)
+    params = dict(cv=cv, selection=selection, filter_constraint=constraint)
+    bound = engine.MAX_CANCELLATION
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bounded = SelfDistillCV(**params).fit(X, y)
+        try:
+            engine.MAX_CANCELLATION = np.inf
+            free = SelfDistillCV(**params).fit(X, y)
+        finally:
+            engine.MAX_CANCELLATION = bound
+    res = free.cv_results_
+    xi_bar = np.asarray(free.xi_bar_, dtype=float)
+    spectra = _fold_spectra(X, cv)
+    lam_max = max(s.max() for s in spectra)
+    h_max = lam_max / (lam_max + free.cv_alpha_)
+    ratio = np.abs(xi_bar) @ h_max ** np.arange(xi_bar.size)
+    for key in ("mean_test_score", "mean_honest_test_score"):
+        np.testing.assert_array_equal(bounded.cv_results_[key], res[key])
+    if ratio <= bound * (1 - 1e-9):  # away from the bound by round-off
+        assert bounded.best_index_ == free.best_index_
+        np.testing.assert_array_equal(bounded.xi_bar_, free.xi_bar_)
+        assert bounded.alpha_ == free.alpha_
