@@ -37,6 +37,11 @@ by complexity (ridge; then for each ``k`` the shrinking, then the free filter):
 * ``"one_se"``: the simplest level with a candidate within one standard error
   (paired) of the best cross-fitted score.
 
+Every rule chooses among the candidates offered: ridge, and the students
+whose filter, fitted on all folds, does not cancel by more than
+:data:`MAX_CANCELLATION` on the training spectra (:func:`_cancellation`);
+the others are scored but not chosen.
+
 All solves are batched over folds, candidates and subsets of folds, with the
 same truncated, column-normalised least squares under ``sum(xi_bar) = 1``.
 """
@@ -526,7 +531,7 @@ def _select_batch(F, plan, tol, eligible_fn):
                 ratio = _cancellation(x, np.full(g.size, cand_a[c]), Phi)
                 eligible[g, c] = ratio <= plan.max_cancellation
     groups = np.arange(G)
-    resolved = eligible.copy()
+    offered = eligible.copy()
     while True:
         chosen = _apply_rule(rule, raw, honest, level, cand_a, tol, eligible)
         chosen_xi = np.zeros((G, max_steps + 1))
@@ -554,7 +559,7 @@ def _select_batch(F, plan, tol, eligible_fn):
 
     nested_errors = np.full((G, K), np.nan)
     if nested and K >= 2:
-        every = resolved
+        every = offered  # the nested selections offer the same candidates
         inner_rule = rule if K >= 3 else "raw"
         for j in range(K):
             others = all_folds[all_folds != j]
