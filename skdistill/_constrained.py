@@ -24,15 +24,17 @@ from sklearn.externals.array_api_compat import device as _device
 
 from ._array_api import to_numpy
 
-__all__ = ["XI_RCOND", "constrained_lstsq"]
+__all__ = ["XI_RCOND", "constrained_lstsq", "shrink_to_unit"]
 
 # Relative singular-value cutoff of the xi_bar solve, on column-normalised
 # factors. At small alpha every h is close to 1, the columns h^m are nearly
 # collinear and the exact optimum can have |xi_bar| of 1e14: a polynomial that
 # fits validation noise and that the refit (whose h differ slightly) cannot
-# reproduce. Truncating directions below 1e-8 keeps |xi_bar| moderate (1e4 on
-# the Airfoil data) at a negligible cost in CV error; every reported error is
-# still evaluated exactly at the returned xi_bar.
+# reproduce. Truncating directions below 1e-8 removes the worst of it, but
+# candidates at the default grid's smallest alphas still reach |xi_bar| of
+# 1e9 to 1e10 (standardised Airfoil data, 5-fold); the search does not offer
+# those (skdistill._cv_engine.MAX_CANCELLATION). Every reported error is
+# evaluated exactly at the returned xi_bar.
 XI_RCOND = 1e-8
 
 
@@ -188,7 +190,7 @@ def _from_z(T, y):
     return x + _like(xp, x, e0)
 
 
-def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
+def _shrink(x, bad, phi, T, c, rank, P):
     """Keep every filter in [0, 1] on the training spectra, batched.
 
     Minimises ``|M x - v|`` under ``sum(x) = 1`` and ``0 <= Phi @ x <= 1``
@@ -211,10 +213,9 @@ def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
     phi : array of shape (n_bad, m)
         Their filters on the training spectra, in the order of ``bad``.
     T, c, rank : from :func:`_reduce`, flattened to the batch ``B``.
-    Phi : array of shape (A, m, p)
-        Filter powers per alpha (:func:`filter_powers`).
-    a_idx : array of int, shape (B,)
-        Each problem's alpha.
+    P : array of shape (n_bad, m, p)
+        The constraints of each bad problem: ``P[b, i, m] = h_i ** (m + 1)``
+        at its points ``h_i``.
 
     Returns
     -------
@@ -224,7 +225,6 @@ def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
     if phi.shape[0] == 0:
         return x
     T, c, rank = T[bad], c[bad], rank[bad]
-    P = xp.take(Phi, a_idx[bad], axis=0)
     PT = P @ T  # (nb, m, q): the constraints' sensitivity to z
     base = phi  # the filter at z = 0
     ridge = _from_z(T[:, :, :0], c[:, :0])  # e_0 on every row
@@ -248,12 +248,14 @@ def _shrink(x, bad, phi, T, c, rank, Phi, a_idx):
         ok[r2] = ok2
     if not bool(xp.all(ok)):  # rare: NNLS, one problem at a time, on the host
         rest = np.flatnonzero(to_numpy(~ok))
-        PT_h, base_h = to_numpy(PT), to_numpy(base)
+        PT_h, base_h, h_h = to_numpy(PT), to_numpy(base), to_numpy(P[:, :, 0])
         T_h, c_h, rank_h = to_numpy(T), to_numpy(c), to_numpy(rank)
         fixed = np.array(to_numpy(out))
         for i in rest:
             r = int(rank_h[i])
-            z = _ldp_nnls(PT_h[i, :, :r], base_h[i])
+            # Repeated points (the exchange's) are one constraint.
+            _, once = np.unique(h_h[i], return_index=True)
+            z = _ldp_nnls(PT_h[i, once, :r], base_h[i, once])
             if z is not None:
                 fixed[i] = _from_z(T_h[i, :, :r], c_h[i, :r] + z)
         out = _like(xp, out, fixed)
@@ -415,37 +417,183 @@ def _ldp_nnls(PT, base):
     rho = E @ u - target
     if abs(rho[-1]) < 1e-12:
         return None
-    return -rho[:r] / rho[-1]
+    z = -rho[:r] / rho[-1]
+    # Polish: the multipliers u > 0 mark the active constraints, where the
+    # solution is the minimum-norm point of G_A z = h_A; that point is
+    # exact to round-off where NNLS's z misses them by its tolerance
+    # (1e-9 seen). Kept only if it is feasible everywhere.
+    G, h = E[:r].T, E[r]
+    act = u > 0
+    if act.any() and not np.all(G @ z - h >= -_FEAS_TOL):
+        za = np.linalg.lstsq(G[act], h[act], rcond=None)[0]
+        if np.all(G @ za - h >= -_FEAS_TOL):
+            return za
+    return z
 
 
-def _may_leave_unit(x, h):
-    """Whether ``phi(h) = sum_m x_m h^(m+1)`` may leave [0, 1], batched.
+def _critical_h(x):
+    """Real parts of the roots of ``phi'`` for ``phi(h) = sum_m x_m h^(m+1)``.
 
-    ``x``: (G, A, S, j + 1); ``h``: (A, m) the points where the filter must
-    stay in [0, 1]. For ``j <= 2`` the extremes of the polynomial over the
-    interval ``[min h, max h]`` (its ends and the roots of ``phi'`` inside)
-    bound its values at the points, so a filter inside [0, 1] there (with a
-    round-off margin) needs no point-by-point check. Returns (G, A, S) bool.
+    ``x``: (B, p). Returns (B, max(p - 1, 1)), NaN where a root does not
+    exist. One or two roots (``p <= 3``) in closed form (the quadratic
+    stably), on ``x``'s device; more as the eigenvalues of the companion
+    matrix of ``phi'``, batched, on the host (no non-symmetric eigensolver in
+    the array API standard). A complex pair contributes its real part, or
+    another point of the interval: extra points only cost an evaluation.
     """
-    xp = array_namespace(x, h)
-    j = x.shape[-1] - 1
-    if j > 2:
-        return xp.ones(x.shape[:-1], dtype=xp.bool, device=_device(x))
-    lo = xp.min(h, axis=1)[:, None]  # (A, 1), broadcast over (G, A, S)
-    hi = xp.max(h, axis=1)[:, None]
-    x0, x1 = x[..., 0], x[..., 1]
-    x2 = x[..., 2] if j == 2 else xp.zeros_like(x0)
-    # Roots of phi' = x0 + 2 x1 h + 3 x2 h^2, stably; NaN where none.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        disc = x1 * x1 - 3.0 * x2 * x0
-        q = -(x1 + xp.copysign(xp.sqrt(disc), x1))
-        r1 = xp.where(x2 != 0, q / (3.0 * x2), -x0 / (2.0 * x1))
-        r2 = x0 / q
-    vals = []
-    for t in (lo, hi, r1, r2):
-        t = xp.where(xp.isfinite(t), t, lo)
-        t = xp.minimum(xp.maximum(t, lo), hi)
-        vals.append(t * (x0 + t * (x1 + t * x2)))
-    vals = xp.stack(vals)
-    margin = 1e-12 * (1.0 + xp.sum(xp.abs(x), axis=-1))
-    return (xp.min(vals, axis=0) < margin) | (xp.max(vals, axis=0) > 1.0 - margin)
+    xp = array_namespace(x)
+    p = x.shape[-1]
+    if p == 1:
+        return xp.full((x.shape[0], 1), xp.nan, dtype=x.dtype, device=_device(x))
+    if p <= 3:
+        x0, x1 = x[:, 0], x[:, 1]
+        x2 = x[:, 2] if p == 3 else xp.zeros_like(x0)
+        # phi' = x0 + 2 x1 h + 3 x2 h^2.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            disc = x1 * x1 - 3.0 * x2 * x0
+            q = -(x1 + xp.copysign(xp.sqrt(xp.clip(disc, min=0.0)), x1))
+            r1 = xp.where(x2 != 0, q / (3.0 * x2), -x0 / (2.0 * x1))
+            r2 = x0 / q
+        return xp.stack([r1, r2], axis=1)
+    coef = to_numpy(x) * np.arange(1.0, p + 1.0)  # phi', increasing degree
+    j = p - 1
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        monic = coef[:, :-1] / coef[:, -1:]
+    ok = np.all(np.isfinite(monic), axis=1)
+    comp = np.zeros((coef.shape[0], j, j))
+    comp[:, 1:, :-1] = np.eye(j - 1)
+    comp[:, :, -1] = -np.where(ok[:, None], monic, 0.0)
+    roots = np.full((coef.shape[0], j), np.nan)
+    roots[ok] = np.linalg.eigvals(comp[ok]).real
+    for i in np.flatnonzero(~ok):  # a vanishing leading coefficient (rare)
+        r = np.roots(np.where(np.isfinite(coef[i]), coef[i], 0.0)[::-1]).real
+        roots[i, : r.size] = r
+    return _like(xp, x, roots)
+
+
+def _powers(H, p, xp):
+    """``H[..., i] ** (m + 1)`` for ``m < p``: the constraints' rows."""
+    return H[..., None] ** xp.arange(1, p + 1, dtype=H.dtype, device=_device(H))
+
+
+def _extreme_h(x, lam, alpha):
+    """Points of the spectrum where each filter takes its extreme values.
+
+    ``x``: (B, p) filters ``phi(h) = sum_m x_m h^(m+1)``; ``lam``: (m,) the
+    eigenvalues, ascending (at least one); ``alpha``: (B,) each filter's
+    penalty. ``h = lam / (lam + alpha)`` increases with ``lam`` and ``phi``
+    is monotone between its critical points (:func:`_critical_h`), so over
+    the discrete spectrum its minimum and maximum are at the two ends or at
+    the eigenvalues next to a critical point. Those (two on each side, a
+    margin for round-off in the roots) are returned: ``H`` of shape (B, P),
+    each an exact ``h`` of the spectrum. Cost ``O(B p log m)``, whatever
+    ``m``.
+    """
+    xp = array_namespace(x, lam)
+    m = lam.shape[0]
+    roots = _critical_h(x)
+    a = alpha[:, None]
+    inside = (roots > 0) & (roots < 1)  # False for NaN
+    r = xp.where(inside, roots, 0.5)
+    lam_r = xp.where(inside, a * r / (1.0 - r), 0.0)  # phi'(h) = 0 at lam_r
+    i = xp.searchsorted(lam, xp.reshape(lam_r, (-1,)))
+    i = xp.reshape(i, lam_r.shape)
+    ends = xp.asarray([[0, m - 1]], dtype=i.dtype, device=_device(i))
+    idx = xp.concat(
+        [i - 2, i - 1, i, i + 1, xp.broadcast_to(ends, (i.shape[0], 2))], axis=1
+    )
+    idx = xp.clip(idx, min=0, max=m - 1)
+    L = xp.reshape(xp.take(lam, xp.reshape(idx, (-1,))), idx.shape)
+    return L / (L + a)
+
+
+def _unit_violation(x, lam, alpha):
+    """Worst values of each filter over the spectrum: ``(H, phi)``, ``phi``
+    at the points ``H`` of :func:`_extreme_h`."""
+    xp = array_namespace(x, lam)
+    H = _extreme_h(x, lam, alpha)
+    return H, _at_rows(x, _powers(H, x.shape[-1], xp))
+
+
+def _slack_tol(x, x0, xp):
+    """Round-off in the values of a shrunk filter ``x`` of free solution
+    ``x0``: the programmes' own tolerance (:data:`_FEAS_TOL`, on constraints
+    of scale 1), the forming of ``x = x0 + T z`` and the evaluation of
+    ``sum_m x_m h^(m+1)`` (a few ulps of ``sum |x_m|`` and ``sum |x0_m|``)."""
+    size = xp.sum(xp.abs(x), axis=-1) + xp.sum(xp.abs(x0), axis=-1)
+    return 2.0 * _FEAS_TOL + 64.0 * _EPS * (1.0 + size)
+
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8):
+    """Keep every filter within [0, 1] on every eigenvalue, batched.
+
+    The constraints ``0 <= phi(h) <= 1`` hold at every ``h = lam / (lam +
+    alpha)`` of the spectrum ``lam``, however many, by an exchange
+    (cutting-plane) method: each problem whose free filter leaves [0, 1]
+    somewhere (:func:`_extreme_h`, exact over the spectrum) is solved by
+    :func:`_shrink` on the sampled points ``Phi`` and the free filter's two
+    worst points; the solution's worst points over the whole spectrum are
+    checked and, where it still leaves [0, 1] beyond round-off
+    (:func:`_slack_tol`), added, and the problem solved again. A solution
+    feasible on the whole spectrum is optimal for it (its constraints are a
+    subset), so the result is the exact least-distance solution; the samples
+    make one round the common case. Problems still infeasible after
+    ``max_rounds`` get ridge (``x = e_0``, ``phi(h) = h``), which is
+    feasible. All problems of a round are one batched solve.
+
+    Parameters
+    ----------
+    x : array of shape (B, p)
+        The free solutions.
+    T, c, rank : from :func:`_reduce`, flattened to the batch ``B``.
+    Phi : array of shape (A, m0, p)
+        ``h ** (m + 1)`` at sampled eigenvalues, per alpha (the first set of
+        constraints).
+    a_idx : array of int, shape (B,)
+        Each problem's alpha.
+    lam : array of shape (m,)
+        The eigenvalues (distinct, positive, ascending).
+    alphas : array of shape (A,)
+
+    Returns
+    -------
+    x : array of shape (B, p)
+    """
+    xp = array_namespace(x, T)
+    if lam.shape[0] == 0 or x.shape[0] == 0:
+        return x  # no spectrum: nothing to keep in [0, 1]
+    p = x.shape[-1]
+    alpha = xp.take(alphas, a_idx)
+    H, phi = _unit_violation(x, lam, alpha)
+    lo, hi = xp.argmin(phi, axis=1), xp.argmax(phi, axis=1)
+    live = (_gather(phi, lo, xp) < 0.0) | (_gather(phi, hi, xp) > 1.0)
+    if not bool(xp.any(live)):
+        return x
+    # The problems still being solved, compacted; ``live`` marks them in x.
+    P = xp.concat([xp.take(Phi, a_idx[live], axis=0), _powers(H[live], p, xp)], axis=1)
+    x0, T, c, rank, alpha = x[live], T[live], c[live], rank[live], alpha[live]
+    x = xp.asarray(x, copy=True)
+    for _ in range(max_rounds):
+        every = xp.ones(alpha.shape, dtype=xp.bool, device=_device(x))
+        xs = _shrink(x0, every, _at_rows(x0, P), T, c, rank, P)
+        x[live] = xs
+        H, phi = _unit_violation(xs, lam, alpha)
+        lo, hi = xp.argmin(phi, axis=1), xp.argmax(phi, axis=1)
+        tol = _slack_tol(xs, x0, xp)
+        again = (_gather(phi, lo, xp) < -tol) | (_gather(phi, hi, xp) > 1.0 + tol)
+        if not bool(xp.any(again)):
+            return x
+        P = xp.concat([P[again], _powers(H[again], p, xp)], axis=1)
+        x0, T, c, rank, alpha = (a[again] for a in (x0, T, c, rank, alpha))
+        live[live] = again
+    x[live] = _from_z(T[:, :, :0], c[:, :0])  # ridge, e_0 (rare)
+    return x
+
+
+def _at_rows(x, P):
+    """``P[b] @ x[b]`` for every problem: the filters at their constraints."""
+    xp = array_namespace(x, P)
+    return xp.sum(P * x[:, None, :], axis=-1)

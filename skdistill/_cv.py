@@ -175,7 +175,12 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         rule can lose badly (``benchmarks/bench_selection.py`` measures it;
         see the user guide): the refit evaluates an expanding polynomial at
         the full data's ``h``, beyond what the folds validated, which no
-        cross-fitted score sees.
+        cross-fitted score sees. In either family, a student whose filter's
+        terms cancel by more than ``1e6`` on the training spectra
+        (``sum_m |xi_bar_m| h_max^m``, 1 for ridge) is scored in
+        ``cv_results_`` but not chosen: its O(1) values are differences of
+        terms a million times larger, which float64 and the refit's slightly
+        different ``h`` do not reproduce.
     return_honest_score : bool, default=True
         Closed form only: compute ``honest_score_``, the nested estimate of
         the whole selection. It re-runs the selection rule once per fold,

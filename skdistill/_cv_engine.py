@@ -37,6 +37,11 @@ by complexity (ridge; then for each ``k`` the shrinking, then the free filter):
 * ``"one_se"``: the simplest level with a candidate within one standard error
   (paired) of the best cross-fitted score.
 
+Every rule chooses among the candidates offered: ridge, and the students
+whose filter, fitted on all folds, does not cancel by more than
+:data:`MAX_CANCELLATION` on the training spectra (:func:`_cancellation`);
+the others are scored but not chosen.
+
 All solves are batched over folds, candidates and subsets of folds, with the
 same truncated, column-normalised least squares under ``sum(xi_bar) = 1``.
 """
@@ -49,7 +54,7 @@ from sklearn.externals.array_api_compat import array_namespace
 from sklearn.externals.array_api_compat import device as _device
 
 from ._array_api import to_numpy
-from ._constrained import _from_z, _like, _may_leave_unit, _reduce, _shrink
+from ._constrained import _from_z, _like, _reduce, shrink_to_unit
 from ._cv_closed_form import householder_r
 from ._filter import pure_filters
 
@@ -102,8 +107,8 @@ def _subset_errors(F, masks, max_degree, Phi=None):
 
     ``F``: (G, K, A, p, p), of any array API namespace (the work runs on its
     device); ``masks``: (S, K) booleans, True for the folds whose statistics
-    fit ``xi_bar``; ``Phi``: (A, m, p - 1) NumPy array or None, the filter's
-    powers on the training spectra when it is kept in [0, 1]. Returns, in
+    fit ``xi_bar``; ``Phi``: :class:`ShrinkSpectrum` or None, the training
+    spectra when the filter is kept in [0, 1] on them. Returns, in
     ``F``'s namespace, ``x`` (list over degrees of arrays (G, A, S, degree +
     1)) and ``err`` (G, A, S, max_degree + 1, K): every fold's error at each
     subset's solution.
@@ -118,7 +123,8 @@ def _subset_errors(F, masks, max_degree, Phi=None):
     Fs = Fa[:, :, None, ...] * _like(xp, F, rows)[None, None, :, :, None]
     v = Fs[..., -1]
     if Phi is not None:
-        Phi = _like(xp, F, Phi)
+        lam, alphas = _like(xp, F, Phi.lam), _like(xp, F, Phi.alphas)
+        Phi = _like(xp, F, Phi.Phi)
         a_idx = xp.reshape(
             xp.broadcast_to(xp.arange(A, device=_device(F))[None, :, None], (G, A, S)),
             (-1,),
@@ -128,24 +134,15 @@ def _subset_errors(F, masks, max_degree, Phi=None):
         T, c, rank = _reduce(Fs[..., : j + 1], v)
         x = _from_z(T, c)
         if Phi is not None and j > 0:
-            # Only solutions whose filter may leave [0, 1] on the interval
-            # of the training spectra's h are checked point by point.
-            flat = xp.reshape(x, (-1, j + 1))
-            maybe = xp.reshape(_may_leave_unit(x, Phi[:, :, 0]), (-1,))
-            P = xp.take(Phi[..., : j + 1], a_idx[maybe], axis=0)
-            phi = xp.sum(P * flat[maybe][:, None, :], axis=-1)
-            out = (xp.min(phi, axis=1) < 0.0) | (xp.max(phi, axis=1) > 1.0)
-            bad = xp.zeros(maybe.shape, dtype=xp.bool, device=_device(F))
-            bad[maybe] = out
-            x = _shrink(
-                flat,
-                bad,
-                phi[out],
+            x = shrink_to_unit(
+                xp.reshape(x, (-1, j + 1)),
                 xp.reshape(T, (-1, j + 1, j)),
                 xp.reshape(c, (-1, j)),
                 xp.reshape(rank, (-1,)),
                 Phi[..., : j + 1],
                 a_idx,
+                lam,
+                alphas,
             )
             x = xp.reshape(x, (G, A, S, j + 1))
         xs.append(x)
@@ -156,18 +153,63 @@ def _subset_errors(F, masks, max_degree, Phi=None):
     return xs, xp.stack(errs, axis=3)
 
 
-def filter_powers(lams, alphas, max_steps, n_points=64):
-    """``Phi[a, i, m] = h_i ** (m + 1)`` on the training spectra, per alpha.
+# A student is offered only where its filter's terms cancel by at most this
+# factor (see _cancellation).
+MAX_CANCELLATION = 1e6
 
-    ``lams``: the eigenvalues of every training fold. Up to ``n_points``
-    eigenvalues (always the smallest and largest) stand for all of them.
+
+@dataclass
+class ShrinkSpectrum:
+    """The training spectra: where shrinking filters are kept in [0, 1]."""
+
+    lam: np.ndarray  # (m,) every training fold's eigenvalues, distinct, ascending
+    alphas: np.ndarray  # (A,)
+    Phi: np.ndarray  # (A, m0, max_steps + 1): h ** (m + 1) at m0 <= n_points of lam
+    h_max: np.ndarray  # (A,) the largest h of the spectra per alpha (0 if none)
+
+
+def _cancellation(xi_bar, a_idx, spectrum):
+    """How much a filter's terms cancel on the training spectra.
+
+    ``xi_bar``: (n, p) filters ``phi(h) = sum_m xi_bar_m h^(m+1)``;
+    ``a_idx``: (n,) their alphas. Returns ``sum_m |xi_bar_m| h_max^m``: the
+    largest of ``sum_m |xi_bar_m h^(m+1)|`` over the spectra (at ``h_max``)
+    relative to ridge's filter there (``h_max``), 1 for ridge. A relative
+    error ``delta`` in the terms (the rounding of ``h``, the eigenvalues'
+    error, the round-off of the sums that form predictions and leave-one-out
+    corrections) moves the filter by that ratio times ``delta``: at the
+    default grid's smallest alphas every ``h`` is within 1e-6 of 1 and the
+    least-squares ``xi_bar`` reaches 1e9 to 1e13, a polynomial that cancels
+    to an O(1) value float64 resolves only to 1e-3 or worse. NumPy; (n,).
+    """
+    xi_bar = np.abs(np.asarray(xi_bar, dtype=float))
+    h = spectrum.h_max[np.asarray(a_idx)][:, None]
+    return (xi_bar * h ** np.arange(xi_bar.shape[1])).sum(axis=1)
+
+
+def filter_powers(lams, alphas, max_steps, n_points=64):
+    """The training spectra, and the filter powers on a sample of them.
+
+    ``lams``: the eigenvalues of every training fold. The constraints hold
+    on all of them (:func:`~skdistill._constrained.shrink_to_unit`); up to
+    ``n_points`` (always the smallest and largest) are the exchange's first
+    set, ``Phi[a, i, m] = h_i ** (m + 1)`` per alpha.
     """
     lam = np.unique(np.concatenate([np.ravel(x) for x in lams]))
     lam = lam[lam > 0]
+    sample = lam
     if lam.size > n_points:
-        lam = lam[np.unique(np.linspace(0, lam.size - 1, n_points).astype(int))]
-    h = lam[None, :] / (lam[None, :] + np.asarray(alphas)[:, None])
-    return pure_filters(h, max_steps)
+        sample = lam[np.unique(np.linspace(0, lam.size - 1, n_points).astype(int))]
+    alphas = np.asarray(alphas, dtype=float)
+    h = sample[None, :] / (sample[None, :] + alphas[:, None])
+    top = lam.max() if lam.size else 0.0
+    h_max = top / (top + alphas) if lam.size else np.zeros(alphas.size)
+    return ShrinkSpectrum(
+        lam=lam,
+        alphas=alphas,
+        Phi=pure_filters(h, max_steps),
+        h_max=h_max,
+    )
 
 
 @dataclass
@@ -241,7 +283,16 @@ def _group_batch(A, S, K, p, D, budget=64 * 2**20):
 
 
 def select(
-    F, steps, *, rule, tol, eligible_fn=None, nested=True, Phi=None, families=None
+    F,
+    steps,
+    *,
+    rule,
+    tol,
+    eligible_fn=None,
+    nested=True,
+    Phi=None,
+    families=None,
+    max_cancellation=None,
 ):
     """Score every candidate of every group of targets and choose, batched.
 
@@ -261,11 +312,14 @@ def select(
         excluded and the rule re-run for that group.
     nested : bool, default=True
         Also compute the nested estimate of the rule (``K`` more selections).
-    Phi : ndarray of shape (A, m, p - 1), default=None
-        :func:`filter_powers`; needed for shrinking filters.
-    families : tuple of bool, default=(False,)
-        Which filter families to offer for ``k >= 1``: ``False`` free,
-        ``True`` kept in [0, 1] on the training spectra.
+    Phi : ShrinkSpectrum, default=None
+        :func:`filter_powers`; needed for shrinking filters and for the
+        bound on cancellation.
+    max_cancellation : float, default=None
+        A student (``n_steps >= 1``) whose filter, fitted on all folds,
+        cancels by more than this on the training spectra
+        (:func:`_cancellation`) is not offered; ridge always is. ``None``:
+        :data:`MAX_CANCELLATION`; ``np.inf``: every candidate is offered.
 
     Returns
     -------
@@ -281,6 +335,9 @@ def select(
     ``(targets, candidates, folds)`` errors, run on the host.
     """
     families = (False,) if families is None else tuple(families)
+    max_cancellation = (
+        MAX_CANCELLATION if max_cancellation is None else float(max_cancellation)
+    )
     G, K, A, p, _ = F.shape
     tol = np.broadcast_to(np.asarray(tol, dtype=float), (G,))
     max_steps = max(steps)
@@ -335,6 +392,7 @@ def select(
         leave2=leave2,
         rule=applied,
         nested=nested,
+        max_cancellation=max_cancellation,
     )
     budget = 64 * 2**20 if isinstance(F, np.ndarray) else 2**30
     batch = _group_batch(A, len(masks), K, p, max_steps + 1, budget=budget)
@@ -363,7 +421,7 @@ class _Plan:
 
     steps: list  # candidate numbers of steps
     families: tuple  # filter families offered (True: shrinking)
-    Phi: np.ndarray  # filter powers on the training spectra, or None
+    Phi: ShrinkSpectrum  # the training spectra, or None
     cands: list  # [(n_steps, alpha_index, shrink)]
     level: np.ndarray  # (C,) complexity of each candidate
     cand_a: np.ndarray  # (C,) alpha index
@@ -374,6 +432,7 @@ class _Plan:
     leave2: dict  # (i, j) -> subset without i and j
     rule: str
     nested: bool
+    max_cancellation: float  # students offered where _cancellation <= this
 
 
 def _select_batch(F, plan, tol, eligible_fn):
@@ -460,9 +519,19 @@ def _select_batch(F, plan, tol, eligible_fn):
     deg0 = degrees(0)
     # The fits on all folds, on the host: (G, A, d + 1) per family and degree.
     xs0 = {sh: [to_numpy(x[:, :, 0, :]) for x in fits[sh][0]] for sh in fams}
-    eligible = np.ones((G, C), dtype=bool)
     cand_k = np.array([k for k, _, _ in cands])
+    eligible = np.ones((G, C), dtype=bool)
+    if Phi is not None and plan.max_cancellation < np.inf:
+        # Students whose filter's terms cancel too much are not offered.
+        for c in np.flatnonzero(cand_k > 0):
+            fam, d = plan.cand_shrink[c], deg0[:, c]
+            for dd in np.unique(d[d > 0]):
+                g = np.flatnonzero(d == dd)
+                x = xs0[fam][dd][g, cand_a[c]]
+                ratio = _cancellation(x, np.full(g.size, cand_a[c]), Phi)
+                eligible[g, c] = ratio <= plan.max_cancellation
     groups = np.arange(G)
+    offered = eligible.copy()
     while True:
         chosen = _apply_rule(rule, raw, honest, level, cand_a, tol, eligible)
         chosen_xi = np.zeros((G, max_steps + 1))
@@ -490,7 +559,7 @@ def _select_batch(F, plan, tol, eligible_fn):
 
     nested_errors = np.full((G, K), np.nan)
     if nested and K >= 2:
-        every = np.ones((G, C), dtype=bool)
+        every = offered  # the nested selections offer the same candidates
         inner_rule = rule if K >= 3 else "raw"
         for j in range(K):
             others = all_folds[all_folds != j]

@@ -205,11 +205,9 @@ def choose(
             "used, and its choice of n_steps and xi is not validated.",
         )
     families = _families(settings, n_folds)
-    Phi = (
-        filter_powers([to_numpy(f.lam) for f in stats], alphas, max(steps))
-        if True in families
-        else None
-    )
+    # The training spectra: the shrinking constraint, and the cancellation
+    # bound of every student (free filters too).
+    Phi = filter_powers([to_numpy(f.lam) for f in stats], alphas, max(steps))
     result = select(
         pool_targets(stats, groups),
         steps,
@@ -333,15 +331,16 @@ def _representable(xi_bar):
 _OLS_LIMIT = 1e-3
 
 
-def _warn_edge(alphas, a_idx, lam_min=0.0):
+def _warn_edge(alphas, a_idx, lam_min):
     """Warn once per end of the grid that some chosen alpha sits on.
 
-    ``lam_min``: the smallest positive eigenvalue of the training folds. The
-    smallest alpha is no edge when ``alpha / lam_min`` is below
-    ``_OLS_LIMIT`` (the least-squares limit, reached on standardised data).
+    ``lam_min``: the smallest positive eigenvalue of the training folds (0:
+    none, X has no variance and alpha changes nothing). The smallest alpha is
+    no edge when ``alpha / lam_min`` is below ``_OLS_LIMIT`` (the
+    least-squares limit, reached on standardised data).
     """
     a_idx = np.asarray(a_idx)
-    if alphas.size < 2:
+    if alphas.size < 2 or not lam_min > 0:  # no spectrum: alpha changes nothing
         return
     ends = [(alphas.size - 1, "largest")]
     if not (lam_min > 0 and alphas[0] < _OLS_LIMIT * lam_min):

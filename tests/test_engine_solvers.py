@@ -142,7 +142,8 @@ def test_shrinking_solutions_equal_nnls_least_distance():
     x = constrained_lstsq(M, v)
     phi = np.einsum("bp,bmp->bm", x, Phi[a_idx])
     infeasible = (phi.min(axis=1) < 0) | (phi.max(axis=1) > 1)
-    got = _shrink(x, infeasible, phi[infeasible], T, c, rank, Phi, a_idx)
+    P = Phi[a_idx[infeasible]]
+    got = _shrink(x, infeasible, phi[infeasible], T, c, rank, P)
     assert infeasible.sum() > 80 and np.all(rank == 2)
     # The plane active set (not its NNLS fallback) solved every one of them.
     PT = Phi[a_idx[infeasible]] @ T[infeasible]

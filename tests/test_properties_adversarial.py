@@ -91,7 +91,6 @@ def _worst_excess(search, X, folds):
     return worst
 
 
-@pytest.mark.xfail(reason="issue 18 defect 3", strict=True)
 @FEW_NO_SHRINK
 @given(
     seed=st.integers(0, 2**16),
@@ -205,7 +204,6 @@ def test_streamed_and_in_memory_choices_agree_at_any_scale_of_y(
     _assert_same_choice(streamed, memory, X)
 
 
-@pytest.mark.xfail(reason="issue 18 defect 3", strict=True)
 @FEW_NO_SHRINK
 @given(
     seed=st.integers(0, 2**16),
@@ -342,7 +340,6 @@ def test_leave_one_out_score_of_the_choice_equals_explicit_refits(seed, n, width
 
 
 # ------------------------------------------ the defects' other classes
-@pytest.mark.xfail(reason="issue 18 defect 6", strict=True)
 @pytest.mark.parametrize("case", ["constant", "zero_no_intercept", "per_target", "loo"])
 def test_x_without_variance_predicts_the_mean_or_says_why(case):
     rng = np.random.default_rng(0)
