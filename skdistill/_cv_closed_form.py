@@ -29,14 +29,12 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.metaestimators import _safe_split
 
-from ._filter import pure_filters
-from ._spectral import _CentredData, _eigh, decompose, rank_rtol
+from ._spectral import decompose
 
 __all__ = [
     "FoldStatistics",
     "PreparedFold",
     "fold_statistics",
-    "loo_statistics",
     "prepare_fold",
     "prepare_spectral_fold",
 ]
@@ -253,98 +251,10 @@ def householder_r(M, xp):
     return xp.where(cols >= rows, A[..., :k, :], 0.0)
 
 
-def loo_statistics(
-    X,
-    Y,
-    sample_weight,
-    *,
-    fit_intercept,
-    alphas,
-    max_steps,
-    scoring="neg_mean_squared_error",
-    n_blocks=10,
-):
-    """Exact leave-one-out statistics of every pure distillate, in blocks of rows.
+def __getattr__(name):
+    """``loo_statistics`` lives in :mod:`skdistill._cv_loo` (kept importable here)."""
+    if name == "loo_statistics":
+        from ._cv_loo import loo_statistics
 
-    From one decomposition of all the data. With the hat matrix ``H`` of the
-    (weighted, intercept-augmented) ridge problem, the prediction at row ``i``
-    of the pure m-fold distillate trained without row ``i``, ``g_m``, follows
-    from the self-stability of ridge (training on all rows with row ``i``'s
-    label replaced by the leave-one-out prediction gives the leave-one-out
-    model) applied at every step::
-
-        g_m (1 - H_ii) = (H^{m+1} y)_i + sum_{j<m} c_j (H^{m-j+1})_ii
-                         - H_ii g_{m-1},        c_j = g_j - g_{j-1},
-
-    with ``g_{-1} = y_i``. The k-step student trained without row ``i`` is the
-    same combination ``sum_m xi_bar_m g_m`` of these, so its leave-one-out
-    error is again a quadratic in ``xi_bar``. Rows are grouped into
-    ``n_blocks`` interleaved blocks (row ``i`` in block ``i % n_blocks``),
-    which serve the selection as folds: each block's factors, normalised so
-    that the mean over blocks is the leave-one-out mean squared error (or one
-    minus R^2) of all rows.
-
-    Returns
-    -------
-    stats : list of FoldStatistics
-    n_train : float
-        The weight sum of a leave-one-out training set, on average.
-    """
-    data = _CentredData(X, Y, sample_weight, fit_intercept)
-    n, d = X.shape
-    t = Y.shape[1]
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
-    sw = np.sqrt(w)
-    W = w.sum()
-    if n <= d:
-        lam, U = _eigh(data.kernel())
-    else:
-        lam, V = _eigh(data.gram())
-        if data.sparse:
-            XV = np.asarray(data.Xs @ V) - np.outer(data.c, data.X_offset @ V)
-        else:
-            XV = data.Xc @ V
-        U = XV / np.sqrt(np.where(lam > 0, lam, 1.0))
-    keep = lam > rank_rtol("gram", (n, d), X.dtype, lam.dtype) * lam.max(initial=0)
-    lam, U = lam[keep].astype(np.float64), U[:, keep].astype(np.float64)
-    Yc = np.asarray(data.Yc, dtype=np.float64)
-    y_tilde = sw[:, None] * np.asarray(Y, dtype=np.float64)
-    UtY = U.T @ Yc  # (r, t)
-    U2 = U**2
-    const_p = sw[:, None] * np.asarray(data.y_offset, float)[None, :]
-    const_d = w / W if fit_intercept else np.zeros(n)
-    K1 = max_steps + 1
-    alphas = np.asarray(alphas, dtype=np.float64)
-    blocks = [np.arange(b, n, n_blocks) for b in range(min(n_blocks, n))]
-    n_b = len(blocks)
-    if scoring == "r2":
-        mean = (w @ Y) / W
-        norm = np.einsum("nt,n,nt->t", Y - mean, w, Y - mean) / n_b
-        norm = np.where(norm > 0, norm, 1.0)
-    else:
-        norm = np.full(t, W / n_b)
-    R = np.zeros((n_b, alphas.size, t, K1 + 1, K1 + 1))
-    for a, alpha in enumerate(alphas):
-        h = lam / (lam + alpha)
-        hp = pure_filters(h, K1 - 1).T  # (K1, r): h^1..h^K1
-        P = const_p[None] + np.einsum("nr,pr,rt->pnt", U, hp, UtY)  # (K1, n, t)
-        D = const_d[None, :] + hp @ U2.T  # (K1, n)
-        one_minus = np.maximum(1.0 - D[0], 1e-12)[:, None]
-        g_prev, cs, G = y_tilde, [], np.empty((n, K1, t))
-        for m in range(K1):
-            num = P[m] - D[0][:, None] * g_prev
-            for j, c in enumerate(cs):
-                num = num + c * D[m - j][:, None]
-            g = num / one_minus
-            cs.append(g - g_prev)
-            G[:, m] = g
-            g_prev = g
-        for b, rows in enumerate(blocks):
-            stacked = np.concatenate([G[rows], y_tilde[rows][:, None, :]], axis=1)
-            stacked = stacked.transpose(2, 0, 1) / np.sqrt(norm)[:, None, None]
-            R[b, a] = _r_factor(stacked, K1 + 1)
-    stats = []
-    for b, rows in enumerate(blocks):
-        scale = np.sum(y_tilde[rows] ** 2, axis=0) / norm
-        stats.append(FoldStatistics(R[b], norm, scale, lam))
-    return stats, W - W / n
+        return loo_statistics
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,10 +29,10 @@ from ._array_api import max_abs
 from ._cv_closed_form import (
     _rows,
     fold_statistics,
-    loo_statistics,
     prepare_fold,
     prepare_spectral_fold,
 )
+from ._cv_loo import loo_statistics
 from ._linear import RepeatedSelfDistillationRegressor
 from ._spectral import resolve_solver
 
