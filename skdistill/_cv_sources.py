@@ -32,7 +32,7 @@ from ._cv_closed_form import (
     prepare_fold,
     prepare_spectral_fold,
 )
-from ._cv_loo import loo_statistics
+from ._cv_loo import loo_basis, loo_statistics, resolution
 from ._linear import RepeatedSelfDistillationRegressor
 from ._spectral import resolve_solver
 
@@ -59,6 +59,9 @@ class Statistics:
     n_train: float  # mean weight sum of a training fold
     fit_times: np.ndarray  # seconds per fold spent decomposing
     seconds: float  # seconds spent computing ``stats`` (the scoring)
+    # (n_alphas, t): round-off of each target's errors per unit |xi_bar|_1, in
+    # square-root error units (skdistill._cv_loo.resolution); None: not bounded.
+    resolution: np.ndarray = None
 
 
 def target_scales(max_abs_per_target, per_target):
@@ -245,14 +248,19 @@ class LeaveOneOutRows(_ArrayRefits):
         tic = time.perf_counter()
         if alphas is None:
             alphas = self._default_alphas()
+        fit_intercept = self.estimator.fit_intercept
+        basis = loo_basis(
+            self.X, self.Y_unit, self.sample_weight, fit_intercept=fit_intercept
+        )
         stats, n_train = loo_statistics(
             self.X,
             self.Y_unit,
             self.sample_weight,
-            fit_intercept=self.estimator.fit_intercept,
+            fit_intercept=fit_intercept,
             alphas=alphas,
             max_steps=max_steps,
             scoring=scoring,
+            basis=basis,
         )
         seconds = time.perf_counter() - tic
         fit_times = np.full(len(stats), seconds / len(stats))
@@ -260,7 +268,8 @@ class LeaveOneOutRows(_ArrayRefits):
             f"leave-one-out of {self.X.shape[0]} rows: {len(alphas)} alphas x "
             f"{max_steps + 1} distillates from one decomposition"
         )
-        return Statistics(stats, alphas, n_train, fit_times, seconds)
+        bound = resolution(basis, alphas, scoring, n_blocks=len(stats))
+        return Statistics(stats, alphas, n_train, fit_times, seconds, bound)
 
 
 class StreamedSource:

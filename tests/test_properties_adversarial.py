@@ -309,7 +309,6 @@ def test_float32_default_solver_is_as_accurate_as_the_conditioning_allows(
 
 
 # ----------------------------------------------- leave-one-out, wide data
-@pytest.mark.xfail(reason="issue 18 defect 2", strict=True)
 @FEW_NO_SHRINK
 @given(
     seed=st.integers(0, 2**16),
