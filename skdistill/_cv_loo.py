@@ -154,51 +154,78 @@ def loo_residuals(basis, alphas, max_steps):
         zero weight, 0). Their squares are the weighted squared errors.
     """
     alphas = np.asarray(alphas, dtype=np.float64)
-    K1 = max_steps + 1
     n, t = basis.y_tilde.shape
+    out = np.empty((max_steps + 1, n, alphas.size, t))
+    _residuals_into(out, basis, alphas, max_steps, np.ones(t))
+    return np.moveaxis(out, 0, 2)
+
+
+def _residuals_into(out, basis, alphas, max_steps, scale):
+    """The residuals of :func:`loo_residuals` divided by ``scale`` (t,), into
+    ``out[:, :n]`` of shape (max_steps + 1, >= n, a, t)."""
+    K1, n, a, t = max_steps + 1, basis.U.shape[0], alphas.size, scale.shape[0]
     F = _step_filters(basis.lam, alphas, max_steps)  # (a, K1, r)
-    a = alphas.size
-    # q[i, a, k, t] = (U diag(F[a, k]) U^T y~)_i: one product for the batch.
-    M = F.reshape(a * K1, -1).T[:, :, None] * basis.UtY[:, None, :]  # (r, aK1, t)
-    q = (basis.U @ M.reshape(M.shape[0], a * K1 * t)).reshape(n, a, K1, t)
-    if basis.null_y is not None:
-        q[:, :, 0] += basis.null_y[:, None, :]
-    Q = (basis.U2 @ F.reshape(a * K1, -1).T).reshape(n, a, K1)
-    Q[:, :, 0] += basis.null_diag[:, None]
-    Q0 = Q[:, :, 0]
-    inv = np.where(Q0 > 0, -1.0 / np.where(Q0 > 0, Q0, 1.0), 0.0)[:, :, None]
-    c = np.empty_like(q)
+    UtY = basis.UtY / scale
+    Q = np.einsum("nr,akr->kna", basis.U2, F)  # (K1, n, a)
+    Q[0] += basis.null_diag[:, None]
+    Q0 = Q[0]
+    inv = np.where(Q0 > 0, 1.0 / np.where(Q0 > 0, Q0, 1.0), 0.0)[:, :, None]
+    # With d_m = -c_m: d_m = (q_m - sum_{j<m} Q_{m-j} d_j) / Q_0, residual
+    # sum_{j<=m} d_j; q_m = U diag(F[:, m]) U^T y~ is one product per step.
     for m in range(K1):
-        num = q[:, :, m].copy()
+        d = out[m, :n]
+        M = F[:, m, :].T[:, :, None] * UtY[:, None, :]  # (r, a, t)
+        np.matmul(basis.U, M.reshape(-1, a * t), out=d.reshape(n, a * t))
+        if m == 0 and basis.null_y is not None:
+            d += (basis.null_y / scale)[:, None, :]
         for j in range(m):
-            num += Q[:, :, m - j, None] * c[:, :, j]
-        c[:, :, m] = num * inv
-    return -np.cumsum(c, axis=2, out=c)
+            d -= Q[m - j][:, :, None] * out[j, :n]
+        d *= inv
+    for m in range(1, K1):
+        out[m, :n] += out[m - 1, :n]
 
 
-def _block_r_factors(cols, n_blocks):
+def _block_r_factors(cols, n_blocks, last=None):
     """R factors (p x p) of every block of rows of a stack of columns.
 
-    ``cols``: (p, n, B). Row ``i`` belongs to block ``i % n_blocks``; returns
-    (n_blocks, B, p, p), upper triangular. Modified Gram-Schmidt over all
-    blocks and columns at once: its R factor is that of a backward-stable
-    QR (Bjorck and Paige), which is all the selection reads.
+    ``cols``: (p, n, B), its rows padded with zeros to a multiple of
+    ``n_blocks`` (and overwritten). Row ``i`` belongs to block
+    ``i % n_blocks``; returns (n_blocks, B, p, p), upper triangular.
+    ``last``: (n, B') with ``B`` a multiple of ``B'``, the last column where
+    it repeats along ``B`` (``cols[-1]`` is then only written). Modified
+    Gram-Schmidt over all blocks and columns at once: its R factor is that
+    of a backward-stable QR (Bjorck and Paige), which is all the selection
+    reads.
     """
     p, n, B = cols.shape
-    J = -(-n // n_blocks)
-    a = np.zeros((p, J * n_blocks, B))
-    a[:, :n] = cols
-    a = a.reshape(p, J, n_blocks, B)
+    if n % n_blocks:
+        pad = np.zeros((p, n_blocks - n % n_blocks, B))
+        cols = np.concatenate([cols, pad], axis=1)
+        if last is not None:
+            last = np.concatenate([last, pad[0, :, : last.shape[1]]])
+        n = cols.shape[1]
+    a = cols.reshape(p, n // n_blocks, n_blocks, B)
     R = np.zeros((n_blocks, B, p, p))
     for j in range(p):
+        if j == p - 1 and last is not None and p == 1:
+            a[j] = np.tile(last, B // last.shape[1]).reshape(a[j].shape)
         norm2 = np.einsum("jbx,jbx->bx", a[j], a[j])
         rjj = np.sqrt(norm2)
         R[:, :, j, j] = rjj
         inv = np.where(norm2 > 0, 1.0 / np.where(norm2 > 0, norm2, 1.0), 0.0)
         for k in range(j + 1, p):
-            dot = np.einsum("jbx,jbx->bx", a[j], a[k])
+            if k == p - 1 and j == 0 and last is not None:
+                y = last.reshape(n // n_blocks, n_blocks, 1, -1)
+                aj = a[j].reshape(y.shape[:2] + (-1, y.shape[-1]))
+                dot = np.einsum("jbat,jbat->bat", aj, np.broadcast_to(y, aj.shape))
+                dot = dot.reshape(n_blocks, B)
+                np.multiply((dot * inv)[None], a[j], out=a[k])
+                np.subtract(np.broadcast_to(y, aj.shape), a[k].reshape(aj.shape),
+                            out=a[k].reshape(aj.shape))  # fmt: skip
+            else:
+                dot = np.einsum("jbx,jbx->bx", a[j], a[k])
+                a[k] -= (dot * inv)[None] * a[j]
             R[:, :, j, k] = np.where(rjj > 0, dot / np.where(rjj > 0, rjj, 1.0), 0.0)
-            a[k] -= (dot * inv)[None] * a[j]
     return R
 
 
@@ -247,16 +274,18 @@ def loo_statistics(
     norm = _block_norm(basis, scoring, n_b)
     root = np.sqrt(norm)
     R = np.empty((n_b, alphas.size, t, K1 + 1, K1 + 1))
+    n_pad = -(-n // n_b) * n_b
+    y_unit = np.zeros((n_pad, t))
+    y_unit[:n] = y_tilde / root
     step = _alpha_batch(n, t, K1)
     for a0 in range(0, alphas.size, step):
         batch = alphas[a0 : a0 + step]
-        res = loo_residuals(basis, batch, max_steps)  # (n, a, K1, t)
         a = batch.size
-        cols = np.empty((K1 + 1, n, a, t))
-        cols[:K1] = np.moveaxis(y_tilde[:, None, None, :] - res, 2, 0)
-        cols[K1] = y_tilde[:, None, :]
-        cols /= root
-        Rb = _block_r_factors(cols.reshape(K1 + 1, n, a * t), n_b)
+        cols = np.zeros((K1 + 1, n_pad, a, t))
+        _residuals_into(cols, basis, batch, max_steps, root)
+        for m in range(K1):  # the pure distillates' predictions, y~ - residual
+            np.subtract(y_unit[:n, None, :], cols[m, :n], out=cols[m, :n])
+        Rb = _block_r_factors(cols.reshape(K1 + 1, n_pad, a * t), n_b, last=y_unit)
         R[:, a0 : a0 + a] = Rb.reshape(n_b, a, t, K1 + 1, K1 + 1)
     stats = []
     for b in range(n_b):

@@ -117,7 +117,7 @@ def test_block_r_factors_have_the_blocks_gram(seed, n, p, n_blocks):
     rng = np.random.default_rng(seed)
     cols = rng.normal(size=(p, n, 3))
     cols[-1] = cols[0] + 1e-9 * cols[-1]  # nearly dependent columns
-    R = _block_r_factors(cols, n_blocks)
+    R = _block_r_factors(cols.copy(), n_blocks)
     for b in range(n_blocks):
         for x in range(3):
             A = cols[:, b::n_blocks, x].T
