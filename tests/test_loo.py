@@ -201,3 +201,29 @@ def test_every_target_of_a_per_target_search_gets_a_resolved_choice():
         err = prediction_error_bound(X, Y[:, j], alpha, xi_bar)
         assert 2 * np.sqrt(mse) * err + err**2 <= 0.1 * mse
         assert -search.best_score_[j] == pytest.approx(mse, rel=1e-6, abs=0.1 * mse)
+
+
+@pytest.mark.parametrize("name", ["tall", "wide", "weighted"])
+def test_sparse_and_float32_input_give_the_dense_residuals(name):
+    # The Gram (sparse, tall) and kernel (sparse, wide) forms, and float32
+    # data decomposed in float64, give the dense float64 residuals to the
+    # round-off of their decomposition (the Gram form squares the condition).
+    import scipy.sparse as sp
+
+    X, Y, w, fit_intercept = _design(name, 2)
+    alphas = _lam_max(X, w, fit_intercept) * np.array([1e-3, 1.0])
+    dense = loo_residuals(loo_basis(X, Y, w, fit_intercept=fit_intercept), alphas, 2)
+    for a, alpha in enumerate(alphas):
+        tol = 3 * prediction_error_bound(X, Y, alpha, [1.0], w=w)
+        sparse = loo_residuals(
+            loo_basis(sp.csr_matrix(X), Y, w, fit_intercept=fit_intercept), alphas, 2
+        )
+        np.testing.assert_allclose(sparse[:, a], dense[:, a], rtol=0, atol=tol)
+    X32 = X.astype(np.float32)
+    exact = loo_residuals(
+        loo_basis(X32.astype(np.float64), Y, w, fit_intercept=fit_intercept), alphas, 2
+    )
+    got = loo_residuals(loo_basis(X32, Y, w, fit_intercept=fit_intercept), alphas, 2)
+    for a, alpha in enumerate(alphas):
+        tol = 3 * prediction_error_bound(X, Y, alpha, [1.0], w=w)
+        np.testing.assert_allclose(got[:, a], exact[:, a], rtol=0, atol=tol)
