@@ -160,12 +160,12 @@ def loo_residuals(basis, alphas, max_steps):
     return np.moveaxis(out, 0, 2)
 
 
-def _residuals_into(out, basis, alphas, max_steps, scale):
-    """The residuals of :func:`loo_residuals` divided by ``scale`` (t,), into
-    ``out[:, :n]`` of shape (max_steps + 1, >= n, a, t)."""
+def _residuals_into(out, basis, alphas, max_steps, scale, targets=slice(None)):
+    """The residuals of :func:`loo_residuals` of ``targets`` divided by
+    ``scale`` (t,), into ``out[:, :n]`` of shape (max_steps + 1, >= n, a, t)."""
     K1, n, a, t = max_steps + 1, basis.U.shape[0], alphas.size, scale.shape[0]
     F = _step_filters(basis.lam, alphas, max_steps)  # (a, K1, r)
-    UtY = basis.UtY / scale
+    UtY = basis.UtY[:, targets] / scale
     Q = np.einsum("nr,akr->kna", basis.U2, F)  # (K1, n, a)
     Q[0] += basis.null_diag[:, None]
     Q0 = Q[0]
@@ -177,7 +177,7 @@ def _residuals_into(out, basis, alphas, max_steps, scale):
         M = F[:, m, :].T[:, :, None] * UtY[:, None, :]  # (r, a, t)
         np.matmul(basis.U, M.reshape(-1, a * t), out=d.reshape(n, a * t))
         if m == 0 and basis.null_y is not None:
-            d += (basis.null_y / scale)[:, None, :]
+            d += (basis.null_y[:, targets] / scale)[:, None, :]
         for j in range(m):
             d -= Q[m - j][:, :, None] * out[j, :n]
         d *= inv
@@ -229,9 +229,12 @@ def _block_r_factors(cols, n_blocks, last=None):
     return R
 
 
-def _alpha_batch(n, t, K1):
-    """How many alphas one batch holds within :data:`_BATCH_BYTES`."""
-    return max(1, int(_BATCH_BYTES // (8 * n * t * (2 * K1 + 2))))
+def _batches(n, t, K1):
+    """Targets and alphas per batch, so that one batch's columns (K1 + 1, n,
+    alphas, targets) hold about :data:`_BATCH_BYTES`."""
+    per_target = 8 * n * (K1 + 1)
+    targets = max(1, min(t, _BATCH_BYTES // per_target))
+    return targets, max(1, int(_BATCH_BYTES // (per_target * targets)))
 
 
 def loo_statistics(
@@ -277,21 +280,33 @@ def loo_statistics(
     n_pad = -(-n // n_b) * n_b
     y_unit = np.zeros((n_pad, t))
     y_unit[:n] = y_tilde / root
-    step = _alpha_batch(n, t, K1)
-    for a0 in range(0, alphas.size, step):
-        batch = alphas[a0 : a0 + step]
-        a = batch.size
-        cols = np.zeros((K1 + 1, n_pad, a, t))
-        _residuals_into(cols, basis, batch, max_steps, root)
-        for m in range(K1):  # the pure distillates' predictions, y~ - residual
-            np.subtract(y_unit[:n, None, :], cols[m, :n], out=cols[m, :n])
-        Rb = _block_r_factors(cols.reshape(K1 + 1, n_pad, a * t), n_b, last=y_unit)
-        R[:, a0 : a0 + a] = Rb.reshape(n_b, a, t, K1 + 1, K1 + 1)
+    t_step, a_step = _batches(n, t, K1)
+    for t0 in range(0, t, t_step):
+        ts = slice(t0, min(t, t0 + t_step))
+        for a0 in range(0, alphas.size, a_step):
+            batch = alphas[a0 : a0 + a_step]
+            R[:, a0 : a0 + batch.size, ts] = _batch_factors(
+                basis, batch, max_steps, root, y_unit, ts, n_b
+            )
     stats = []
     for b in range(n_b):
         scale = np.sum(y_tilde[b::n_b] ** 2, axis=0) / norm
         stats.append(FoldStatistics(R[b], norm, scale, basis.lam))
     return stats, W - W / n
+
+
+def _batch_factors(basis, alphas, max_steps, root, y_unit, targets, n_b):
+    """Blocks' factors (n_b, a, t', K1 + 1, K1 + 1) of one batch of alphas and
+    targets: of ``[y~ - residual_0, ..., y~ - residual_K, y~] / root``."""
+    n, K1, a = basis.U.shape[0], max_steps + 1, alphas.size
+    y_unit = np.ascontiguousarray(y_unit[:, targets])
+    t = y_unit.shape[1]
+    cols = np.zeros((K1 + 1, y_unit.shape[0], a, t))
+    _residuals_into(cols, basis, alphas, max_steps, root[targets], targets)
+    for m in range(K1):  # the pure distillates' predictions, y~ - residual
+        np.subtract(y_unit[:n, None, :], cols[m, :n], out=cols[m, :n])
+    R = _block_r_factors(cols.reshape(K1 + 1, -1, a * t), n_b, last=y_unit)
+    return R.reshape(n_b, a, t, K1 + 1, K1 + 1)
 
 
 def _block_norm(basis, scoring, n_b):

@@ -227,3 +227,19 @@ def test_sparse_and_float32_input_give_the_dense_residuals(name):
     for a, alpha in enumerate(alphas):
         tol = 3 * prediction_error_bound(X, Y, alpha, [1.0], w=w)
         np.testing.assert_allclose(got[:, a], exact[:, a], rtol=0, atol=tol)
+
+
+def test_batches_of_targets_and_alphas_give_the_same_factors(monkeypatch):
+    # Memory is bounded by batching targets and alphas; the factors do not
+    # depend on the batches.
+    from skdistill import _cv_loo
+
+    X, Y, w, fit_intercept = _design("multi_target", 5)
+    alphas = _lam_max(X, w, fit_intercept) * RELATIVE_ALPHAS
+    kw = dict(fit_intercept=fit_intercept, alphas=alphas, max_steps=2)
+    whole, _ = loo_statistics(X, Y, w, **kw)
+    monkeypatch.setattr(_cv_loo, "_BATCH_BYTES", 8 * X.shape[0] * 4 * 2)
+    assert _cv_loo._batches(X.shape[0], Y.shape[1], 3) == (2, 1)
+    batched, _ = loo_statistics(X, Y, w, **kw)
+    for s, b in zip(whole, batched, strict=True):
+        np.testing.assert_allclose(b.R, s.R, rtol=0, atol=1e-12 * np.abs(s.R).max())
