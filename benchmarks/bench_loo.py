@@ -119,7 +119,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES))
+    parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--no-wide", action="store_true")
     args = parser.parse_args()
     print(f"n=2000, d=100, 20 alphas, {args.targets} targets, best of {args.repeat}")

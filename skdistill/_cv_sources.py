@@ -234,24 +234,18 @@ class LeaveOneOutRows(_ArrayRefits):
         super().__init__(estimator, X, y, Y, sample_weight)
         self.Y_unit, self.y_scale, self.n_ref = Y_unit, y_scale, n_ref
 
-    def _default_alphas(self):
-        X, w = self.X, self.sample_weight
-        Xd = X.toarray() if sp.issparse(X) else X
-        centred = Xd - np.average(Xd, axis=0, weights=w)
-        if w is not None:
-            centred = centred * np.sqrt(w)[:, None]
-        lam_max = np.linalg.norm(centred, 2) ** 2
-        return (lam_max if lam_max > 0 else 1.0) * np.logspace(*DEFAULT_ALPHA_SPAN)
-
     def statistics(self, alphas, max_steps, scoring, progress):
         """:class:`Statistics` of the leave-one-out blocks."""
         tic = time.perf_counter()
-        if alphas is None:
-            alphas = self._default_alphas()
         fit_intercept = self.estimator.fit_intercept
         basis = loo_basis(
             self.X, self.Y_unit, self.sample_weight, fit_intercept=fit_intercept
         )
+        if alphas is None:  # the default grid, from the centred data's lam_max
+            lam_max = basis.lam_max
+            alphas = (lam_max if lam_max > 0 else 1.0) * np.logspace(
+                *DEFAULT_ALPHA_SPAN
+            )
         stats, n_train = loo_statistics(
             self.X,
             self.Y_unit,
