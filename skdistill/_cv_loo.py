@@ -192,7 +192,8 @@ def _block_r_factors(cols, n_blocks, last=None):
     ``n_blocks`` (and overwritten). Row ``i`` belongs to block
     ``i % n_blocks``; returns (n_blocks, B, p, p), upper triangular.
     ``last``: (n, B') with ``B`` a multiple of ``B'``, the last column where
-    it repeats along ``B`` (``cols[-1]`` is then only written). Modified
+    it repeats along ``B`` (``p >= 2``; ``cols[-1]`` is then only written,
+    never read). Modified
     Gram-Schmidt over all blocks and columns at once: its R factor is that
     of a backward-stable QR (Bjorck and Paige), which is all the selection
     reads.
@@ -207,8 +208,6 @@ def _block_r_factors(cols, n_blocks, last=None):
     a = cols.reshape(p, n // n_blocks, n_blocks, B)
     R = np.zeros((n_blocks, B, p, p))
     for j in range(p):
-        if j == p - 1 and last is not None and p == 1:
-            a[j] = np.tile(last, B // last.shape[1]).reshape(a[j].shape)
         norm2 = np.einsum("jbx,jbx->bx", a[j], a[j])
         rjj = np.sqrt(norm2)
         R[:, :, j, j] = rjj
