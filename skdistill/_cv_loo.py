@@ -170,6 +170,7 @@ def _residuals_into(out, basis, alphas, max_steps, scale, targets=slice(None)):
     Q[0] += basis.null_diag[:, None]
     Q0 = Q[0]
     inv = np.where(Q0 > 0, 1.0 / np.where(Q0 > 0, Q0, 1.0), 0.0)[:, :, None]
+    scratch = np.empty((n, a, t)) if K1 > 1 else None
     # With d_m = -c_m: d_m = (q_m - sum_{j<m} Q_{m-j} d_j) / Q_0, residual
     # sum_{j<=m} d_j; q_m = U diag(F[:, m]) U^T y~ is one product per step.
     for m in range(K1):
@@ -179,7 +180,8 @@ def _residuals_into(out, basis, alphas, max_steps, scale, targets=slice(None)):
         if m == 0 and basis.null_y is not None:
             d += (basis.null_y[:, targets] / scale)[:, None, :]
         for j in range(m):
-            d -= Q[m - j][:, :, None] * out[j, :n]
+            scratch = np.multiply(Q[m - j][:, :, None], out[j, :n], out=scratch)
+            d -= scratch
         d *= inv
     for m in range(1, K1):
         out[m, :n] += out[m - 1, :n]
@@ -207,6 +209,7 @@ def _block_r_factors(cols, n_blocks, last=None):
         n = cols.shape[1]
     a = cols.reshape(p, n // n_blocks, n_blocks, B)
     R = np.zeros((n_blocks, B, p, p))
+    scratch = np.empty(a.shape[1:]) if p > 2 or last is None else None
     for j in range(p):
         norm2 = np.einsum("jbx,jbx->bx", a[j], a[j])
         rjj = np.sqrt(norm2)
@@ -223,7 +226,8 @@ def _block_r_factors(cols, n_blocks, last=None):
                             out=a[k].reshape(aj.shape))  # fmt: skip
             else:
                 dot = np.einsum("jbx,jbx->bx", a[j], a[k])
-                a[k] -= (dot * inv)[None] * a[j]
+                scratch = np.multiply((dot * inv)[None], a[j], out=scratch)
+                a[k] -= scratch
             R[:, :, j, k] = np.where(rjj > 0, dot / np.where(rjj > 0, rjj, 1.0), 0.0)
     return R
 
