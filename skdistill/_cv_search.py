@@ -383,9 +383,11 @@ def _offer_resolved(result, bound, reselect):
     updated in place (``chosen``, ``chosen_xi_bar``); ``bound``: (G, A)
     (:func:`_group_resolution`); ``reselect(groups, eligible_fn)``: the
     selection re-run on those groups, offering what ``eligible_fn`` accepts.
-    Ridge is always offered. Warns once, with the number of candidates
-    dropped: every unresolved student for one group of targets (whose
-    candidates' filters are all known), the unresolved choices for several.
+    Ridge is always offered. Warns once when a choice changed, with the
+    number of candidates dropped: every unresolved student for one group of
+    targets (whose candidates' filters are all known), the unresolved
+    choices for several. Unresolved students that no rule would choose are
+    dropped silently.
     """
     cands = result.candidates
     cand_k = np.array([k for k, _, _ in cands])
@@ -416,7 +418,7 @@ def _offer_resolved(result, bound, reselect):
         sub = reselect(todo, excluded)
         result.chosen[todo] = sub.chosen
         result.chosen_xi_bar[todo] = sub.chosen_xi_bar
-    if dropped:
+    if changed:
         where = "" if err.shape[0] == 1 else f" (for {len(changed)} targets)"
         were = "s were" if len(dropped) > 1 else " was"
         warn_user(
