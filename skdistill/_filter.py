@@ -33,6 +33,7 @@ from ._validation import finite_array
 
 __all__ = [
     "pure_filters",
+    "pure_inverse_filters",
     "shrinkage",
     "xi_to_xi_bar",
     "xi_bar_to_xi",
@@ -462,6 +463,22 @@ def inverse_filter_path_per_target(lam, alphas, xis):
             ran_out = xp.asarray(counts == c, device=device)[:, None]
             rows[i] = xp.where(ran_out, rows[c], rows[i])
     return xp.stack(rows)
+
+
+def pure_inverse_filters(lam, alpha, n_steps):
+    """Coefficient factors ``h**m / (lam + alpha)`` of the pure distillates.
+
+    ``m = 0..n_steps``, so that ``pure_inverse_filters(lam, alpha, k).T @
+    xi_bar`` is the k-step student's ``q = g / lam``, without dividing by
+    ``lam``. ``lam`` is an array of shape ``(r,)`` of any namespace, ``alpha``
+    a float; the result, of shape ``(n_steps + 1, r)``, is in ``lam``'s
+    namespace and on its device.
+    """
+    xp, device, _ = namespace(lam)
+    powers = xp.asarray(
+        np.arange(n_steps + 1, dtype=np.float64)[:, None], device=device
+    )
+    return _over_penalty(shrinkage(lam, alpha)[None, :] ** powers, lam, alpha)
 
 
 def pure_filters(h, n_steps):

@@ -30,7 +30,7 @@ from ._filter import (
     inverse_filter_path,
     xi_to_xi_bar,
 )
-from ._spectral import _shared_chain
+from ._spectral import _shared_chain, rank_rtol
 from ._validation import check_step_array
 
 __all__ = ["KernelSelfDistillationRegressor"]
@@ -80,8 +80,14 @@ def _float_dtype(X):
 
 
 def _rank_rtol(n, dtype):
-    """Eigenvalues below this fraction of the largest are numerically zero."""
-    return max(1e-10, 100 * n * np.finfo(dtype).eps)
+    """Eigenvalues below this fraction of the largest are numerically zero.
+
+    The cut-off of the eigendecomposition of an ``n x n`` Gram matrix
+    (:func:`~skdistill._spectral.rank_rtol`, ``eps * n`` in the kernel's
+    dtype) with a margin of 100, and at least ``1e-10``: a kernel matrix is
+    formed entry by entry, each with its own rounding.
+    """
+    return max(1e-10, 100 * rank_rtol("gram", (n, n), dtype))
 
 
 def _psd_rtol(dtype):
