@@ -22,6 +22,11 @@ The coefficients themselves need ``q_i = g_i / lam``, which obeys
 
 and never divides by ``lam``: directions with ``lam = 0`` are harmless unless
 ``alpha_i = 0``.
+
+Each of these formulas is written once: ``h`` (with the convention that a
+direction with ``lam + alpha = 0`` contributes nothing) in :func:`shrinkage`,
+the recurrence from ``xi`` to ``xi_bar`` in :func:`xi_bar_prefixes` and its
+inverse in :func:`_xi_from_tail_sums`; the rest of the package calls them.
 """
 
 from numbers import Integral

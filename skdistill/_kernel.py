@@ -84,8 +84,7 @@ def _rank_rtol(n, dtype):
 
     The cut-off of the eigendecomposition of an ``n x n`` Gram matrix
     (:func:`~skdistill._spectral.rank_rtol`, ``eps * n`` in the kernel's
-    dtype) with a margin of 100, and at least ``1e-10``: a kernel matrix is
-    formed entry by entry, each with its own rounding.
+    dtype), with this estimator's margin of 100 and floor of ``1e-10``.
     """
     return max(1e-10, 100 * rank_rtol("gram", (n, n), dtype))
 
