@@ -28,6 +28,7 @@ from ._array_api import check_numpy_only
 from ._filter import (
     filter_path,
     inverse_filter_path,
+    shrinkage,
     xi_to_xi_bar,
 )
 from ._spectral import _shared_chain, rank_rtol
@@ -619,7 +620,7 @@ def _constrained_alphas(d, proj, total, epsilon, xis, n_steps):
             )
         a = _solve_penalty(d, c, epsilon, scale)
         alphas.append(a)
-        g = d / (d + a) * factor
+        g = shrinkage(d, a) * factor
     return np.asarray(alphas)
 
 
