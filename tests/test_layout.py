@@ -77,3 +77,17 @@ def test_no_function_over_100_lines_of_code():
         if n > 100
     }
     assert not long
+
+
+if __name__ == "__main__":  # python tests/test_layout.py: the longest functions
+    root = Path(skdistill.__file__).parent
+    rows = sorted(
+        (
+            (n, f"{path.relative_to(root)}::{name}")
+            for path in sorted(root.rglob("*.py"))
+            for name, n in code_lines_per_function(path).items()
+        ),
+        reverse=True,
+    )
+    for n, name in rows[:10]:
+        print(f"{n:5d}  {name}")
