@@ -3,8 +3,12 @@
 The setting: one BLAS thread (set ``OMP_NUM_THREADS=1`` and
 ``OPENBLAS_NUM_THREADS=1`` before running), n = 2000, d = 100, 20 alphas,
 ``cv=KFold(5)``, ``n_steps=(0, 1, 2)``, per-target tuning, targets with
-varied noise. In one run, each fit in a forked child process whose peak
-resident memory is reported (it includes the data, shared with the parent):
+varied noise, on several data families (``--family``; isotropic data hide
+what depends on the spectrum): ``isotropic`` (standard normal ``X``),
+``decaying`` (column scales decreasing linearly from 1 to 0.05) and
+``powerlaw`` (column ``j`` scaled by ``(1 + j) ** -1``). In one run, each
+fit in a forked child process whose peak resident memory is reported (it
+includes the data, shared with the parent):
 
 * ``SelfDistillCV(alpha_per_target=True)`` with the default rule, without
   the nested estimate ``honest_score_`` (``return_honest_score=False``), and
@@ -14,9 +18,11 @@ resident memory is reported (it includes the data, shared with the parent):
 * scikit-learn's ``RidgeCV(alpha_per_target=True)`` (leave-one-out, ridge
   only).
 
-Targets: faster than himalaya, within 3x of scikit-learn.
+Targets, on every family: at most half himalaya's time, within 3x of
+scikit-learn's leave-one-out.
 
-Run: ``python benchmarks/bench_targets.py [--targets 2000 20000]``.
+Run: ``python benchmarks/bench_targets.py [--targets 2000 20000]
+[--family isotropic decaying powerlaw]``.
 """
 
 import argparse
@@ -25,6 +31,7 @@ import resource
 import time
 import warnings
 from functools import partial
+from itertools import product
 
 import numpy as np
 from sklearn.linear_model import RidgeCV
@@ -35,9 +42,18 @@ from skdistill import SelfDistillCV
 warnings.simplefilter("ignore")
 
 
-def _problem(n_targets, n=2000, d=100, seed=0):
+FAMILIES = ["isotropic", "decaying", "powerlaw"]
+
+
+def _problem(n_targets, family="isotropic", n=2000, d=100, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d))
+    if family == "decaying":
+        X *= np.linspace(1.0, 0.05, d)
+    elif family == "powerlaw":
+        X *= (1.0 + np.arange(d)) ** -1.0
+    elif family != "isotropic":
+        raise ValueError(f"Unknown family {family!r}.")
     coef = rng.normal(size=(d, n_targets)) * (rng.random((d, n_targets)) < 0.2)
     noise = rng.uniform(0.5, 20.0, size=n_targets)
     Y = X @ coef + noise * rng.normal(size=(n, n_targets))
@@ -83,11 +99,14 @@ def _fit_sklearn(X, Y, alphas):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, nargs="*", default=[2000])
+    parser.add_argument("--family", nargs="+", choices=FAMILIES, default=FAMILIES)
     args = parser.parse_args()
-    alphas = np.logspace(-1, 5, 20)
     cv = KFold(5)
-    for t in args.targets:
-        X, Y = _problem(t)
+    for t, family in product(args.targets, args.family):
+        X, Y = _problem(t, family)
+        # The same relative grid on every family (1e-4 to 1e2 times lam_max).
+        lam_max = np.linalg.norm(X - X.mean(axis=0), 2) ** 2
+        alphas = lam_max * np.logspace(-4, 2, 20)
         rows = {}
         common = dict(alphas=alphas, n_steps=(0, 1, 2), cv=cv)
         rows["SelfDistillCV (default)"] = _measure(partial(_fit_search, X, Y, **common))
@@ -110,7 +129,10 @@ def main():
         )
         base_h = rows["himalaya RidgeCV(cv=5)"][0]
         base_s = rows["sklearn RidgeCV (LOO, per target)"][0]
-        print(f"\n{t} targets, n = {X.shape[0]}, d = {X.shape[1]}, 20 alphas")
+        print(
+            f"\n{t} targets, {family} family, n = {X.shape[0]}, d = {X.shape[1]}, "
+            "20 alphas"
+        )
         print(
             f"  {'method':<36} {'seconds':>8} {'peak RSS MiB':>12} "
             f"{'/ himalaya':>11} {'/ sklearn':>10}"

@@ -29,6 +29,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.metaestimators import _safe_split
 
+from ._filter import pure_inverse_filters
 from ._spectral import decompose
 
 __all__ = [
@@ -188,16 +189,12 @@ def fold_statistics(fold, *, alphas, max_steps, scoring="neg_mean_squared_error"
         perp = xp.sqrt(xp.sum((rw - Qa @ inside) ** 2, axis=0))
         rw = xp.concat([inside, perp[None, :]], axis=0)
         n_val = n_lam + 1
-    powers = xp.asarray(np.arange(K1, dtype=np.float64)[:, None], device=dev)
     scaled_proj = (proj / xp.sqrt(norm))[:, None, :]
     pad = n_val - Aw.shape[0]
     last = xp.matrix_transpose(rw)[:, :, None]  # (t, n_val, 1)
     R = []
     for alpha in alphas:
-        den = lam + alpha
-        safe = xp.where(den > 0, den, 1.0)
-        h = xp.where(den > 0, lam / safe, 0.0)
-        Q = xp.where(den > 0, h[None, :] ** powers / safe, 0.0)  # (K1, r)
+        Q = pure_inverse_filters(lam, alpha, K1 - 1)  # (K1, r)
         # M[:, m, t] = q_m * proj[:, t] / sqrt(norm[t]); Z = Aw @ M.
         M = xp.reshape(xp.matrix_transpose(Q)[:, :, None] * scaled_proj, (n_lam, -1))
         Z = xp.permute_dims(xp.reshape(Aw @ M, (-1, K1, t)), (2, 0, 1))

@@ -56,7 +56,7 @@ from sklearn.externals.array_api_compat import device as _device
 from ._array_api import to_numpy
 from ._constrained import _from_z, _like, _reduce, shrink_to_unit
 from ._cv_closed_form import householder_r
-from ._filter import pure_filters
+from ._filter import pure_filters, shrinkage
 
 __all__ = [
     "RULES",
@@ -201,9 +201,8 @@ def filter_powers(lams, alphas, max_steps, n_points=64):
     if lam.size > n_points:
         sample = lam[np.unique(np.linspace(0, lam.size - 1, n_points).astype(int))]
     alphas = np.asarray(alphas, dtype=float)
-    h = sample[None, :] / (sample[None, :] + alphas[:, None])
-    top = lam.max() if lam.size else 0.0
-    h_max = top / (top + alphas) if lam.size else np.zeros(alphas.size)
+    h = shrinkage(sample[None, :], alphas[:, None])
+    h_max = shrinkage(lam.max(), alphas) if lam.size else np.zeros(alphas.size)
     return ShrinkSpectrum(
         lam=lam,
         alphas=alphas,
@@ -438,103 +437,171 @@ class _Plan:
 def _select_batch(F, plan, tol, eligible_fn):
     """One batch of target groups: fits and gathers on ``F``'s device, rules on
     the host (on ``(groups, candidates, folds)`` errors)."""
-    steps, families, Phi, cands = plan.steps, plan.families, plan.Phi, plan.cands
-    level, cand_a, cand_kidx = plan.level, plan.cand_a, plan.cand_kidx
-    masks, leave1, leave2 = plan.masks, plan.leave1, plan.leave2
-    rule, nested = plan.rule, plan.nested
+    K = F.shape[1]
+    fits = _subset_fits(F, plan)
+    gather = _CandidateErrors(F, plan, fits)
+    all_folds = np.arange(K)
+    raw = gather.errors(0, all_folds)
+    honest = np.full_like(raw, np.nan)
+    if K >= 2:
+        for j in range(K):
+            honest[:, :, j] = gather.errors(plan.leave1[j], np.array([j]))[:, :, 0]
+    deg0 = gather.degrees(0)
+    # The fits on all folds, on the host: (G, A, d + 1) per family and degree.
+    xs0 = {sh: [to_numpy(x[:, :, 0, :]) for x in fits[sh][0]] for sh in gather.fams}
+    eligible = _offered(plan, deg0, xs0)
+    offered = eligible.copy()
+    chosen, chosen_xi = _choose(
+        plan, raw, honest, tol, eligible, deg0, xs0, gather.fams, eligible_fn
+    )
+    xi_bar0 = []  # the first group's, for cv_results_
+    for c, (k, a, sh) in enumerate(plan.cands):
+        x = np.zeros(k + 1)
+        d = deg0[0, c]
+        x[: d + 1] = xs0[sh][d][0, a]
+        xi_bar0.append(x)
+    return dict(
+        raw=raw,
+        honest=honest,
+        chosen=chosen,
+        chosen_xi=chosen_xi,
+        nested=_nested_errors(plan, gather, tol, offered),
+        xi_bar0=xi_bar0,
+    )
+
+
+def _subset_fits(F, plan):
+    """``{shrink: (xs, err, picks)}``: every family's fits on every fold subset.
+
+    ``xs`` and ``err`` as :func:`_subset_errors` returns them; ``picks``
+    (G, A, S, n_steps): the degree used by candidate ``(k, a)`` fitted on
+    subset ``s``, the best, on the subset's own folds, of the degrees up to
+    ``k``. Ridge comes from the free solve, whatever the families.
+    """
     xp = array_namespace(F)
-    dev = _device(F)
-    max_steps = max(steps)
-    G, K, A, p, _ = F.shape
-    C = len(cands)
+    G, _, A, _, _ = F.shape
+    steps, masks = plan.steps, plan.masks
     S = len(masks)
     in_subset = _like(xp, F, masks.astype(float))[None, None, :, None, :]
     fits = {}
-    for shrink in families:
-        xs, err = _subset_errors(F, masks, max_steps, Phi if shrink else None)
-        # Degree used by candidate (k, a) fitted on subset s: the best, on
-        # the subset's own folds, of the degrees up to k.
+    for shrink in plan.families:
+        xs, err = _subset_errors(F, masks, max(steps), plan.Phi if shrink else None)
         insample = xp.sum(err * in_subset, axis=-1)  # (G, A, S, D)
         picks = xp.stack(
             [xp.argmin(insample[..., : k + 1], axis=3) for k in steps], axis=3
         )  # (G, A, S, n_steps)
         fits[shrink] = (xs, err, picks)
-    if False not in fits:  # ridge comes from the free solve, whatever families
+    if False not in fits:
         xs, err = _subset_errors(F, masks, 0)
-        picks = xp.zeros((G, A, S, len(steps)), dtype=xp.int64, device=dev)
+        picks = xp.zeros((G, A, S, len(steps)), dtype=xp.int64, device=_device(F))
         fits[False] = (xs, err, picks)
-    fams = list(fits)
-    fam_idx = {sh: np.flatnonzero(plan.cand_shrink == sh) for sh in fams}
-    # Candidates grouped by family, and back to their order.
-    back = xp.asarray(
-        np.argsort(np.concatenate([fam_idx[sh] for sh in fams])), device=dev
-    )
-    fam_k = {
-        sh: cand_kidx[idx] if sh or len(steps) == fits[sh][2].shape[3] else 0 * idx
-        for sh, idx in fam_idx.items()
-    }
-    n_k = len(steps)
-    # Each family's candidates as flat indices into (alpha, n_steps).
-    flat = {
-        sh: xp.asarray(cand_a[idx] * n_k + fam_k[sh], device=dev)
-        for sh, idx in fam_idx.items()
-    }
-    # Every fold's error of each (alpha, k) on every subset, at the degree it
-    # picks there: (G, A, S, n_steps, K) per family.
-    picked = {}
-    for sh, (_, err, picks) in fits.items():
-        e = xp.take_along_axis(err, picks[..., None], axis=3)  # (G, A, S, n_k, K)
-        # (S, G, A * n_k, K): each subset's block contiguous, gathered once.
-        picked[sh] = xp.reshape(xp.permute_dims(e, (2, 0, 1, 3, 4)), (S, G, -1, K))
+    return fits
 
-    def on_candidates(per_family):
-        """(G, C, ...) from per-family arrays (G, C_f, ...), in candidate order."""
-        return xp.take(xp.concat(per_family, axis=1), back, axis=1)
 
-    def degrees(s):
-        """(G, C) degree of every candidate's solution on subset s (host)."""
-        per = [
-            xp.take(xp.reshape(fits[sh][2][:, :, s, :], (G, A * n_k)), flat[sh], axis=1)
-            for sh in fams
-        ]
-        return to_numpy(on_candidates(per))
+class _CandidateErrors:
+    """Every candidate's degrees and fold errors, gathered from the fits.
 
-    def cand_err(s, folds):
-        """(G, C, len(folds)) errors on ``folds`` of every candidate fitted on s,
-        on the host."""
-        f = xp.asarray(np.asarray(folds), device=dev)
-        per = []
-        for sh in fams:
-            per.append(
-                xp.take(xp.take(picked[sh][s, ...], flat[sh], axis=1), f, axis=2)
+    ``fits``: :func:`_subset_fits`. The gathers run on ``F``'s device; what
+    :meth:`degrees` and :meth:`errors` return is on the host, in candidate
+    order.
+    """
+
+    def __init__(self, F, plan, fits):
+        xp = array_namespace(F)
+        dev = _device(F)
+        self.xp, self.dev, self.fits = xp, dev, fits
+        self.G, K, self.A, _, _ = F.shape
+        S = len(plan.masks)
+        self.fams = list(fits)
+        fam_idx = {sh: np.flatnonzero(plan.cand_shrink == sh) for sh in self.fams}
+        # Candidates grouped by family, and back to their order.
+        self.back = xp.asarray(
+            np.argsort(np.concatenate([fam_idx[sh] for sh in self.fams])), device=dev
+        )
+        self.n_k = n_k = len(plan.steps)
+        fam_k = {
+            sh: plan.cand_kidx[idx] if sh or n_k == fits[sh][2].shape[3] else 0 * idx
+            for sh, idx in fam_idx.items()
+        }
+        # Each family's candidates as flat indices into (alpha, n_steps).
+        self.flat = {
+            sh: xp.asarray(plan.cand_a[idx] * n_k + fam_k[sh], device=dev)
+            for sh, idx in fam_idx.items()
+        }
+        # Every fold's error of each (alpha, k) on every subset, at the degree
+        # it picks there: (S, G, A * n_k, K) per family, each subset's block
+        # contiguous, gathered once.
+        self.picked = {}
+        for sh, (_, err, picks) in fits.items():
+            e = xp.take_along_axis(err, picks[..., None], axis=3)  # (G, A, S, n_k, K)
+            self.picked[sh] = xp.reshape(
+                xp.permute_dims(e, (2, 0, 1, 3, 4)), (S, self.G, -1, K)
             )
-        return to_numpy(on_candidates(per))
 
-    all_folds = np.arange(K)
-    raw = cand_err(0, all_folds)
-    honest = np.full_like(raw, np.nan)
-    if K >= 2:
-        for j in range(K):
-            honest[:, :, j] = cand_err(leave1[j], np.array([j]))[:, :, 0]
-    deg0 = degrees(0)
-    # The fits on all folds, on the host: (G, A, d + 1) per family and degree.
-    xs0 = {sh: [to_numpy(x[:, :, 0, :]) for x in fits[sh][0]] for sh in fams}
-    cand_k = np.array([k for k, _, _ in cands])
+    def _on_candidates(self, per_family):
+        """(G, C, ...) from per-family arrays (G, C_f, ...), in candidate order."""
+        xp = self.xp
+        return xp.take(xp.concat(per_family, axis=1), self.back, axis=1)
+
+    def degrees(self, s):
+        """(G, C) degree of every candidate's solution on subset s (host)."""
+        xp, G, A, n_k = self.xp, self.G, self.A, self.n_k
+        per = [
+            xp.take(
+                xp.reshape(self.fits[sh][2][:, :, s, :], (G, A * n_k)),
+                self.flat[sh],
+                axis=1,
+            )
+            for sh in self.fams
+        ]
+        return to_numpy(self._on_candidates(per))
+
+    def errors(self, s, folds):
+        """(G, C, len(folds)) errors on ``folds`` of every candidate fitted on
+        s, on the host."""
+        xp = self.xp
+        f = xp.asarray(np.asarray(folds), device=self.dev)
+        per = []
+        for sh in self.fams:
+            per.append(
+                xp.take(
+                    xp.take(self.picked[sh][s, ...], self.flat[sh], axis=1), f, axis=2
+                )
+            )
+        return to_numpy(self._on_candidates(per))
+
+
+def _offered(plan, deg0, xs0):
+    """(G, C) candidates offered: students whose filter, fitted on all folds,
+    cancels too much on the training spectra are not (ridge always is)."""
+    G, C = deg0.shape
     eligible = np.ones((G, C), dtype=bool)
-    if Phi is not None and plan.max_cancellation < np.inf:
-        # Students whose filter's terms cancel too much are not offered.
-        for c in np.flatnonzero(cand_k > 0):
-            fam, d = plan.cand_shrink[c], deg0[:, c]
-            for dd in np.unique(d[d > 0]):
-                g = np.flatnonzero(d == dd)
-                x = xs0[fam][dd][g, cand_a[c]]
-                ratio = _cancellation(x, np.full(g.size, cand_a[c]), Phi)
-                eligible[g, c] = ratio <= plan.max_cancellation
+    if plan.Phi is None or not plan.max_cancellation < np.inf:
+        return eligible
+    cand_k = np.array([k for k, _, _ in plan.cands])
+    for c in np.flatnonzero(cand_k > 0):
+        fam, d = plan.cand_shrink[c], deg0[:, c]
+        for dd in np.unique(d[d > 0]):
+            g = np.flatnonzero(d == dd)
+            x = xs0[fam][dd][g, plan.cand_a[c]]
+            ratio = _cancellation(x, np.full(g.size, plan.cand_a[c]), plan.Phi)
+            eligible[g, c] = ratio <= plan.max_cancellation
+    return eligible
+
+
+def _choose(plan, raw, honest, tol, eligible, deg0, xs0, fams, eligible_fn):
+    """The rule's choice per group and its ``xi_bar`` (G, max_steps + 1).
+
+    A choice ``eligible_fn`` rejects is made ineligible (``eligible`` is
+    updated in place) and the rule re-run for that group.
+    """
+    G = raw.shape[0]
     groups = np.arange(G)
-    offered = eligible.copy()
+    cand_a = plan.cand_a
+    cand_k = np.array([k for k, _, _ in plan.cands])
     while True:
-        chosen = _apply_rule(rule, raw, honest, level, cand_a, tol, eligible)
-        chosen_xi = np.zeros((G, max_steps + 1))
+        chosen = _apply_rule(plan.rule, raw, honest, plan.level, cand_a, tol, eligible)
+        chosen_xi = np.zeros((G, max(plan.steps) + 1))
         deg, a, sh = deg0[groups, chosen], cand_a[chosen], plan.cand_shrink[chosen]
         for fam in fams:
             for d, x in enumerate(xs0[fam]):
@@ -549,36 +616,37 @@ def _select_batch(F, plan, tol, eligible_fn):
                 eligible[out, chosen[out]] = False
                 redo[out] = True
         if not redo.any():
-            break
-    xi_bar0 = []  # the first group's, for cv_results_
-    for c, (k, a, sh) in enumerate(cands):
-        x = np.zeros(k + 1)
-        d = deg0[0, c]
-        x[: d + 1] = xs0[sh][d][0, a]
-        xi_bar0.append(x)
+            return chosen, chosen_xi
 
+
+def _nested_errors(plan, gather, tol, offered):
+    """(G, K) nested estimate of the rule: each fold scored by the choice the
+    rule makes on the others (NaN without ``plan.nested`` or with one fold).
+
+    The nested selections offer the same candidates as the outer one.
+    """
+    G, K = gather.G, plan.masks.shape[1]
     nested_errors = np.full((G, K), np.nan)
-    if nested and K >= 2:
-        every = offered  # the nested selections offer the same candidates
-        inner_rule = rule if K >= 3 else "raw"
-        for j in range(K):
-            others = all_folds[all_folds != j]
-            s = leave1[j]
-            raw_in = cand_err(s, others)
-            if leave2:
-                hon_in = np.stack(
-                    [cand_err(leave2[(j, i)], np.array([i]))[:, :, 0] for i in others],
-                    axis=2,
-                )
-            else:
-                hon_in = raw_in
-            c = _apply_rule(inner_rule, raw_in, hon_in, level, cand_a, tol, every)
-            nested_errors[:, j] = cand_err(s, np.array([j]))[np.arange(G), c, 0]
-    return dict(
-        raw=raw,
-        honest=honest,
-        chosen=chosen,
-        chosen_xi=chosen_xi,
-        nested=nested_errors,
-        xi_bar0=xi_bar0,
-    )
+    if not (plan.nested and K >= 2):
+        return nested_errors
+    all_folds = np.arange(K)
+    inner_rule = plan.rule if K >= 3 else "raw"
+    for j in range(K):
+        others = all_folds[all_folds != j]
+        s = plan.leave1[j]
+        raw_in = gather.errors(s, others)
+        if plan.leave2:
+            hon_in = np.stack(
+                [
+                    gather.errors(plan.leave2[(j, i)], np.array([i]))[:, :, 0]
+                    for i in others
+                ],
+                axis=2,
+            )
+        else:
+            hon_in = raw_in
+        c = _apply_rule(
+            inner_rule, raw_in, hon_in, plan.level, plan.cand_a, tol, offered
+        )
+        nested_errors[:, j] = gather.errors(s, np.array([j]))[np.arange(G), c, 0]
+    return nested_errors

@@ -27,7 +27,7 @@ triangular factors serve the selection as folds.
 import numpy as np
 
 from ._cv_closed_form import FoldStatistics
-from ._filter import pure_filters
+from ._filter import pure_filters, shrinkage
 from ._spectral import _CentredData, _eigh, rank_rtol
 
 __all__ = [
@@ -124,9 +124,8 @@ def loo_basis(X, Y, sample_weight, *, fit_intercept):
 
 def _step_filters(lam, alphas, max_steps):
     """``h^k (1 - h)`` for k = 0..max_steps: (n_alphas, max_steps + 1, r)."""
-    den = lam[None, :] + alphas[:, None]
-    h = lam[None, :] / den
-    e = alphas[:, None] / den  # 1 - h, without cancellation
+    h = shrinkage(lam[None, :], alphas[:, None])
+    e = shrinkage(alphas[:, None], lam[None, :])  # 1 - h, without cancellation
     powers = np.concatenate(
         [
             np.ones_like(h)[:, None, :],

@@ -22,6 +22,11 @@ The coefficients themselves need ``q_i = g_i / lam``, which obeys
 
 and never divides by ``lam``: directions with ``lam = 0`` are harmless unless
 ``alpha_i = 0``.
+
+Each of these formulas is written once: ``h`` (with the convention that a
+direction with ``lam + alpha = 0`` contributes nothing) in :func:`shrinkage`,
+the recurrence from ``xi`` to ``xi_bar`` in :func:`xi_bar_prefixes` and its
+inverse in :func:`_xi_from_tail_sums`; the rest of the package calls them.
 """
 
 from numbers import Integral
@@ -33,6 +38,8 @@ from ._validation import finite_array
 
 __all__ = [
     "pure_filters",
+    "pure_inverse_filters",
+    "shrinkage",
     "xi_to_xi_bar",
     "xi_bar_to_xi",
     "filter_path",
@@ -74,15 +81,38 @@ def xi_to_xi_bar(xi):
     """
     xp, device, numpy_ = namespace(xi)
     xi = finite_array(to_numpy(xi), "xi").reshape(-1)
-    xi_bar = np.ones(1)
-    for x in xi:
-        xi_bar = np.concatenate(([1.0 - x], x * xi_bar))
+    xi_bar = xi_bar_prefixes(xi[None, :])[-1, 0].copy()
     return xi_bar if numpy_ else _on_device(xi_bar, xp, device)
 
 
 def _on_device(a, xp, device):
     """A small host array ``a`` in ``xp`` on ``device`` (float64 if it has it)."""
     return xp.asarray(a, dtype=float_dtype(xp, device), device=device)
+
+
+def shrinkage(lam, alpha):
+    """Ridge's filter ``h = lam / (lam + alpha)``, zero where ``lam + alpha == 0``.
+
+    The one place the package forms ``h``. ``lam`` is an array of
+    non-negative eigenvalues of any namespace, ``alpha`` a float or an array
+    of non-negative penalties that broadcasts against it; ``h`` is in
+    ``lam``'s namespace and on its device.
+    """
+    return _over_penalty(lam, lam, alpha)
+
+
+def _over_penalty(num, lam, alpha):
+    """``num / (lam + alpha)``, zero where ``lam + alpha == 0``.
+
+    The minimum-norm convention of every filter: a direction with no signal
+    (``lam = 0``) and no penalty (``alpha = 0``) contributes nothing. Where
+    ``lam > 0`` or ``alpha > 0`` this is the plain quotient, so the guard
+    agrees with testing ``lam > 0`` for ``h`` (``0 / alpha = 0``).
+    """
+    xp, _, _ = namespace(lam)
+    den = lam + alpha
+    positive = den > 0
+    return xp.where(positive, num / xp.where(positive, den, 1.0), 0.0)
 
 
 def xi_bar_to_xi(xi_bar):
@@ -125,28 +155,52 @@ def xi_bar_to_xi(xi_bar):
         raise ValueError("xi_bar must have at least one entry.")
     if not np.all(np.isfinite(xi_bar)):
         raise ValueError("xi_bar must be finite.")
-    total = xi_bar.sum()
-    scale = max(1.0, np.abs(xi_bar).sum())
-    if abs(total - 1.0) > 1e-8 * scale:
-        raise ValueError(f"xi_bar must sum to 1, got a sum of {total!r}.")
-    k = xi_bar.size - 1
-    # tail[m] = T_m = sum_{l >= m} xi_bar[l], with T_0 = 1 by definition.
-    tail = np.cumsum(xi_bar[::-1])[::-1].copy()
-    tail[0] = 1.0
-    xi = np.zeros(k)
+    if not _sums_to_one(xi_bar[None, :])[0]:
+        raise ValueError(f"xi_bar must sum to 1, got a sum of {xi_bar.sum()!r}.")
+    xi, ok = _xi_from_tail_sums(xi_bar[None, :])
+    if not ok[0]:
+        raise ValueError(
+            "xi_bar has a vanishing tail sum followed by non-zero "
+            "coefficients, so no finite per-step xi represents it."
+        )
+    return xi[0]
+
+
+def _sums_to_one(xi_bar):
+    """Whether each row of finite ``xi_bar`` (n, k + 1) sums to one.
+
+    To ``1e-8`` times the larger of one and the row's absolute sum: the
+    round-off of summing coefficients that cancel.
+    """
+    size = np.maximum(1.0, np.abs(xi_bar).sum(axis=1))
+    return np.abs(xi_bar.sum(axis=1) - 1.0) <= 1e-8 * size
+
+
+def _xi_from_tail_sums(xi_bar):
+    """Per-step ``xi`` (n, k) of finite rows ``xi_bar`` (n, k + 1), NumPy.
+
+    The inverse direction of :func:`xi_bar_prefixes`: with the tail sums
+    ``T_m = sum_{l >= m} xi_bar[l]`` (and ``T_0 = 1``), ``xi_{k-m} = T_{m+1} /
+    T_m``. A vanishing tail sum means that step ignores its teacher
+    (``xi = 0``) and the earlier steps are free (left at 0), which represents
+    the row only if every later tail sum vanishes too. Returns ``xi`` and
+    whether each row passed that test; the caller sets the floating-point
+    error state.
+    """
+    n, k1 = xi_bar.shape
+    k = k1 - 1
+    tail = np.cumsum(xi_bar[:, ::-1], axis=1)[:, ::-1].copy()
+    tail[:, 0] = 1.0
+    xi = np.zeros((n, k))
+    ok = np.ones(n, dtype=bool)
+    stopped = np.zeros(n, dtype=bool)
     for m in range(k):
-        # xi_{k-m} (1-based step index) = T_{m+1} / T_m
-        if tail[m] == 0.0:
-            # Step k-m+1 ignores its teacher (xi = 0 there), so the earlier
-            # steps are free (left at 0) provided nothing remains to represent.
-            if np.any(tail[m:] != 0.0):
-                raise ValueError(
-                    "xi_bar has a vanishing tail sum followed by non-zero "
-                    "coefficients, so no finite per-step xi represents it."
-                )
-            break
-        xi[k - 1 - m] = tail[m + 1] / tail[m]
-    return xi
+        zero = ~stopped & (tail[:, m] == 0.0)
+        ok &= ~(zero & np.any(tail[:, m:] != 0.0, axis=1))
+        stopped |= zero
+        live = ~stopped
+        xi[live, k - 1 - m] = tail[live, m + 1] / tail[live, m]
+    return xi, ok
 
 
 def _check_filter_args(lam, alpha, xi, n_steps):
@@ -216,9 +270,9 @@ def filter_path(lam, alpha, xi, n_steps):
     lam, alphas, xis = _check_filter_args(lam, alpha, xi, n_steps)
     xp, _, _ = namespace(lam)
     with np.errstate(invalid="ignore", divide="ignore"):
-        g = [xp.where(lam > 0, lam / (lam + float(alphas[0])), 0.0)]
+        g = [shrinkage(lam, float(alphas[0]))]
         for i in range(1, n_steps + 1):
-            h = xp.where(lam > 0, lam / (lam + float(alphas[i])), 0.0)
+            h = shrinkage(lam, float(alphas[i]))
             x = float(xis[i - 1])
             g.append(h * (x * g[-1] + 1.0 - x))
     return xp.stack(g)
@@ -241,13 +295,11 @@ def inverse_filter_path(lam, alpha, xi, n_steps):
         return _polynomial_inverse_path(lam, alphas[0], xis)
     xp, _, _ = namespace(lam)
     with np.errstate(invalid="ignore", divide="ignore"):
-        den = lam + float(alphas[0])
-        q = [xp.where(den > 0, 1.0 / den, 0.0)]
+        q = [_over_penalty(1.0, lam, float(alphas[0]))]
         for i in range(1, n_steps + 1):
-            den = lam + float(alphas[i])
             x = float(xis[i - 1])
             num = x * lam * q[-1] + 1.0 - x
-            q.append(xp.where(den > 0, num / xp.where(den > 0, den, 1.0), 0.0))
+            q.append(_over_penalty(num, lam, float(alphas[i])))
     return xp.stack(q)
 
 
@@ -259,21 +311,20 @@ def polynomial_inverse_filter(lam, alpha, xi_bar):
     """
     xp, device, _ = namespace(lam)
     lam = xp.asarray(lam, dtype=float_dtype(xp, device), device=device)
-    den = lam + float(alpha)
-    safe = xp.where(den > 0, den, 1.0)
-    h = xp.where(den > 0, lam / safe, 0.0)
+    h = shrinkage(lam, float(alpha))
     p = xp.zeros_like(h)
     for c in np.asarray(to_numpy(xi_bar), dtype=np.float64)[::-1]:
         p = p * h + float(c)
-    return xp.where(den > 0, p / safe, 0.0)
+    return _over_penalty(p, lam, float(alpha))
 
 
 def _polynomial_inverse_path(lam, alpha, xis):
     """``q_i`` for every step with one shared ``alpha``, via each prefix's xi_bar."""
     xp, _, _ = namespace(lam)
+    prefixes = xi_bar_prefixes(xis[None, :])[:, 0]  # (k + 1, k + 1)
     return xp.stack(
         [
-            polynomial_inverse_filter(lam, alpha, xi_to_xi_bar(xis[:i]))
+            polynomial_inverse_filter(lam, alpha, prefixes[i, : i + 1])
             for i in range(xis.size + 1)
         ]
     )
@@ -300,15 +351,21 @@ def combine_pure_distillates(pure, xi):
     if numpy_:
         pure = np.asarray(pure)
     xi = np.asarray(to_numpy(xi))
+    prefixes = xi_bar_prefixes(xi[None, : pure.shape[0] - 1])[:, 0]
     path = []
     for i in range(pure.shape[0]):
-        xi_bar = xp.asarray(xi_to_xi_bar(xi[:i]), dtype=pure.dtype, device=device)
+        xi_bar = xp.asarray(prefixes[i, : i + 1], dtype=pure.dtype, device=device)
         path.append(xp.tensordot(xi_bar, pure[: i + 1, ...], axes=1))
     return xp.stack(path)
 
 
 def xi_bar_prefixes(xis):
     """``xi_bar`` of every prefix of each row of ``xis``, zero-padded.
+
+    The one home of the recurrence ``p_0 = 1``, ``p_i(h) = (1 - xi_i) + xi_i
+    * h * p_{i-1}(h)`` on the coefficients: :func:`xi_to_xi_bar`, the chains
+    of one ``alpha`` and the check of :func:`_xi_bar_rows_to_xi` all read
+    their coefficients from here.
 
     Parameters
     ----------
@@ -375,27 +432,24 @@ def inverse_filter_path_per_target(lam, alphas, xis):
     blocks = []  # (targets, q of shape (k + 1, len(targets), r))
     with np.errstate(invalid="ignore", divide="ignore"):
         if np.any(const):
-            den = lam + dev(alphas[const, :1])  # (c, r)
-            safe = xp.where(den > 0, den, 1.0)
-            h = xp.where(den > 0, lam / safe, 0.0)
+            alpha = dev(alphas[const, :1])  # (c, 1)
+            h = shrinkage(lam, alpha)  # (c, r)
             prefixes = xi_bar_prefixes(xis[const])  # (k + 1, c, k + 1)
             rows = []
             for i in range(k1):
                 p = xp.zeros_like(h)
                 for m in range(i, -1, -1):
                     p = p * h + dev(prefixes[i, :, m : m + 1])
-                rows.append(xp.where(den > 0, p / safe, 0.0))
+                rows.append(_over_penalty(p, lam, alpha))
             blocks.append((np.flatnonzero(const), rows))
         if not np.all(const):
             a, x = alphas[~const], xis[~const]
-            den = lam + dev(a[:, :1])
-            prev = xp.where(den > 0, 1.0 / den, 0.0)
+            prev = _over_penalty(1.0, lam, dev(a[:, :1]))
             rows = [prev]
             for i in range(1, k1):
-                den = lam + dev(a[:, i : i + 1])
                 xi_i = dev(x[:, i - 1 : i])
                 num = xi_i * lam * prev + 1.0 - xi_i
-                prev = xp.where(den > 0, num / xp.where(den > 0, den, 1.0), 0.0)
+                prev = _over_penalty(num, lam, dev(a[:, i : i + 1]))
                 rows.append(prev)
             blocks.append((np.flatnonzero(~const), rows))
     if len(blocks) == 1:
@@ -414,6 +468,22 @@ def inverse_filter_path_per_target(lam, alphas, xis):
             ran_out = xp.asarray(counts == c, device=device)[:, None]
             rows[i] = xp.where(ran_out, rows[c], rows[i])
     return xp.stack(rows)
+
+
+def pure_inverse_filters(lam, alpha, n_steps):
+    """Coefficient factors ``h**m / (lam + alpha)`` of the pure distillates.
+
+    ``m = 0..n_steps``, so that ``pure_inverse_filters(lam, alpha, k).T @
+    xi_bar`` is the k-step student's ``q = g / lam``, without dividing by
+    ``lam``. ``lam`` is an array of shape ``(r,)`` of any namespace, ``alpha``
+    a float; the result, of shape ``(n_steps + 1, r)``, is in ``lam``'s
+    namespace and on its device.
+    """
+    xp, device, _ = namespace(lam)
+    powers = xp.asarray(
+        np.arange(n_steps + 1, dtype=np.float64)[:, None], device=device
+    )
+    return _over_penalty(shrinkage(lam, alpha)[None, :] ** powers, lam, alpha)
 
 
 def pure_filters(h, n_steps):
@@ -443,32 +513,14 @@ def _xi_bar_rows_to_xi(xi_bar):
     meaningless ``xi``.
     """
     xi_bar = np.asarray(xi_bar, dtype=np.float64)
-    n, k1 = xi_bar.shape
-    k = k1 - 1
     finite = np.all(np.isfinite(xi_bar), axis=1)
     xb = np.where(finite[:, None], xi_bar, 0.0)
-    size = np.maximum(1.0, np.abs(xb).sum(axis=1))
-    ok = finite & (np.abs(xb.sum(axis=1) - 1.0) <= 1e-8 * size)
-    # tail[:, m] = T_m = sum_{l >= m} xi_bar[l], with T_0 = 1 by definition.
-    tail = np.cumsum(xb[:, ::-1], axis=1)[:, ::-1].copy()
-    tail[:, 0] = 1.0
-    xi = np.zeros((n, k))
-    stopped = np.zeros(n, dtype=bool)
+    ok = finite & _sums_to_one(xb)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for m in range(k):
-            # A vanishing tail sum: the earlier steps are free (left at 0)
-            # provided nothing remains to represent.
-            zero = ~stopped & (tail[:, m] == 0.0)
-            ok &= ~(zero & np.any(tail[:, m:] != 0.0, axis=1))
-            stopped |= zero
-            live = ~stopped
-            xi[live, k - 1 - m] = tail[live, m + 1] / tail[live, m]
-        # Back to xi_bar by the recursion of xi_to_xi_bar, row-wise.
-        back = np.ones((n, 1))
-        for j in range(k):
-            x = xi[:, j : j + 1]
-            back = np.concatenate([1.0 - x, x * back], axis=1)
+        xi, tails_ok = _xi_from_tail_sums(xb)
+        back = xi_bar_prefixes(xi)[-1]  # back to xi_bar, row-wise
         err = np.linalg.norm(back - xb, axis=1)
+    ok &= tails_ok
     ok &= np.all(np.isfinite(back), axis=1) & np.all(np.isfinite(xi), axis=1)
     ok &= err <= 1e-8 * np.maximum(1.0, np.linalg.norm(xb, axis=1))
     return xi, ok

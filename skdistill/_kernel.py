@@ -28,9 +28,10 @@ from ._array_api import check_numpy_only
 from ._filter import (
     filter_path,
     inverse_filter_path,
+    shrinkage,
     xi_to_xi_bar,
 )
-from ._spectral import _shared_chain
+from ._spectral import _shared_chain, rank_rtol
 from ._validation import check_step_array
 
 __all__ = ["KernelSelfDistillationRegressor"]
@@ -80,8 +81,13 @@ def _float_dtype(X):
 
 
 def _rank_rtol(n, dtype):
-    """Eigenvalues below this fraction of the largest are numerically zero."""
-    return max(1e-10, 100 * n * np.finfo(dtype).eps)
+    """Eigenvalues below this fraction of the largest are numerically zero.
+
+    The cut-off of the eigendecomposition of an ``n x n`` Gram matrix
+    (:func:`~skdistill._spectral.rank_rtol`, ``eps * n`` in the kernel's
+    dtype), with this estimator's margin of 100 and floor of ``1e-10``.
+    """
+    return max(1e-10, 100 * rank_rtol("gram", (n, n), dtype))
 
 
 def _psd_rtol(dtype):
@@ -614,7 +620,7 @@ def _constrained_alphas(d, proj, total, epsilon, xis, n_steps):
             )
         a = _solve_penalty(d, c, epsilon, scale)
         alphas.append(a)
-        g = d / (d + a) * factor
+        g = shrinkage(d, a) * factor
     return np.asarray(alphas)
 
 

@@ -423,42 +423,20 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
         Y = _scaled(Y, y_exponent)
         alphas = np.ldexp(alphas, 2 * x_exponent)
         if solver == "cholesky":
-            try:
-                coef_path, X_offset, y_offset = cholesky_path(
-                    X,
-                    Y,
-                    alphas,
-                    xis,
-                    sample_weight=sample_weight,
-                    fit_intercept=self.fit_intercept,
-                    rank_rtol=_rank_rtol("cholesky", X),
-                )
-            except linalg.LinAlgError:
-                solver = "gram" if X.shape[0] >= X.shape[1] else "dual"
-                warnings.warn(
-                    "solver='cholesky': the regularised Gram matrix is singular "
-                    "to working precision (alpha is too small for the rank "
-                    f"deficiency of X); using solver={solver!r}, which treats "
-                    "the numerically null directions of X as exactly null.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-            else:
-                # No decomposition to continue from (see stream_from_fit).
-                self._stream = self._stream_state(
-                    X_in, y, sample_weight, None, "cholesky"
-                )
-                with np.errstate(over="ignore"):  # _set_path reports it
-                    coef_path = _array_api.ldexp(coef_path, x_exponent - y_exponent, xp)
-                return self._set_path(
-                    coef_path,
-                    _array_api.ldexp(X_offset, -x_exponent, xp),
-                    _array_api.ldexp(y_offset, -y_exponent, xp),
-                    xis,
-                    y_ndim=y.ndim,
-                    solver=solver,
-                    dtype=X.dtype,
-                )
+            fitted = self._fit_cholesky(
+                X, Y, alphas, xis, sample_weight, X_in, y, (x_exponent, y_exponent)
+            )
+            if fitted is not None:
+                return fitted
+            solver = "gram" if X.shape[0] >= X.shape[1] else "dual"
+            warnings.warn(
+                "solver='cholesky': the regularised Gram matrix is singular "
+                "to working precision (alpha is too small for the rank "
+                f"deficiency of X); using solver={solver!r}, which treats "
+                "the numerically null directions of X as exactly null.",
+                UserWarning,
+                stacklevel=3,
+            )
         if solver == "dual" and X.shape[1] > X.shape[0]:
             # Wide data: Cholesky solves with the kernel and its eigenvalues
             # (or its eigendecomposition where that is needed).
@@ -504,6 +482,42 @@ class RepeatedSelfDistillationRegressor(RegressorMixin, BaseEstimator):
             solver=solver,
             x_exponent=x_exponent,
             y_exponent=y_exponent,
+            dtype=X.dtype,
+        )
+
+    def _fit_cholesky(self, X, Y, alphas, xis, sample_weight, X_in, y, exponents):
+        """``fit`` by Cholesky solves on the rescaled ``X`` and ``Y``.
+
+        Returns the fitted estimator, or None where the regularised Gram
+        matrix is singular to working precision (``fit`` then falls back to a
+        decomposition). ``X_in`` and ``y`` are the data as given, ``exponents``
+        the powers of two that scaled ``X`` and ``Y``.
+        """
+        xp, _, _ = namespace(X)
+        x_exponent, y_exponent = exponents
+        try:
+            coef_path, X_offset, y_offset = cholesky_path(
+                X,
+                Y,
+                alphas,
+                xis,
+                sample_weight=sample_weight,
+                fit_intercept=self.fit_intercept,
+                rank_rtol=_rank_rtol("cholesky", X),
+            )
+        except linalg.LinAlgError:
+            return None
+        # No decomposition to continue from (see stream_from_fit).
+        self._stream = self._stream_state(X_in, y, sample_weight, None, "cholesky")
+        with np.errstate(over="ignore"):  # _set_path reports it
+            coef_path = _array_api.ldexp(coef_path, x_exponent - y_exponent, xp)
+        return self._set_path(
+            coef_path,
+            _array_api.ldexp(X_offset, -x_exponent, xp),
+            _array_api.ldexp(y_offset, -y_exponent, xp),
+            xis,
+            y_ndim=y.ndim,
+            solver="cholesky",
             dtype=X.dtype,
         )
 

@@ -38,15 +38,15 @@ solvers here work on the least-squares problem itself (never its normal
 equations) but cannot beat the conditioning of the monomial basis.
 """
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils.validation import check_array
 
 from ._constrained import constrained_lstsq
-from ._filter import pure_filters, xi_bar_to_xi, xi_to_xi_bar
-
-_EPS = np.finfo(np.float64).eps
+from ._filter import pure_filters, shrinkage, xi_bar_to_xi, xi_to_xi_bar
+from ._spectral import rank_rtol
 
 __all__ = [
     "excess_risk",
@@ -55,6 +55,15 @@ __all__ = [
     "optimal_xi_bar",
     "risk_lower_bound",
 ]
+
+
+def _svd_rtol(shape):
+    """Relative cut-off on singular values of a float64 matrix of ``shape``.
+
+    ``eps * max(n, d)``, the square root of :func:`~skdistill._spectral.rank_rtol`'s
+    cut-off on ``lam = s**2`` (that of :func:`numpy.linalg.lstsq`).
+    """
+    return math.sqrt(rank_rtol("svd", shape, np.float64))
 
 
 def _spectrum(X, coef):
@@ -68,7 +77,7 @@ def _spectrum(X, coef):
     if not np.all(np.isfinite(coef)):
         raise ValueError("coef must be finite.")
     _, s, Vt = np.linalg.svd(X, full_matrices=False)
-    keep = s > s.max(initial=0.0) * max(X.shape) * np.finfo(np.float64).eps
+    keep = s > s.max(initial=0.0) * _svd_rtol(X.shape)
     s, Vt = s[keep], Vt[keep]
     w = (s * (Vt @ coef)) ** 2
     return s**2, w, X.shape[0]
@@ -86,7 +95,7 @@ def _check_common(noise, alpha, n_steps=0):
 
 def _powers(lam, alpha, n_steps):
     """``P[j, m] = h_j^(m+1)`` for ``m = 0..n_steps``."""
-    return pure_filters(lam / (lam + alpha), n_steps)
+    return pure_filters(shrinkage(lam, alpha), n_steps)
 
 
 def _risk(lam, w, n, noise, alpha, xi_bar):
@@ -208,7 +217,7 @@ def _constrained_least_squares(M, t):
     then the minimiser of least norm in its coordinates is returned.
     """
     M = np.asarray(M, dtype=float)
-    return constrained_lstsq(M, np.asarray(t, dtype=float), rcond=max(M.shape) * _EPS)
+    return constrained_lstsq(M, np.asarray(t, dtype=float), rcond=_svd_rtol(M.shape))
 
 
 def optimal_xi_bar(X, coef, *, noise, alpha, n_steps):

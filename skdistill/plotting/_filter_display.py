@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .._filter import filter_path
+from .._filter import filter_path, shrinkage
 from ._matplotlib import _import_pyplot
 
 __all__ = ["SpectralFilterDisplay"]
@@ -201,7 +201,7 @@ class SpectralFilterDisplay:
         if xi_bar is not None and np.ptp(np.atleast_1d(alpha)) == 0 and n_steps > 0:
             # With one alpha the last filter is h * p(h); evaluating the
             # polynomial directly stays accurate when the per-step xi are huge.
-            h = lam / (lam + float(np.atleast_1d(alpha)[0]))
+            h = shrinkage(lam, float(np.atleast_1d(alpha)[0]))
             factors[-1] = h * np.polynomial.polynomial.polyval(h, xi_bar)
         display = cls(
             eigenvalues=lam,
