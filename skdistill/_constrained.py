@@ -237,11 +237,7 @@ def _shrink(x, bad, phi, T, c, rank, P):
     r2 = rank == 2
     ok = ~(r2 | (rank > 2))
     if bool(xp.any(r2)):
-        PT2 = PT[r2][:, :, :2]
-        G = xp.concat([PT2, -PT2], axis=1)
-        base2 = base[r2]
-        h = xp.concat([-base2, base2 - 1.0], axis=1)
-        z, ok2 = _ldp_plane(G, h)
+        z, ok2 = _ldp_plane(PT[r2][:, :, :2], base[r2])
         x2 = _from_z(T[r2][:, :, :2], c[r2][:, :2] + z)
         x2 = xp.where(ok2[:, None], x2, ridge[r2])
         out[r2] = x2
@@ -291,8 +287,60 @@ def _gather(a, idx, xp):
     return xp.take_along_axis(a, idx[:, None], axis=1)[:, 0]
 
 
-def _ldp_plane(G, h, max_iter=None):
-    """``min |z|^2`` subject to ``G z >= h`` with ``z`` in the plane, batched.
+def _lines(ax, ay, base, j, upper, xp):
+    """Constraint ``j`` of every row as ``(gx, gy, h)``, ``g . z >= h``.
+
+    ``j`` (one per problem, clipped at 0) indexes the lower bounds (``j <
+    m``: ``A_j z >= -base_j``), then the upper ones (``j = i + m``: ``-A_i z
+    >= base_i - upper``).
+    """
+    m = ax.shape[1]
+    jj = xp.clip(j, min=0)
+    high = jj >= m
+    row = xp.where(high, jj - m, jj)
+    gx, gy, b = (_gather(a, row, xp) for a in (ax, ay, base))
+    return (
+        xp.where(high, -gx, gx),
+        xp.where(high, -gy, gy),
+        xp.where(high, b - upper, -b),
+    )
+
+
+def _most_violated(ax, ay, base, inv, zw, upper, xp):
+    """Each problem's most violated constraint (in distance) at ``zw``.
+
+    Returns its index (as in :func:`_lines`) and whether it is violated
+    beyond :data:`_FEAS_TOL`. A row's two bounds are never both violated.
+    """
+    m = ax.shape[1]
+    if isinstance(ax, np.ndarray):  # in place: two (B, m) temporaries
+        f = np.multiply(ax, zw[:, :1])
+        f += base
+        s = np.multiply(ay, zw[:, 1:])
+        f += s
+        np.negative(f, out=s)
+        if upper != np.inf:
+            f -= upper
+            np.maximum(s, f, out=s)
+        low = s <= _FEAS_TOL
+        s *= inv
+        np.copyto(s, -np.inf, where=low)
+        viol = s
+    else:
+        f = base + ax * zw[:, :1] + ay * zw[:, 1:]
+        slack = xp.maximum(-f, f - upper)
+        viol = xp.where(slack > _FEAS_TOL, slack * inv, -xp.inf)
+    row = xp.argmax(viol, axis=1)
+    going = _gather(viol, row, xp) > -xp.inf
+    # The side of the worst bound, from that row's value at zw.
+    fw = _gather(base, row, xp) + _gather(ax, row, xp) * zw[:, 0]
+    fw = fw + _gather(ay, row, xp) * zw[:, 1]
+    return xp.where(fw - upper > -fw, row + m, row), going
+
+
+def _ldp_plane(A, base, upper=1.0, max_iter=None):
+    """``min |z|^2`` subject to ``0 <= base + A z <= upper``, ``z`` in the
+    plane, batched.
 
     A dual active-set method (Goldfarb and Idnani, 1983) in two dimensions:
     from ``z = 0``, the most violated constraint (in distance) joins the
@@ -302,6 +350,16 @@ def _ldp_plane(G, h, max_iter=None):
     line. ``|z|`` grows strictly, so no active set repeats and the loop ends;
     all problems advance in lockstep, those finished dropping out.
 
+    Parameters
+    ----------
+    A : array of shape (B, m, 2)
+    base : array of shape (B, m)
+    upper : float
+        The upper bound of every row; ``inf`` for one-sided constraints
+        ``A z >= -base``.
+    max_iter : int, optional
+        Default ``4 m``.
+
     Returns
     -------
     z : array of shape (B, 2)
@@ -309,17 +367,19 @@ def _ldp_plane(G, h, max_iter=None):
         False where the iteration failed (round-off; the caller then solves
         that problem another way).
     """
-    xp = array_namespace(G, h)
-    nb, m, _ = G.shape
+    xp = array_namespace(A, base)
+    nb, m, _ = A.shape
     max_iter = 4 * m if max_iter is None else max_iter
-    dev = _device(G)
+    dev = _device(A)
     # Working copies of the unfinished problems, compacted as they finish;
     # finished ones are collected and put back in order at the end.
     idx = xp.arange(nb, device=dev)
-    gx, gy, hw = G[:, :, 0], G[:, :, 1], h
+    ax, ay, bw = A[:, :, 0], A[:, :, 1], base
+    if isinstance(A, np.ndarray):
+        ax, ay = np.ascontiguousarray(ax), np.ascontiguousarray(ay)
     tiny = float(np.finfo(np.float64).tiny)
-    inv = 1.0 / xp.clip(xp.sqrt(gx * gx + gy * gy), min=tiny)
-    zw = xp.zeros((nb, 2), dtype=G.dtype, device=dev)
+    inv = 1.0 / xp.clip(xp.sqrt(ax * ax + ay * ay), min=tiny)
+    zw = xp.zeros((nb, 2), dtype=A.dtype, device=dev)
     act = xp.full((nb, 2), -1, dtype=xp.int64, device=dev)  # active (-1: none)
     done_idx, done_z, done_ok = [], [], []
 
@@ -333,59 +393,18 @@ def _ldp_plane(G, h, max_iter=None):
     for _ in range(max_iter):
         if idx.shape[0] == 0:
             break
-        slack = hw - gx * zw[:, :1] - gy * zw[:, 1:]
-        viol = xp.where(slack > _FEAS_TOL, slack * inv, -xp.inf)
-        worst = xp.argmax(viol, axis=1)
-        going = _gather(viol, worst, xp) > -xp.inf
+        worst, going = _most_violated(ax, ay, bw, inv, zw, upper, xp)
         if not bool(xp.all(going)):  # finished: retire and compact
             retire(~going, True)
-            idx, gx, gy, hw, inv = (a[going] for a in (idx, gx, gy, hw, inv))
+            idx, ax, ay, bw, inv = (a[going] for a in (idx, ax, ay, bw, inv))
             zw, act, worst = zw[going], act[going], worst[going]
         if idx.shape[0] == 0:
             break
-        px, py, hp = (_gather(a, worst, xp) for a in (gx, gy, hw))
-        n2 = px * px + py * py
-        scale = hp / xp.where(n2 > 0, n2, 1.0)
-        none = xp.full(worst.shape, -1, dtype=xp.int64, device=dev)
-        cands = [(xp.stack([px * scale, py * scale], axis=1), none)]
-        for slot in range(2):  # the vertex of the new line with an active one
-            q = act[:, slot]
-            qq = xp.clip(q, min=0)
-            qx, qy, hq = (_gather(a, qq, xp) for a in (gx, gy, hw))
-            det = px * qy - py * qx
-            dsafe = xp.where(det != 0, det, 1.0)
-            u0 = (hp * qy - hq * py) / dsafe
-            u1 = (px * hq - qx * hp) / dsafe
-            # Multipliers of u = lp (px, py) + lq (qx, qy).
-            lp = (u0 * qy - u1 * qx) / dsafe
-            lq = (px * u1 - py * u0) / dsafe
-            valid = (q >= 0) & (det != 0) & (lp >= 0) & (lq >= 0)
-            u = xp.where(valid[:, None], xp.stack([u0, u1], axis=1), xp.nan)
-            cands.append((u, xp.where(valid, q, none)))
-        # Each candidate must satisfy the constraints active before.
-        best = xp.full(worst.shape, xp.inf, dtype=G.dtype, device=dev)
-        new_z, new_other = zw, none
-        for u, other in cands:
-            fine = ~xp.isnan(u[:, 0])
-            u0 = xp.where(fine[:, None], u, 0.0)
-            for slot in range(2):
-                q = act[:, slot]
-                qq = xp.clip(q, min=0)
-                hq = _gather(hw, qq, xp)
-                s = hq - _gather(gx, qq, xp) * u0[:, 0] - _gather(gy, qq, xp) * u0[:, 1]
-                fine = fine & ((q < 0) | (s <= _FEAS_TOL * (1 + xp.abs(hq))))
-            size = xp.where(fine, u0[:, 0] ** 2 + u0[:, 1] ** 2, xp.inf)
-            take = size < best
-            best = xp.where(take, size, best)
-            new_z = xp.where(take[:, None], u0, new_z)
-            new_other = xp.where(take, other, new_other)
-        stuck = xp.isinf(best)
-        zw = new_z
-        act = xp.stack([worst, new_other], axis=1)
+        zw, act, stuck = _plane_step(ax, ay, bw, zw, act, worst, upper, xp)
         if bool(xp.any(stuck)):
             retire(stuck, False)
             keep = ~stuck
-            idx, gx, gy, hw, inv = (a[keep] for a in (idx, gx, gy, hw, inv))
+            idx, ax, ay, bw, inv = (a[keep] for a in (idx, ax, ay, bw, inv))
             zw, act = zw[keep], act[keep]
     if idx.shape[0]:
         retire(xp.ones(idx.shape, dtype=xp.bool, device=dev), False)
@@ -393,6 +412,50 @@ def _ldp_plane(G, h, max_iter=None):
     z = xp.take(xp.concat(done_z, axis=0), order, axis=0)
     ok = xp.take(xp.concat(done_ok), order)
     return z, ok
+
+
+def _plane_step(ax, ay, bw, zw, act, worst, upper, xp):
+    """One step of :func:`_ldp_plane`: constraint ``worst`` joins ``act``.
+
+    Returns the new ``zw`` and ``act``, and where no candidate was feasible
+    (round-off).
+    """
+    dev = _device(zw)
+    px, py, hp = _lines(ax, ay, bw, worst, upper, xp)
+    n2 = px * px + py * py
+    scale = hp / xp.where(n2 > 0, n2, 1.0)
+    none = xp.full(worst.shape, -1, dtype=xp.int64, device=dev)
+    cands = [(xp.stack([px * scale, py * scale], axis=1), none)]
+    olds = []  # the active lines, (q, gx, gy, h)
+    for slot in range(2):  # the vertex of the new line with an active one
+        q = act[:, slot]
+        qx, qy, hq = _lines(ax, ay, bw, q, upper, xp)
+        olds.append((q, qx, qy, hq))
+        det = px * qy - py * qx
+        dsafe = xp.where(det != 0, det, 1.0)
+        u0 = (hp * qy - hq * py) / dsafe
+        u1 = (px * hq - qx * hp) / dsafe
+        # Multipliers of u = lp (px, py) + lq (qx, qy).
+        lp = (u0 * qy - u1 * qx) / dsafe
+        lq = (px * u1 - py * u0) / dsafe
+        valid = (q >= 0) & (det != 0) & (lp >= 0) & (lq >= 0)
+        u = xp.where(valid[:, None], xp.stack([u0, u1], axis=1), xp.nan)
+        cands.append((u, xp.where(valid, q, none)))
+    # Each candidate must satisfy the constraints active before.
+    best = xp.full(worst.shape, xp.inf, dtype=zw.dtype, device=dev)
+    new_z, new_other = zw, none
+    for u, other in cands:
+        fine = ~xp.isnan(u[:, 0])
+        u0 = xp.where(fine[:, None], u, 0.0)
+        for q, qx, qy, hq in olds:
+            s = hq - qx * u0[:, 0] - qy * u0[:, 1]
+            fine = fine & ((q < 0) | (s <= _FEAS_TOL * (1 + xp.abs(hq))))
+        size = xp.where(fine, u0[:, 0] ** 2 + u0[:, 1] ** 2, xp.inf)
+        take = size < best
+        best = xp.where(take, size, best)
+        new_z = xp.where(take[:, None], u0, new_z)
+        new_other = xp.where(take, other, new_other)
+    return new_z, xp.stack([worst, new_other], axis=1), xp.isinf(best)
 
 
 def _ldp_nnls(PT, base):
