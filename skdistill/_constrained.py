@@ -224,22 +224,27 @@ def _shrink(x, bad, phi, T, c, rank, P):
     xp = array_namespace(x, T)
     if phi.shape[0] == 0:
         return x
-    T, c, rank = T[bad], c[bad], rank[bad]
-    PT = P @ T  # (nb, m, q): the constraints' sensitivity to z
+    T, c, rank = (_subset(a, bad, xp) for a in (T, c, rank))
+    # (nb, q, m): the constraints' sensitivity to z, a row per coordinate.
+    PT = xp.matrix_transpose(T) @ xp.matrix_transpose(P)
     base = phi  # the filter at z = 0
     ridge = _from_z(T[:, :, :0], c[:, :0])  # e_0 on every row
     out = xp.asarray(ridge, copy=True)
     r1 = rank == 1
     if bool(xp.any(r1)):
         out[r1] = _shrink_interval(
-            T[r1][:, :, 0], c[r1][:, 0], base[r1], PT[r1][:, :, 0], xp
+            _subset(T, r1, xp)[:, :, 0],
+            _subset(c, r1, xp)[:, 0],
+            _subset(base, r1, xp),
+            _subset(PT, r1, xp)[:, 0, :],
+            xp,
         )
     r2 = rank == 2
     ok = ~(r2 | (rank > 2))
     if bool(xp.any(r2)):
-        z, ok2 = _ldp_plane(PT[r2][:, :, :2], base[r2])
-        x2 = _from_z(T[r2][:, :, :2], c[r2][:, :2] + z)
-        x2 = xp.where(ok2[:, None], x2, ridge[r2])
+        z, ok2 = _ldp_plane(_subset(PT, r2, xp)[:, :2, :], _subset(base, r2, xp))
+        x2 = _from_z(_subset(T, r2, xp)[:, :, :2], _subset(c, r2, xp)[:, :2] + z)
+        x2 = xp.where(ok2[:, None], x2, _subset(ridge, r2, xp))
         out[r2] = x2
         ok[r2] = ok2
     if not bool(xp.all(ok)):  # rare: NNLS, one problem at a time, on the host
@@ -251,13 +256,20 @@ def _shrink(x, bad, phi, T, c, rank, P):
             r = int(rank_h[i])
             # Repeated points (the exchange's) are one constraint.
             _, once = np.unique(h_h[i], return_index=True)
-            z = _ldp_nnls(PT_h[i, once, :r], base_h[i, once])
+            z = _ldp_nnls(PT_h[i, :r][:, once].T, base_h[i, once])
             if z is not None:
                 fixed[i] = _from_z(T_h[i, :, :r], c_h[i, :r] + z)
         out = _like(xp, out, fixed)
+    if bool(xp.all(bad)):
+        return out
     x = xp.asarray(x, copy=True)
     x[bad] = out
     return x
+
+
+def _subset(a, mask, xp):
+    """``a[mask]``, without a copy where ``mask`` is all True."""
+    return a if bool(xp.all(mask)) else a[mask]
 
 
 def _shrink_interval(T, c, base, g, xp):
@@ -266,12 +278,16 @@ def _shrink_interval(T, c, base, g, xp):
     The solution is 0 clipped to that interval, which contains ``-c``
     (ridge) in exact arithmetic; ridge where round-off empties it.
     """
-    pos, neg = g > 0, g < 0
-    safe = xp.where(pos | neg, g, 1.0)
+    flat = g == 0
+    safe = xp.where(flat, 1.0, g)
     a, b = -base / safe, (1.0 - base) / safe  # the bounds where g != 0
-    lo = xp.max(xp.where(pos, a, xp.where(neg, b, -xp.inf)), axis=1)
-    hi = xp.min(xp.where(pos, b, xp.where(neg, a, xp.inf)), axis=1)
-    flat_ok = xp.all(pos | neg | ((base >= 0) & (base <= 1)), axis=1)
+    lo, hi = xp.minimum(a, b), xp.maximum(a, b)
+    flat_ok = True
+    if bool(xp.any(flat)):
+        lo = xp.where(flat, -xp.inf, lo)
+        hi = xp.where(flat, xp.inf, hi)
+        flat_ok = ~xp.any(flat & ~((base >= 0) & (base <= 1)), axis=1)
+    lo, hi = xp.max(lo, axis=1), xp.min(hi, axis=1)
     feasible = flat_ok & (lo <= hi + 1e-12 * (1 + xp.abs(lo)))
     z = xp.minimum(xp.maximum(xp.zeros_like(lo), lo), xp.maximum(lo, hi))
     z = xp.where(feasible, z, -c)  # ridge where round-off empties it
@@ -352,7 +368,8 @@ def _ldp_plane(A, base, upper=1.0, max_iter=None):
 
     Parameters
     ----------
-    A : array of shape (B, m, 2)
+    A : array of shape (B, 2, m)
+        The coefficients of ``z`` in each row, ``A[b, k, i]`` for ``z_k``.
     base : array of shape (B, m)
     upper : float
         The upper bound of every row; ``inf`` for one-sided constraints
@@ -368,15 +385,13 @@ def _ldp_plane(A, base, upper=1.0, max_iter=None):
         that problem another way).
     """
     xp = array_namespace(A, base)
-    nb, m, _ = A.shape
+    nb, _, m = A.shape
     max_iter = 4 * m if max_iter is None else max_iter
     dev = _device(A)
     # Working copies of the unfinished problems, compacted as they finish;
     # finished ones are collected and put back in order at the end.
     idx = xp.arange(nb, device=dev)
-    ax, ay, bw = A[:, :, 0], A[:, :, 1], base
-    if isinstance(A, np.ndarray):
-        ax, ay = np.ascontiguousarray(ax), np.ascontiguousarray(ay)
+    ax, ay, bw = A[:, 0, :], A[:, 1, :], base
     tiny = float(np.finfo(np.float64).tiny)
     inv = 1.0 / xp.clip(xp.sqrt(ax * ax + ay * ay), min=tiny)
     zw = xp.zeros((nb, 2), dtype=A.dtype, device=dev)
@@ -658,5 +673,4 @@ def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8):
 
 def _at_rows(x, P):
     """``P[b] @ x[b]`` for every problem: the filters at their constraints."""
-    xp = array_namespace(x, P)
-    return xp.sum(P * x[:, None, :], axis=-1)
+    return (P @ x[:, :, None])[:, :, 0]

@@ -113,7 +113,7 @@ def test_plane_least_distance_equals_enumeration(seed, m):
     G = rng.normal(size=(B, m, 2)) * 10.0 ** rng.uniform(-2, 2, size=(B, m, 1))
     z0 = rng.normal(size=(B, 1, 2)) * 3  # feasible by construction
     h = np.einsum("bmk,bk->bm", G, z0[:, 0]) - rng.exponential(size=(B, m))
-    z, ok = _ldp_plane(G, -h, upper=np.inf)
+    z, ok = _ldp_plane(np.swapaxes(G, 1, 2), -h, upper=np.inf)
     for b in range(B):
         ref = _ldp_brute_force(G[b], h[b])
         if not ok[b]:  # the caller falls back to NNLS; it must be rare
@@ -147,7 +147,7 @@ def test_shrinking_solutions_equal_nnls_least_distance():
     assert infeasible.sum() > 80 and np.all(rank == 2)
     # The plane active set (not its NNLS fallback) solved every one of them.
     PT = Phi[a_idx[infeasible]] @ T[infeasible]
-    assert _ldp_plane(PT, phi[infeasible])[1].all()
+    assert _ldp_plane(np.swapaxes(PT, 1, 2), phi[infeasible])[1].all()
     for b in np.flatnonzero(infeasible):
         PT = Phi[a_idx[b]] @ T[b]
         z = _ldp_nnls(PT, phi[b])
