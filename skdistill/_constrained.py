@@ -322,36 +322,58 @@ def _lines(ax, ay, base, j, upper, xp):
     )
 
 
-def _most_violated(ax, ay, base, inv, zw, upper, xp):
+def _most_violated(ax, ay, base, inv, zw, upper, xp, at_origin=False):
     """Each problem's most violated constraint (in distance) at ``zw``.
 
     Returns its index (as in :func:`_lines`) and whether it is violated
     beyond :data:`_FEAS_TOL`. A row's two bounds are never both violated.
+    ``at_origin``: every ``zw`` is 0.
     """
-    m = ax.shape[1]
-    if isinstance(ax, np.ndarray):  # in place: two (B, m) temporaries
-        f = np.multiply(ax, zw[:, :1])
-        f += base
-        s = np.multiply(ay, zw[:, 1:])
-        f += s
-        np.negative(f, out=s)
-        if upper != np.inf:
-            f -= upper
-            np.maximum(s, f, out=s)
-        low = s <= _FEAS_TOL
-        s *= inv
-        np.copyto(s, -np.inf, where=low)
-        viol = s
+    if not isinstance(ax, np.ndarray):
+        return _most_violated_masked(ax, ay, base, inv, zw, upper, xp)
+    # In place, unmasked: the bound farthest away is the answer wherever it
+    # is violated beyond round-off; the rest are checked masked (rare).
+    if at_origin:
+        d = np.array(base)
     else:
-        f = base + ax * zw[:, :1] + ay * zw[:, 1:]
-        slack = xp.maximum(-f, f - upper)
-        viol = xp.where(slack > _FEAS_TOL, slack * inv, -xp.inf)
+        d = np.multiply(ax, zw[:, :1])
+        d += base
+        d += np.multiply(ay, zw[:, 1:])
+    if upper == np.inf:
+        np.negative(d, out=d)
+    else:  # max(-f, f - upper), one pass fewer
+        d -= 0.5 * upper
+        np.abs(d, out=d)
+        d -= 0.5 * upper
+    d *= inv
+    row = np.argmax(d, axis=1)
+    j, going = _side(ax, ay, base, zw, upper, row, xp)
+    check = ~going & (_gather(d, row, xp) > 0)
+    if np.any(check):
+        sub = np.flatnonzero(check)
+        j[sub], going[sub] = _most_violated_masked(
+            ax[sub], ay[sub], base[sub], inv[sub], zw[sub], upper, xp
+        )
+    return j, going
+
+
+def _most_violated_masked(ax, ay, base, inv, zw, upper, xp):
+    """:func:`_most_violated`, among the bounds violated beyond round-off."""
+    f = base + ax * zw[:, :1] + ay * zw[:, 1:]
+    slack = xp.maximum(-f, f - upper)
+    viol = xp.where(slack > _FEAS_TOL, slack * inv, -xp.inf)
     row = xp.argmax(viol, axis=1)
-    going = _gather(viol, row, xp) > -xp.inf
-    # The side of the worst bound, from that row's value at zw.
+    return _side(ax, ay, base, zw, upper, row, xp)[0], _gather(viol, row, xp) > -xp.inf
+
+
+def _side(ax, ay, base, zw, upper, row, xp):
+    """The bound of ``row`` violated more at ``zw`` (its index as in
+    :func:`_lines`), and whether it is violated beyond :data:`_FEAS_TOL`."""
     fw = _gather(base, row, xp) + _gather(ax, row, xp) * zw[:, 0]
     fw = fw + _gather(ay, row, xp) * zw[:, 1]
-    return xp.where(fw - upper > -fw, row + m, row), going
+    high = fw - upper > -fw
+    slack = xp.where(high, fw - upper, -fw)
+    return xp.where(high, row + ax.shape[1], row), slack > _FEAS_TOL
 
 
 def _ldp_plane(A, base, upper=1.0, max_iter=None):
@@ -405,10 +427,10 @@ def _ldp_plane(A, base, upper=1.0, max_iter=None):
             xp.full((int(xp.sum(xp.astype(mask, xp.int64))),), ok, device=dev)
         )
 
-    for _ in range(max_iter):
+    for it in range(max_iter):
         if idx.shape[0] == 0:
             break
-        worst, going = _most_violated(ax, ay, bw, inv, zw, upper, xp)
+        worst, going = _most_violated(ax, ay, bw, inv, zw, upper, xp, it == 0)
         if not bool(xp.all(going)):  # finished: retire and compact
             retire(~going, True)
             idx, ax, ay, bw, inv = (a[going] for a in (idx, ax, ay, bw, inv))
