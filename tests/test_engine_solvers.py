@@ -14,10 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skdistill._constrained import (
+    _FEAS_TOL,
     XI_RCOND,
     _basis,
     _ldp_nnls,
     _ldp_plane,
+    _most_violated,
     _reduce,
     _shrink,
     constrained_lstsq,
@@ -123,6 +125,58 @@ def test_plane_least_distance_equals_enumeration(seed, m):
         scale = 1 + np.abs(ref).max()
         np.testing.assert_allclose(z[b], ref, atol=1e-7 * scale)
     assert ok.mean() >= 0.8
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), m=st.integers(1, 10))
+def test_plane_box_least_distance_equals_enumeration(seed, m):
+    # Two-sided rows 0 <= base + A z <= 1 (the shrinking programmes' form)
+    # against the enumeration of the polygon of their 2 m half-planes.
+    rng = np.random.default_rng(seed)
+    B = 5
+    A = rng.normal(size=(B, 2, m)) * 10.0 ** rng.uniform(-2, 2, size=(B, 1, m))
+    z0 = rng.normal(size=(B, 2)) * 3  # feasible by construction
+    base = rng.uniform(0, 1, size=(B, m)) - np.einsum("bkm,bk->bm", A, z0)
+    z, ok = _ldp_plane(A, base)
+    for b in range(B):
+        G = np.concatenate([A[b].T, -A[b].T])
+        h = np.concatenate([-base[b], base[b] - 1.0])
+        ref = _ldp_brute_force(G, h)
+        if not ok[b]:  # the caller falls back to NNLS; it must be rare
+            continue
+        scale = 1 + np.abs(ref).max()
+        np.testing.assert_allclose(z[b], ref, atol=1e-7 * scale)
+    assert ok.mean() >= 0.8
+
+
+@pytest.mark.parametrize("upper", [1.0, np.inf])
+def test_most_violated_bound_equals_explicit_loop(upper):
+    # The in-place search takes the bound farthest away and checks it is
+    # violated beyond round-off; rows of tiny norm whose slack is round-off
+    # (far in distance) must not be taken where another row is violated.
+    rng = np.random.default_rng(1)
+    n, m = 300, 6
+    A = rng.normal(size=(n, 2, m))
+    zw = rng.normal(size=(n, 2)) * 0.1
+    f = rng.uniform(-0.3, 1.3, size=(n, m))
+    tiny = rng.random(n) < 0.5  # row 0: slack 5e-12 (below _FEAS_TOL) at norm 1e-14
+    A[tiny, :, 0] *= 1e-14 / np.linalg.norm(A[tiny, :, 0], axis=1, keepdims=True)
+    f[tiny, 0] = -5e-12
+    f[: n // 10] = rng.uniform(0.1, 0.9, size=(n // 10, m))  # nothing violated
+    f[: n // 10, 0] = np.where(tiny[: n // 10], -5e-12, 0.5)
+    base = f - np.einsum("bkm,bk->bm", A, zw)
+    ax, ay = A[:, 0], A[:, 1]
+    inv = 1.0 / np.sqrt(ax * ax + ay * ay)
+    j, going = _most_violated(ax, ay, base, inv, zw, upper, np)
+    assert np.any(tiny & going) and not np.all(going)
+    for b in range(n):
+        G = np.concatenate([A[b].T, -A[b].T])
+        h = np.concatenate([-base[b], base[b] - upper])
+        slack = h - G @ zw[b]
+        viol = np.where(slack > _FEAS_TOL, slack / np.linalg.norm(G, axis=1), -np.inf)
+        assert going[b] == np.isfinite(viol.max())
+        if going[b]:
+            assert j[b] == np.argmax(viol)
 
 
 def test_shrinking_solutions_equal_nnls_least_distance():
