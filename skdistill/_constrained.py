@@ -322,23 +322,27 @@ def _lines(ax, ay, base, j, upper, xp):
     )
 
 
-def _most_violated(ax, ay, base, inv, zw, upper, xp, at_origin=False):
+def _most_violated(ax, ay, base, inv, zw, upper, xp, at_origin=False, work=None):
     """Each problem's most violated constraint (in distance) at ``zw``.
 
     Returns its index (as in :func:`_lines`) and whether it is violated
     beyond :data:`_FEAS_TOL`. A row's two bounds are never both violated.
-    ``at_origin``: every ``zw`` is 0.
+    ``at_origin``: every ``zw`` is 0. ``work``: with NumPy, two scratch
+    arrays of at least ``ax``'s rows (allocated if None).
     """
     if not isinstance(ax, np.ndarray):
         return _most_violated_masked(ax, ay, base, inv, zw, upper, xp)
     # In place, unmasked: the bound farthest away is the answer wherever it
     # is violated beyond round-off; the rest are checked masked (rare).
+    n = ax.shape[0]
+    d, t = (np.empty_like(ax), np.empty_like(ax)) if work is None else work
+    d, t = d[:n], t[:n]
     if at_origin:
-        d = np.array(base)
+        np.copyto(d, base)
     else:
-        d = np.multiply(ax, zw[:, :1])
+        np.multiply(ax, zw[:, :1], out=d)
         d += base
-        d += np.multiply(ay, zw[:, 1:])
+        d += np.multiply(ay, zw[:, 1:], out=t)
     if upper == np.inf:
         np.negative(d, out=d)
     else:  # max(-f, f - upper), one pass fewer
@@ -418,6 +422,7 @@ def _ldp_plane(A, base, upper=1.0, max_iter=None):
     inv = 1.0 / xp.clip(xp.sqrt(ax * ax + ay * ay), min=tiny)
     zw = xp.zeros((nb, 2), dtype=A.dtype, device=dev)
     act = xp.full((nb, 2), -1, dtype=xp.int64, device=dev)  # active (-1: none)
+    work = (np.empty((nb, m)), np.empty((nb, m))) if isinstance(A, np.ndarray) else None
     done_idx, done_z, done_ok = [], [], []
 
     def retire(mask, ok):
@@ -430,7 +435,7 @@ def _ldp_plane(A, base, upper=1.0, max_iter=None):
     for it in range(max_iter):
         if idx.shape[0] == 0:
             break
-        worst, going = _most_violated(ax, ay, bw, inv, zw, upper, xp, it == 0)
+        worst, going = _most_violated(ax, ay, bw, inv, zw, upper, xp, it == 0, work)
         if not bool(xp.all(going)):  # finished: retire and compact
             retire(~going, True)
             idx, ax, ay, bw, inv = (a[going] for a in (idx, ax, ay, bw, inv))
