@@ -422,7 +422,9 @@ def _ldp_plane(A, base, upper=1.0, max_iter=None):
     inv = 1.0 / xp.clip(xp.sqrt(ax * ax + ay * ay), min=tiny)
     zw = xp.zeros((nb, 2), dtype=A.dtype, device=dev)
     act = xp.full((nb, 2), -1, dtype=xp.int64, device=dev)  # active (-1: none)
-    work = (np.empty((nb, m)), np.empty((nb, m))) if isinstance(A, np.ndarray) else None
+    work = None  # NumPy's scratch arrays for _most_violated
+    if isinstance(A, np.ndarray):
+        work = (np.empty((nb, m), dtype=A.dtype), np.empty((nb, m), dtype=A.dtype))
     done_idx, done_z, done_ok = [], [], []
 
     def retire(mask, ok):
