@@ -634,6 +634,10 @@ def _slack_tol(x, x0, xp):
 _EPS = float(np.finfo(np.float64).eps)
 
 
+# Problems solved at a time by shrink_to_unit on NumPy.
+_BLOCK = 16384
+
+
 def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8):
     """Keep every filter within [0, 1] on every eigenvalue, batched.
 
@@ -672,6 +676,21 @@ def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8):
     xp = array_namespace(x, T)
     if lam.shape[0] == 0 or x.shape[0] == 0:
         return x  # no spectrum: nothing to keep in [0, 1]
+    if isinstance(x, np.ndarray) and x.shape[0] > _BLOCK:
+        # Problems are independent: in blocks, whose temporaries stay small.
+        return np.concatenate(
+            [
+                shrink_to_unit(
+                    *(a[s : s + _BLOCK] for a in (x, T, c, rank)),
+                    Phi,
+                    a_idx[s : s + _BLOCK],
+                    lam,
+                    alphas,
+                    max_rounds,
+                )
+                for s in range(0, x.shape[0], _BLOCK)
+            ]
+        )
     p = x.shape[-1]
     alpha = xp.take(alphas, a_idx)
     H, phi = _unit_violation(x, lam, alpha)

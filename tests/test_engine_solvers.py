@@ -215,6 +215,30 @@ def test_shrinking_solutions_equal_nnls_least_distance():
         assert r_got == pytest.approx(r_ref, rel=1e-7)
 
 
+def test_shrink_to_unit_in_blocks_equals_one_batch(monkeypatch):
+    # NumPy batches are solved in blocks of independent problems: the same
+    # solutions as one batch, bit for bit, including blocks of one problem.
+    from skdistill import _constrained
+
+    rng = np.random.default_rng(3)
+    lam = np.sort(rng.exponential(size=30))
+    alphas = np.array([0.05, 0.5, 5.0])
+    h = lam[None, ::3] / (lam[None, ::3] + alphas[:, None])
+    Phi = np.stack([h, h**2, h**3], axis=-1)  # sampled points, per alpha
+    nb = 400
+    M = rng.normal(size=(nb, 15, 3)) * [1.0, 3.0, 9.0]
+    v = rng.normal(size=(nb, 15)) * 5
+    a_idx = rng.integers(0, 3, size=nb)
+    T, c, rank = _reduce(M, v)
+    x = constrained_lstsq(M, v)
+    args = (x, T, c, rank, Phi, a_idx, lam, alphas)
+    whole = _constrained.shrink_to_unit(*args)
+    assert not np.array_equal(whole, x)  # some programmes were solved
+    for block in (1, 7, 128):
+        monkeypatch.setattr(_constrained, "_BLOCK", block)
+        np.testing.assert_array_equal(_constrained.shrink_to_unit(*args), whole)
+
+
 @pytest.mark.parametrize("shape", [(20, 30, 4), (7, 3, 4), (5, 101, 3)])
 def test_householder_r_equals_lapack_qr(shape):
     from sklearn.externals.array_api_compat import numpy as xnp
