@@ -224,26 +224,27 @@ def _shrink(x, bad, phi, T, c, rank, P):
     xp = array_namespace(x, T)
     if phi.shape[0] == 0:
         return x
-    T, c, rank = T[bad], c[bad], rank[bad]
-    PT = P @ T  # (nb, m, q): the constraints' sensitivity to z
+    T, c, rank = (_subset(a, bad, xp) for a in (T, c, rank))
+    # (nb, q, m): the constraints' sensitivity to z, a row per coordinate.
+    PT = xp.matrix_transpose(T) @ xp.matrix_transpose(P)
     base = phi  # the filter at z = 0
     ridge = _from_z(T[:, :, :0], c[:, :0])  # e_0 on every row
     out = xp.asarray(ridge, copy=True)
     r1 = rank == 1
     if bool(xp.any(r1)):
         out[r1] = _shrink_interval(
-            T[r1][:, :, 0], c[r1][:, 0], base[r1], PT[r1][:, :, 0], xp
+            _subset(T, r1, xp)[:, :, 0],
+            _subset(c, r1, xp)[:, 0],
+            _subset(base, r1, xp),
+            _subset(PT, r1, xp)[:, 0, :],
+            xp,
         )
     r2 = rank == 2
     ok = ~(r2 | (rank > 2))
     if bool(xp.any(r2)):
-        PT2 = PT[r2][:, :, :2]
-        G = xp.concat([PT2, -PT2], axis=1)
-        base2 = base[r2]
-        h = xp.concat([-base2, base2 - 1.0], axis=1)
-        z, ok2 = _ldp_plane(G, h)
-        x2 = _from_z(T[r2][:, :, :2], c[r2][:, :2] + z)
-        x2 = xp.where(ok2[:, None], x2, ridge[r2])
+        z, ok2 = _ldp_plane(_subset(PT, r2, xp)[:, :2, :], _subset(base, r2, xp))
+        x2 = _from_z(_subset(T, r2, xp)[:, :, :2], _subset(c, r2, xp)[:, :2] + z)
+        x2 = xp.where(ok2[:, None], x2, _subset(ridge, r2, xp))
         out[r2] = x2
         ok[r2] = ok2
     if not bool(xp.all(ok)):  # rare: NNLS, one problem at a time, on the host
@@ -255,13 +256,20 @@ def _shrink(x, bad, phi, T, c, rank, P):
             r = int(rank_h[i])
             # Repeated points (the exchange's) are one constraint.
             _, once = np.unique(h_h[i], return_index=True)
-            z = _ldp_nnls(PT_h[i, once, :r], base_h[i, once])
+            z = _ldp_nnls(PT_h[i, :r][:, once].T, base_h[i, once])
             if z is not None:
                 fixed[i] = _from_z(T_h[i, :, :r], c_h[i, :r] + z)
         out = _like(xp, out, fixed)
+    if bool(xp.all(bad)):
+        return out
     x = xp.asarray(x, copy=True)
     x[bad] = out
     return x
+
+
+def _subset(a, mask, xp):
+    """``a[mask]``, without a copy where ``mask`` is all True."""
+    return a if bool(xp.all(mask)) else a[mask]
 
 
 def _shrink_interval(T, c, base, g, xp):
@@ -270,12 +278,16 @@ def _shrink_interval(T, c, base, g, xp):
     The solution is 0 clipped to that interval, which contains ``-c``
     (ridge) in exact arithmetic; ridge where round-off empties it.
     """
-    pos, neg = g > 0, g < 0
-    safe = xp.where(pos | neg, g, 1.0)
+    flat = g == 0
+    safe = xp.where(flat, 1.0, g)
     a, b = -base / safe, (1.0 - base) / safe  # the bounds where g != 0
-    lo = xp.max(xp.where(pos, a, xp.where(neg, b, -xp.inf)), axis=1)
-    hi = xp.min(xp.where(pos, b, xp.where(neg, a, xp.inf)), axis=1)
-    flat_ok = xp.all(pos | neg | ((base >= 0) & (base <= 1)), axis=1)
+    lo, hi = xp.minimum(a, b), xp.maximum(a, b)
+    flat_ok = True
+    if bool(xp.any(flat)):
+        lo = xp.where(flat, -xp.inf, lo)
+        hi = xp.where(flat, xp.inf, hi)
+        flat_ok = ~xp.any(flat & ~((base >= 0) & (base <= 1)), axis=1)
+    lo, hi = xp.max(lo, axis=1), xp.min(hi, axis=1)
     feasible = flat_ok & (lo <= hi + 1e-12 * (1 + xp.abs(lo)))
     z = xp.minimum(xp.maximum(xp.zeros_like(lo), lo), xp.maximum(lo, hi))
     z = xp.where(feasible, z, -c)  # ridge where round-off empties it
@@ -291,8 +303,86 @@ def _gather(a, idx, xp):
     return xp.take_along_axis(a, idx[:, None], axis=1)[:, 0]
 
 
-def _ldp_plane(G, h, max_iter=None):
-    """``min |z|^2`` subject to ``G z >= h`` with ``z`` in the plane, batched.
+def _lines(ax, ay, base, j, upper, xp):
+    """Constraint ``j`` of every row as ``(gx, gy, h)``, ``g . z >= h``.
+
+    ``j`` (one per problem, clipped at 0) indexes the lower bounds (``j <
+    m``: ``A_j z >= -base_j``), then the upper ones (``j = i + m``: ``-A_i z
+    >= base_i - upper``).
+    """
+    m = ax.shape[1]
+    jj = xp.clip(j, min=0)
+    high = jj >= m
+    row = xp.where(high, jj - m, jj)
+    gx, gy, b = (_gather(a, row, xp) for a in (ax, ay, base))
+    return (
+        xp.where(high, -gx, gx),
+        xp.where(high, -gy, gy),
+        xp.where(high, b - upper, -b),
+    )
+
+
+def _most_violated(ax, ay, base, inv, zw, upper, xp, at_origin=False, work=None):
+    """Each problem's most violated constraint (in distance) at ``zw``.
+
+    Returns its index (as in :func:`_lines`) and whether it is violated
+    beyond :data:`_FEAS_TOL`. A row's two bounds are never both violated.
+    ``at_origin``: every ``zw`` is 0. ``work``: with NumPy, two scratch
+    arrays of at least ``ax``'s rows (allocated if None).
+    """
+    if not isinstance(ax, np.ndarray):
+        return _most_violated_masked(ax, ay, base, inv, zw, upper, xp)
+    # In place, unmasked: the bound farthest away is the answer wherever it
+    # is violated beyond round-off; the rest are checked masked (rare).
+    n = ax.shape[0]
+    d, t = (np.empty_like(ax), np.empty_like(ax)) if work is None else work
+    d, t = d[:n], t[:n]
+    if at_origin:
+        np.copyto(d, base)
+    else:
+        np.multiply(ax, zw[:, :1], out=d)
+        d += base
+        d += np.multiply(ay, zw[:, 1:], out=t)
+    if upper == np.inf:
+        np.negative(d, out=d)
+    else:  # max(-f, f - upper), one pass fewer
+        d -= 0.5 * upper
+        np.abs(d, out=d)
+        d -= 0.5 * upper
+    d *= inv
+    row = np.argmax(d, axis=1)
+    j, going = _side(ax, ay, base, zw, upper, row, xp)
+    check = ~going & (_gather(d, row, xp) > 0)
+    if np.any(check):
+        sub = np.flatnonzero(check)
+        j[sub], going[sub] = _most_violated_masked(
+            ax[sub], ay[sub], base[sub], inv[sub], zw[sub], upper, xp
+        )
+    return j, going
+
+
+def _most_violated_masked(ax, ay, base, inv, zw, upper, xp):
+    """:func:`_most_violated`, among the bounds violated beyond round-off."""
+    f = base + ax * zw[:, :1] + ay * zw[:, 1:]
+    slack = xp.maximum(-f, f - upper)
+    viol = xp.where(slack > _FEAS_TOL, slack * inv, -xp.inf)
+    row = xp.argmax(viol, axis=1)
+    return _side(ax, ay, base, zw, upper, row, xp)[0], _gather(viol, row, xp) > -xp.inf
+
+
+def _side(ax, ay, base, zw, upper, row, xp):
+    """The bound of ``row`` violated more at ``zw`` (its index as in
+    :func:`_lines`), and whether it is violated beyond :data:`_FEAS_TOL`."""
+    fw = _gather(base, row, xp) + _gather(ax, row, xp) * zw[:, 0]
+    fw = fw + _gather(ay, row, xp) * zw[:, 1]
+    high = fw - upper > -fw
+    slack = xp.where(high, fw - upper, -fw)
+    return xp.where(high, row + ax.shape[1], row), slack > _FEAS_TOL
+
+
+def _ldp_plane(A, base, upper=1.0, max_iter=None):
+    """``min |z|^2`` subject to ``0 <= base + A z <= upper``, ``z`` in the
+    plane, batched.
 
     A dual active-set method (Goldfarb and Idnani, 1983) in two dimensions:
     from ``z = 0``, the most violated constraint (in distance) joins the
@@ -302,6 +392,17 @@ def _ldp_plane(G, h, max_iter=None):
     line. ``|z|`` grows strictly, so no active set repeats and the loop ends;
     all problems advance in lockstep, those finished dropping out.
 
+    Parameters
+    ----------
+    A : array of shape (B, 2, m)
+        The coefficients of ``z`` in each row, ``A[b, k, i]`` for ``z_k``.
+    base : array of shape (B, m)
+    upper : float
+        The upper bound of every row; ``inf`` for one-sided constraints
+        ``A z >= -base``.
+    max_iter : int, optional
+        Default ``4 m``.
+
     Returns
     -------
     z : array of shape (B, 2)
@@ -309,18 +410,21 @@ def _ldp_plane(G, h, max_iter=None):
         False where the iteration failed (round-off; the caller then solves
         that problem another way).
     """
-    xp = array_namespace(G, h)
-    nb, m, _ = G.shape
+    xp = array_namespace(A, base)
+    nb, _, m = A.shape
     max_iter = 4 * m if max_iter is None else max_iter
-    dev = _device(G)
+    dev = _device(A)
     # Working copies of the unfinished problems, compacted as they finish;
     # finished ones are collected and put back in order at the end.
     idx = xp.arange(nb, device=dev)
-    gx, gy, hw = G[:, :, 0], G[:, :, 1], h
+    ax, ay, bw = A[:, 0, :], A[:, 1, :], base
     tiny = float(np.finfo(np.float64).tiny)
-    inv = 1.0 / xp.clip(xp.sqrt(gx * gx + gy * gy), min=tiny)
-    zw = xp.zeros((nb, 2), dtype=G.dtype, device=dev)
+    inv = 1.0 / xp.clip(xp.sqrt(ax * ax + ay * ay), min=tiny)
+    zw = xp.zeros((nb, 2), dtype=A.dtype, device=dev)
     act = xp.full((nb, 2), -1, dtype=xp.int64, device=dev)  # active (-1: none)
+    work = None  # NumPy's scratch arrays for _most_violated
+    if isinstance(A, np.ndarray):
+        work = (np.empty((nb, m), dtype=A.dtype), np.empty((nb, m), dtype=A.dtype))
     done_idx, done_z, done_ok = [], [], []
 
     def retire(mask, ok):
@@ -330,62 +434,21 @@ def _ldp_plane(G, h, max_iter=None):
             xp.full((int(xp.sum(xp.astype(mask, xp.int64))),), ok, device=dev)
         )
 
-    for _ in range(max_iter):
+    for it in range(max_iter):
         if idx.shape[0] == 0:
             break
-        slack = hw - gx * zw[:, :1] - gy * zw[:, 1:]
-        viol = xp.where(slack > _FEAS_TOL, slack * inv, -xp.inf)
-        worst = xp.argmax(viol, axis=1)
-        going = _gather(viol, worst, xp) > -xp.inf
+        worst, going = _most_violated(ax, ay, bw, inv, zw, upper, xp, it == 0, work)
         if not bool(xp.all(going)):  # finished: retire and compact
             retire(~going, True)
-            idx, gx, gy, hw, inv = (a[going] for a in (idx, gx, gy, hw, inv))
+            idx, ax, ay, bw, inv = (a[going] for a in (idx, ax, ay, bw, inv))
             zw, act, worst = zw[going], act[going], worst[going]
         if idx.shape[0] == 0:
             break
-        px, py, hp = (_gather(a, worst, xp) for a in (gx, gy, hw))
-        n2 = px * px + py * py
-        scale = hp / xp.where(n2 > 0, n2, 1.0)
-        none = xp.full(worst.shape, -1, dtype=xp.int64, device=dev)
-        cands = [(xp.stack([px * scale, py * scale], axis=1), none)]
-        for slot in range(2):  # the vertex of the new line with an active one
-            q = act[:, slot]
-            qq = xp.clip(q, min=0)
-            qx, qy, hq = (_gather(a, qq, xp) for a in (gx, gy, hw))
-            det = px * qy - py * qx
-            dsafe = xp.where(det != 0, det, 1.0)
-            u0 = (hp * qy - hq * py) / dsafe
-            u1 = (px * hq - qx * hp) / dsafe
-            # Multipliers of u = lp (px, py) + lq (qx, qy).
-            lp = (u0 * qy - u1 * qx) / dsafe
-            lq = (px * u1 - py * u0) / dsafe
-            valid = (q >= 0) & (det != 0) & (lp >= 0) & (lq >= 0)
-            u = xp.where(valid[:, None], xp.stack([u0, u1], axis=1), xp.nan)
-            cands.append((u, xp.where(valid, q, none)))
-        # Each candidate must satisfy the constraints active before.
-        best = xp.full(worst.shape, xp.inf, dtype=G.dtype, device=dev)
-        new_z, new_other = zw, none
-        for u, other in cands:
-            fine = ~xp.isnan(u[:, 0])
-            u0 = xp.where(fine[:, None], u, 0.0)
-            for slot in range(2):
-                q = act[:, slot]
-                qq = xp.clip(q, min=0)
-                hq = _gather(hw, qq, xp)
-                s = hq - _gather(gx, qq, xp) * u0[:, 0] - _gather(gy, qq, xp) * u0[:, 1]
-                fine = fine & ((q < 0) | (s <= _FEAS_TOL * (1 + xp.abs(hq))))
-            size = xp.where(fine, u0[:, 0] ** 2 + u0[:, 1] ** 2, xp.inf)
-            take = size < best
-            best = xp.where(take, size, best)
-            new_z = xp.where(take[:, None], u0, new_z)
-            new_other = xp.where(take, other, new_other)
-        stuck = xp.isinf(best)
-        zw = new_z
-        act = xp.stack([worst, new_other], axis=1)
+        zw, act, stuck = _plane_step(ax, ay, bw, zw, act, worst, upper, xp)
         if bool(xp.any(stuck)):
             retire(stuck, False)
             keep = ~stuck
-            idx, gx, gy, hw, inv = (a[keep] for a in (idx, gx, gy, hw, inv))
+            idx, ax, ay, bw, inv = (a[keep] for a in (idx, ax, ay, bw, inv))
             zw, act = zw[keep], act[keep]
     if idx.shape[0]:
         retire(xp.ones(idx.shape, dtype=xp.bool, device=dev), False)
@@ -393,6 +456,50 @@ def _ldp_plane(G, h, max_iter=None):
     z = xp.take(xp.concat(done_z, axis=0), order, axis=0)
     ok = xp.take(xp.concat(done_ok), order)
     return z, ok
+
+
+def _plane_step(ax, ay, bw, zw, act, worst, upper, xp):
+    """One step of :func:`_ldp_plane`: constraint ``worst`` joins ``act``.
+
+    Returns the new ``zw`` and ``act``, and where no candidate was feasible
+    (round-off).
+    """
+    dev = _device(zw)
+    px, py, hp = _lines(ax, ay, bw, worst, upper, xp)
+    n2 = px * px + py * py
+    scale = hp / xp.where(n2 > 0, n2, 1.0)
+    none = xp.full(worst.shape, -1, dtype=xp.int64, device=dev)
+    cands = [(xp.stack([px * scale, py * scale], axis=1), none)]
+    olds = []  # the active lines, (q, gx, gy, h)
+    for slot in range(2):  # the vertex of the new line with an active one
+        q = act[:, slot]
+        qx, qy, hq = _lines(ax, ay, bw, q, upper, xp)
+        olds.append((q, qx, qy, hq))
+        det = px * qy - py * qx
+        dsafe = xp.where(det != 0, det, 1.0)
+        u0 = (hp * qy - hq * py) / dsafe
+        u1 = (px * hq - qx * hp) / dsafe
+        # Multipliers of u = lp (px, py) + lq (qx, qy).
+        lp = (u0 * qy - u1 * qx) / dsafe
+        lq = (px * u1 - py * u0) / dsafe
+        valid = (q >= 0) & (det != 0) & (lp >= 0) & (lq >= 0)
+        u = xp.where(valid[:, None], xp.stack([u0, u1], axis=1), xp.nan)
+        cands.append((u, xp.where(valid, q, none)))
+    # Each candidate must satisfy the constraints active before.
+    best = xp.full(worst.shape, xp.inf, dtype=zw.dtype, device=dev)
+    new_z, new_other = zw, none
+    for u, other in cands:
+        fine = ~xp.isnan(u[:, 0])
+        u0 = xp.where(fine[:, None], u, 0.0)
+        for q, qx, qy, hq in olds:
+            s = hq - qx * u0[:, 0] - qy * u0[:, 1]
+            fine = fine & ((q < 0) | (s <= _FEAS_TOL * (1 + xp.abs(hq))))
+        size = xp.where(fine, u0[:, 0] ** 2 + u0[:, 1] ** 2, xp.inf)
+        take = size < best
+        best = xp.where(take, size, best)
+        new_z = xp.where(take[:, None], u0, new_z)
+        new_other = xp.where(take, other, new_other)
+    return new_z, xp.stack([worst, new_other], axis=1), xp.isinf(best)
 
 
 def _ldp_nnls(PT, base):
@@ -527,6 +634,10 @@ def _slack_tol(x, x0, xp):
 _EPS = float(np.finfo(np.float64).eps)
 
 
+# Problems solved at a time by shrink_to_unit on NumPy.
+_BLOCK = 16384
+
+
 def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8):
     """Keep every filter within [0, 1] on every eigenvalue, batched.
 
@@ -565,6 +676,21 @@ def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8):
     xp = array_namespace(x, T)
     if lam.shape[0] == 0 or x.shape[0] == 0:
         return x  # no spectrum: nothing to keep in [0, 1]
+    if isinstance(x, np.ndarray) and x.shape[0] > _BLOCK:
+        # Problems are independent: in blocks, whose temporaries stay small.
+        return np.concatenate(
+            [
+                shrink_to_unit(
+                    *(a[s : s + _BLOCK] for a in (x, T, c, rank)),
+                    Phi,
+                    a_idx[s : s + _BLOCK],
+                    lam,
+                    alphas,
+                    max_rounds,
+                )
+                for s in range(0, x.shape[0], _BLOCK)
+            ]
+        )
     p = x.shape[-1]
     alpha = xp.take(alphas, a_idx)
     H, phi = _unit_violation(x, lam, alpha)
@@ -595,5 +721,4 @@ def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8):
 
 def _at_rows(x, P):
     """``P[b] @ x[b]`` for every problem: the filters at their constraints."""
-    xp = array_namespace(x, P)
-    return xp.sum(P * x[:, None, :], axis=-1)
+    return (P @ x[:, :, None])[:, :, 0]

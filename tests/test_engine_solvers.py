@@ -14,10 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skdistill._constrained import (
+    _FEAS_TOL,
     XI_RCOND,
     _basis,
     _ldp_nnls,
     _ldp_plane,
+    _most_violated,
     _reduce,
     _shrink,
     constrained_lstsq,
@@ -113,7 +115,7 @@ def test_plane_least_distance_equals_enumeration(seed, m):
     G = rng.normal(size=(B, m, 2)) * 10.0 ** rng.uniform(-2, 2, size=(B, m, 1))
     z0 = rng.normal(size=(B, 1, 2)) * 3  # feasible by construction
     h = np.einsum("bmk,bk->bm", G, z0[:, 0]) - rng.exponential(size=(B, m))
-    z, ok = _ldp_plane(G, h)
+    z, ok = _ldp_plane(np.swapaxes(G, 1, 2), -h, upper=np.inf)
     for b in range(B):
         ref = _ldp_brute_force(G[b], h[b])
         if not ok[b]:  # the caller falls back to NNLS; it must be rare
@@ -123,6 +125,58 @@ def test_plane_least_distance_equals_enumeration(seed, m):
         scale = 1 + np.abs(ref).max()
         np.testing.assert_allclose(z[b], ref, atol=1e-7 * scale)
     assert ok.mean() >= 0.8
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), m=st.integers(1, 10))
+def test_plane_box_least_distance_equals_enumeration(seed, m):
+    # Two-sided rows 0 <= base + A z <= 1 (the shrinking programmes' form)
+    # against the enumeration of the polygon of their 2 m half-planes.
+    rng = np.random.default_rng(seed)
+    B = 5
+    A = rng.normal(size=(B, 2, m)) * 10.0 ** rng.uniform(-2, 2, size=(B, 1, m))
+    z0 = rng.normal(size=(B, 2)) * 3  # feasible by construction
+    base = rng.uniform(0, 1, size=(B, m)) - np.einsum("bkm,bk->bm", A, z0)
+    z, ok = _ldp_plane(A, base)
+    for b in range(B):
+        G = np.concatenate([A[b].T, -A[b].T])
+        h = np.concatenate([-base[b], base[b] - 1.0])
+        ref = _ldp_brute_force(G, h)
+        if not ok[b]:  # the caller falls back to NNLS; it must be rare
+            continue
+        scale = 1 + np.abs(ref).max()
+        np.testing.assert_allclose(z[b], ref, atol=1e-7 * scale)
+    assert ok.mean() >= 0.8
+
+
+@pytest.mark.parametrize("upper", [1.0, np.inf])
+def test_most_violated_bound_equals_explicit_loop(upper):
+    # The in-place search takes the bound farthest away and checks it is
+    # violated beyond round-off; rows of tiny norm whose slack is round-off
+    # (far in distance) must not be taken where another row is violated.
+    rng = np.random.default_rng(1)
+    n, m = 300, 6
+    A = rng.normal(size=(n, 2, m))
+    zw = rng.normal(size=(n, 2)) * 0.1
+    f = rng.uniform(-0.3, 1.3, size=(n, m))
+    tiny = rng.random(n) < 0.5  # row 0: slack 5e-12 (below _FEAS_TOL) at norm 1e-14
+    A[tiny, :, 0] *= 1e-14 / np.linalg.norm(A[tiny, :, 0], axis=1, keepdims=True)
+    f[tiny, 0] = -5e-12
+    f[: n // 10] = rng.uniform(0.1, 0.9, size=(n // 10, m))  # nothing violated
+    f[: n // 10, 0] = np.where(tiny[: n // 10], -5e-12, 0.5)
+    base = f - np.einsum("bkm,bk->bm", A, zw)
+    ax, ay = A[:, 0], A[:, 1]
+    inv = 1.0 / np.sqrt(ax * ax + ay * ay)
+    j, going = _most_violated(ax, ay, base, inv, zw, upper, np)
+    assert np.any(tiny & going) and not np.all(going)
+    for b in range(n):
+        G = np.concatenate([A[b].T, -A[b].T])
+        h = np.concatenate([-base[b], base[b] - upper])
+        slack = h - G @ zw[b]
+        viol = np.where(slack > _FEAS_TOL, slack / np.linalg.norm(G, axis=1), -np.inf)
+        assert going[b] == np.isfinite(viol.max())
+        if going[b]:
+            assert j[b] == np.argmax(viol)
 
 
 def test_shrinking_solutions_equal_nnls_least_distance():
@@ -147,9 +201,7 @@ def test_shrinking_solutions_equal_nnls_least_distance():
     assert infeasible.sum() > 80 and np.all(rank == 2)
     # The plane active set (not its NNLS fallback) solved every one of them.
     PT = Phi[a_idx[infeasible]] @ T[infeasible]
-    G = np.concatenate([PT, -PT], axis=1)
-    h = np.concatenate([-phi[infeasible], phi[infeasible] - 1.0], axis=1)
-    assert _ldp_plane(G, h)[1].all()
+    assert _ldp_plane(np.swapaxes(PT, 1, 2), phi[infeasible])[1].all()
     for b in np.flatnonzero(infeasible):
         PT = Phi[a_idx[b]] @ T[b]
         z = _ldp_nnls(PT, phi[b])
@@ -161,6 +213,30 @@ def test_shrinking_solutions_equal_nnls_least_distance():
         r_got = np.linalg.norm(M[b] @ got[b] - v[b])
         r_ref = np.linalg.norm(M[b] @ ref - v[b])
         assert r_got == pytest.approx(r_ref, rel=1e-7)
+
+
+def test_shrink_to_unit_in_blocks_equals_one_batch(monkeypatch):
+    # NumPy batches are solved in blocks of independent problems: the same
+    # solutions as one batch, bit for bit, including blocks of one problem.
+    from skdistill import _constrained
+
+    rng = np.random.default_rng(3)
+    lam = np.sort(rng.exponential(size=30))
+    alphas = np.array([0.05, 0.5, 5.0])
+    h = lam[None, ::3] / (lam[None, ::3] + alphas[:, None])
+    Phi = np.stack([h, h**2, h**3], axis=-1)  # sampled points, per alpha
+    nb = 400
+    M = rng.normal(size=(nb, 15, 3)) * [1.0, 3.0, 9.0]
+    v = rng.normal(size=(nb, 15)) * 5
+    a_idx = rng.integers(0, 3, size=nb)
+    T, c, rank = _reduce(M, v)
+    x = constrained_lstsq(M, v)
+    args = (x, T, c, rank, Phi, a_idx, lam, alphas)
+    whole = _constrained.shrink_to_unit(*args)
+    assert not np.array_equal(whole, x)  # some programmes were solved
+    for block in (1, 7, 128):
+        monkeypatch.setattr(_constrained, "_BLOCK", block)
+        np.testing.assert_array_equal(_constrained.shrink_to_unit(*args), whole)
 
 
 @pytest.mark.parametrize("shape", [(20, 30, 4), (7, 3, 4), (5, 101, 3)])
