@@ -180,6 +180,29 @@ def _best_xi_bar(M, t):
     return np.concatenate([[1.0 - z.sum()], z])
 
 
+def _centred_svd(inst):
+    x_mean, y_mean = inst.X.mean(axis=0), inst.y.mean()
+    Xc, yc = inst.X - x_mean, inst.y - y_mean
+    U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+    keep = s > s[0] * max(Xc.shape) * np.finfo(float).eps
+    return U[:, keep], s[keep], Vt[keep], x_mean, y_mean, yc
+
+
+def _target(inst):
+    return np.concatenate([np.sqrt(inst.lam) * (inst.Q.T @ inst.coef), [0.0]])
+
+
+def student_risk(inst, alpha, xi_bar):
+    """Exact risk of the student ``(alpha, xi_bar)`` fitted on ``inst``.
+
+    The quadratic the oracles minimise, at one point (to check it against a
+    fitted estimator).
+    """
+    xi_bar = np.asarray(xi_bar, dtype=float)
+    M = _filter_basis(inst, alpha, xi_bar.size - 1, _centred_svd(inst))
+    return float(np.sum((M @ xi_bar - _target(inst)) ** 2))
+
+
 def oracle_risks(inst, max_steps=2, alphas=ORACLE_ALPHAS):
     """Oracle excess risks of ridge and of 1..``max_steps``-step students.
 
@@ -198,12 +221,7 @@ def oracle_risks(inst, max_steps=2, alphas=ORACLE_ALPHAS):
         ``risks[k]``: the smallest true risk over ``alpha`` (and ``xi_bar``)
         of the ``k``-step estimator; ``risks[0]`` is the oracle ridge.
     """
-    x_mean, y_mean = inst.X.mean(axis=0), inst.y.mean()
-    Xc, yc = inst.X - x_mean, inst.y - y_mean
-    U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
-    keep = s > s[0] * max(Xc.shape) * np.finfo(float).eps
-    svd = (U[:, keep], s[keep], Vt[keep], x_mean, y_mean, yc)
-    t = np.concatenate([np.sqrt(inst.lam) * (inst.Q.T @ inst.coef), [0.0]])
+    svd, t = _centred_svd(inst), _target(inst)
     best = np.full(max_steps + 1, np.inf)
     for alpha in alphas:
         M = _filter_basis(inst, alpha, max_steps, svd)

@@ -36,7 +36,8 @@ substring; the default rule is ``stepwise/shrink/0-2/cv5``). Halves: the
 "design" half (seeds from 0, the families marked "design") was used to choose
 among the rules; the "report" half (seeds from 100, the other families) only
 reports them. ``--nested`` adds the check of ``honest_score_`` against an
-explicit nested loop.
+explicit nested loop; ``--check`` checks the fast ``RidgeCV`` baseline and
+the oracles against independent fits.
 
 Run: ``python benchmarks/bench_selection.py [--half report] [--quick]
 [--seeds 4] [--jobs 2] [--rules ...]``.
@@ -64,6 +65,7 @@ from _selection_families import (  # noqa: E402
     is_positive,
     make_instance,
     oracle_risks,
+    student_risk,
 )
 from _selection_report import report_all  # noqa: E402
 
@@ -127,6 +129,29 @@ def _ridge_mse_cv(X, y, splitter, alphas=ALPHAS):
 def kfold_splitters(seed):
     """Shuffled K-fold splitters of the rules (``None``: leave-one-out)."""
     return {key: _splits(cv, seed) for key, cv in CVS.items()}
+
+
+def check_instrument(seeds=range(3)):
+    """Check the fast baseline and the oracles against independent fits.
+
+    The fast ``RidgeCV`` must choose RidgeCV's own alpha, and the oracle's
+    risk at a fixed ``(alpha, xi_bar)`` must be that of
+    ``RepeatedSelfDistillationRegressor`` fitted with those parameters.
+    """
+    from skdistill import RepeatedSelfDistillationRegressor, xi_to_xi_bar
+
+    for family, n, seed in itertools.product(FAMILIES, (40, 300), seeds):
+        inst = make_instance(family, n, seed)
+        sp = _splits(5, seed)
+        fast = _ridge_mse_cv(inst.X, inst.y, sp).alpha
+        ref = RidgeCV(alphas=ALPHAS, cv=sp, scoring="neg_mean_squared_error")
+        assert fast == ref.fit(inst.X, inst.y).alpha_, (family, n, seed)
+        xi = [-0.5, 0.3]
+        est = RepeatedSelfDistillationRegressor(alpha=0.7, n_steps=2, xi=xi)
+        risk = student_risk(inst, 0.7, xi_to_xi_bar(xi))
+        expected = inst.risk_of(est.fit(inst.X, inst.y))
+        assert np.isclose(risk, expected, rtol=1e-8), (family, n, seed)
+    print("instrument checked: fast RidgeCV and oracle risks agree")
 
 
 def evaluate(X, y, score, splitters, rules):
@@ -233,7 +258,13 @@ def main():
     )
     parser.add_argument("--detail", nargs="*", default=[DEFAULT_RULE])
     parser.add_argument("--nested", action="store_true", help="check honest_score_")
+    parser.add_argument(
+        "--check", action="store_true", help="check the instrument and stop"
+    )
     args = parser.parse_args()
+    if args.check:
+        check_instrument()
+        return
     rules = all_rules()
     if args.rules:
         rules = {k: v for k, v in rules.items() if any(s in k for s in args.rules)}
