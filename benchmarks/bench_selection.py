@@ -1,76 +1,188 @@
 """Does ``SelfDistillCV``'s selection beat ``RidgeCV`` on held-out data?
 
 A cross-validated score of a tuned candidate is optimistic, so every rule is
-judged here by error on rows (or on a distribution) it never saw, divided by
-that of :class:`~sklearn.linear_model.RidgeCV` on the same alphas and folds.
+judged here by error on rows (or on a population) it never saw, divided by
+that of :class:`~sklearn.linear_model.RidgeCV` with the same alphas
+(``np.logspace(-3, 5, 40)``), the same splits and
+``scoring="neg_mean_squared_error"`` (like for like; ``cv=None`` is
+leave-one-out for both).
 
-* Negative controls (``real``): random training subsets of n = 40, 100, 300
-  and 1000 rows of diabetes and of the three UCI sets (``SKDISTILL_DATA``),
-  standardised features; the ratio of test mean squared errors on the
-  remaining rows (at most 5000 of them). Targets: mean ratio <= 1.00 at every
-  n, at most 5% of fits more than 5% worse.
-* Positive controls (``aligned``): random design with covariance spectrum
-  ``1/j`` (d = 20), true coefficients along the top eigenvector, noise 0.5;
-  the ratio of excess risks (exact, from the covariance). And fixed designs
-  (``fixed``) from :func:`make_self_distillation_regression` with singular
-  values ``sqrt(n) / j`` (d = 20, noise 0.5; the generator's default
-  ``1 / j`` would let the signal-to-noise ratio fall as ``1 / n``): excess
-  risk on the design. Target: mean ratio <= 0.8 at n = 100, 300 and 1000
-  with ``n_steps=(0, 1, 2, 3, 4)``, and never worse than offering ``(0, 1)``
-  alone.
-* ``nested``: the cheap nested estimate ``honest_score_`` against an
-  explicit nested loop of ``SelfDistillCV`` fits.
+* Synthetic families (``benchmarks/_selection_families.py``): positive
+  controls (signal along one, two or three top eigenvectors or a middle one)
+  and negative controls (random coefficients), spectra from ``1/sqrt(j)`` to
+  ``1/j^2``, rotated Gaussian and coordinate heavy-tailed designs, d / n from
+  0.02 to 0.5, signal-to-noise from 0.25 to 16. The ratio is one of exact
+  excess risks (for negatives that is stricter than the test-MSE ratio).
+  For each instance the oracle ridge and the oracle 1- and 2-step students
+  (alpha and ``xi_bar`` tuned on the true risk) are computed; the share of
+  the oracle's gain captured is ``sum log(ratio) / sum log(oracle ratio)``
+  with the 2-step oracle.
+* Negative controls on real data (``real``): random training subsets of
+  diabetes and of the three UCI sets (``SKDISTILL_DATA``), standardised
+  features; the ratio of test mean squared errors on the remaining rows (at
+  most 5000).
+* Defaults against defaults: ``SelfDistillCV()`` against ``RidgeCV()``
+  (what a user who swaps one class for the other gets).
 
-Every method is ``SelfDistillCV(alphas=np.logspace(-3, 5, 40), cv=KFold(5,
-shuffle=True))`` with a selection rule and a set of step counts (``cv=None``:
-leave-one-out). Also printed: the distribution of the chosen ``n_steps``.
-The rules were designed on seeds 0-9; by default the benchmark judges them on
-seeds 10-19.
+Targets (issue 20): negatives, mean ratio <= 1.00 at every n and at most 5%
+of fits more than 5% worse; positives, mean ratio <= 0.9 at n = 100 and
+<= 0.7 at n = 300 and 1000 on every family, and half the oracle's log-gain at
+n = 1000; offering ``n_steps`` up to 4 never makes the worst fit more than 2%
+worse than offering ``(0, 1)``.
 
-Run: ``python benchmarks/bench_selection.py [--seeds 10] [--quick]``.
+The rules (the front) are combinations of ``selection``,
+``filter_constraint``, ``n_steps`` and ``cv`` (``--rules`` filters them by
+substring; the default rule is ``stepwise/shrink/0-2/cv5``). Halves: the
+"design" half (seeds from 0, the families marked "design") was used to choose
+among the rules; the "report" half (seeds from 100, the other families) only
+reports them. ``--nested`` adds the check of ``honest_score_`` against an
+explicit nested loop; ``--check`` checks the fast ``RidgeCV`` baseline and
+the oracles against independent fits.
+
+Run: ``python benchmarks/bench_selection.py [--half report] [--quick]
+[--seeds 4] [--jobs 2] [--rules ...]``.
 """
 
 import argparse
+import itertools
 import os
+import sys
 import time
 import warnings
-from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from sklearn.datasets import load_diabetes
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import RidgeCV
+from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
-from skdistill import SelfDistillCV
-from skdistill.datasets import (
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _selection_families import (  # noqa: E402
+    FAMILIES,
+    is_positive,
+    make_instance,
+    oracle_risks,
+    student_risk,
+)
+from _selection_report import report_all  # noqa: E402
+
+from skdistill import SelfDistillCV  # noqa: E402
+from skdistill.datasets import (  # noqa: E402
     fetch_air_quality,
     fetch_airfoil_self_noise,
     fetch_appliances_energy,
-    make_self_distillation_regression,
 )
 
 warnings.simplefilter("ignore", ConvergenceWarning)
 warnings.simplefilter("ignore", UserWarning)
 
 ALPHAS = np.logspace(-3, 5, 40)
-STEPS = (0, 1, 2, 3, 4)
-METHODS = {
-    # The raw optimum with free filters (the papers' protocol on one split).
-    "raw free": dict(selection="raw", filter_constraint="none"),
-    # The default: selection="stepwise", filter_constraint="auto".
-    "default": dict(),
-    "stepwise free": dict(selection="stepwise", filter_constraint="none"),
-    "one_se": dict(selection="one_se"),
-    "honest": dict(selection="honest"),
-    "default loo": dict(cv=None),
-    "default 0-1": dict(n_steps=(0, 1)),
-    "default norescale": dict(rescale_alpha=False),
-}
+NS = (40, 100, 300, 1000)
+SELECTIONS = ("stepwise", "one_se", "honest", "raw")
+CONSTRAINTS = ("shrink", "none")
+STEP_SETS = {"0-1": (0, 1), "0-2": (0, 1, 2), "0-4": (0, 1, 2, 3, 4)}
+CVS = {"cv5": 5, "cv10": 10, "loo": None}
+DEFAULT_RULE = "stepwise/shrink/0-2/cv5"
+FIRST_SEED = {"design": 0, "report": 100}
+
+
+def all_rules():
+    """Every rule of the front: name -> ``SelfDistillCV`` keyword arguments."""
+    rules = {}
+    for sel, con, steps, cv in itertools.product(
+        SELECTIONS, CONSTRAINTS, STEP_SETS, CVS
+    ):
+        rules[f"{sel}/{con}/{steps}/{cv}"] = dict(
+            selection=sel, filter_constraint=con, n_steps=STEP_SETS[steps], cv=CVS[cv]
+        )
+    return rules
+
+
+def _splits(cv, seed):
+    return None if cv is None else KFold(cv, shuffle=True, random_state=seed)
+
+
+def _ridge_mse_cv(X, y, splitter, alphas=ALPHAS):
+    """``RidgeCV(alphas, cv=splitter, scoring="neg_mean_squared_error")``.
+
+    The same choice (the first alpha of best mean fold score) from one SVD per
+    fold instead of one refit per alpha and fold; ``None`` is RidgeCV itself.
+    """
+    if splitter is None:
+        return RidgeCV(alphas=alphas, scoring="neg_mean_squared_error").fit(X, y)
+    scores = np.zeros(len(alphas))
+    for tr, va in splitter.split(X):
+        xm, ym = X[tr].mean(axis=0), y[tr].mean()
+        U, s, Vt = np.linalg.svd(X[tr] - xm, full_matrices=False)
+        uty = U.T @ (y[tr] - ym)
+        P = (X[va] - xm) @ Vt.T
+        filt = s / (s[None, :] ** 2 + np.asarray(alphas)[:, None])
+        pred = (filt * uty) @ P.T + ym
+        scores += np.mean((y[va] - pred) ** 2, axis=1)
+    alpha = alphas[int(np.argmin(scores))]
+    return Ridge(alpha=alpha).fit(X, y)
+
+
+def kfold_splitters(seed):
+    """Shuffled K-fold splitters of the rules (``None``: leave-one-out)."""
+    return {key: _splits(cv, seed) for key, cv in CVS.items()}
+
+
+def check_instrument(seeds=range(3)):
+    """Check the fast baseline and the oracles against independent fits.
+
+    The fast ``RidgeCV`` must choose RidgeCV's own alpha, and the oracle's
+    risk at a fixed ``(alpha, xi_bar)`` must be that of
+    ``RepeatedSelfDistillationRegressor`` fitted with those parameters.
+    """
+    from skdistill import RepeatedSelfDistillationRegressor, xi_to_xi_bar
+
+    for family, n, seed in itertools.product(FAMILIES, (40, 300), seeds):
+        inst = make_instance(family, n, seed)
+        sp = _splits(5, seed)
+        fast = _ridge_mse_cv(inst.X, inst.y, sp).alpha
+        ref = RidgeCV(alphas=ALPHAS, cv=sp, scoring="neg_mean_squared_error")
+        assert fast == ref.fit(inst.X, inst.y).alpha_, (family, n, seed)
+        xi = [-0.5, 0.3]
+        est = RepeatedSelfDistillationRegressor(alpha=0.7, n_steps=2, xi=xi)
+        risk = student_risk(inst, 0.7, xi_to_xi_bar(xi))
+        expected = inst.risk_of(est.fit(inst.X, inst.y))
+        assert np.isclose(risk, expected, rtol=1e-8), (family, n, seed)
+    print("instrument checked: fast RidgeCV and oracle risks agree")
+
+
+def evaluate(X, y, score, splitters, rules):
+    """Ratios of ``score`` for each rule and for defaults against defaults.
+
+    ``splitters`` maps each rule's ``cv`` key to the splitter that both the
+    rule and its ``RidgeCV`` baseline use.
+    """
+    base = {cv: score(_ridge_mse_cv(X, y, sp)) for cv, sp in splitters.items()}
+    out = {}
+    for name, kw in rules.items():
+        cv = name.rsplit("/", 1)[1]
+        kw = {**kw, "cv": splitters[cv]}
+        est = SelfDistillCV(alphas=ALPHAS, return_honest_score=False, **kw)
+        est.fit(X, y)
+        out[name] = (score(est) / base[cv], int(est.n_steps_), base[cv])
+    default = SelfDistillCV(return_honest_score=False).fit(X, y)
+    out["defaults"] = (score(default) / score(RidgeCV().fit(X, y)), 0, np.nan)
+    return out
+
+
+def _synthetic_task(args):
+    family, n, seed, rules = args
+    inst = make_instance(family, n, seed)
+    oracles = oracle_risks(inst)
+    res = evaluate(inst.X, inst.y, inst.risk_of, kfold_splitters(seed), rules)
+    return ("pos" if is_positive(family) else "neg", family, n, seed, res, oracles)
 
 
 def real_datasets():
+    """Diabetes and, with ``SKDISTILL_DATA`` set, the three UCI sets."""
     out = {"diabetes": load_diabetes(return_X_y=True)}
     if os.environ.get("SKDISTILL_DATA"):
         for name, fetch in (
@@ -82,203 +194,94 @@ def real_datasets():
     return out
 
 
-def _fit_methods(X, y, cv, methods):
-    ridge = RidgeCV(alphas=ALPHAS, cv=cv, scoring="neg_mean_squared_error").fit(X, y)
-    fitted = {}
-    for name in methods:
-        kw = {"n_steps": STEPS, "cv": cv, **METHODS[name]}
-        fitted[name] = SelfDistillCV(alphas=ALPHAS, **kw).fit(X, y)
-    return ridge, fitted
+def _real_task(args):
+    name, n, seed, rules, max_test = args
+    X, y = real_datasets()[name]
+    rng = np.random.default_rng(1000 * seed + n)
+    perm = rng.permutation(len(y))
+    tr, te = perm[:n], perm[n:][:max_test]
+    sc = StandardScaler().fit(X[tr])
+    Xtr, Xte = sc.transform(X[tr]), sc.transform(X[te])
 
+    def score(est):
+        return float(np.mean((y[te] - est.predict(Xte)) ** 2))
 
-def run_real(ns, seeds, methods, max_test=5000):
-    rows = {}
-    for n in ns:
-        for X, y in real_datasets().values():
-            if n >= len(y) - 20:
-                continue
-            for seed in seeds:
-                rng = np.random.default_rng(1000 * seed + n)
-                perm = rng.permutation(len(y))
-                tr, te = perm[:n], perm[n:][:max_test]
-                sc = StandardScaler().fit(X[tr])
-                Xtr, Xte = sc.transform(X[tr]), sc.transform(X[te])
-                cv = KFold(5, shuffle=True, random_state=seed)
-                ridge, fitted = _fit_methods(Xtr, y[tr], cv, methods)
-                base = np.mean((y[te] - ridge.predict(Xte)) ** 2)
-                for m, est in fitted.items():
-                    ratio = np.mean((y[te] - est.predict(Xte)) ** 2) / base
-                    rows.setdefault((n, m), []).append((ratio, est.n_steps_))
-    return rows
-
-
-def _aligned(n, seed, d=20, noise=0.5):
-    rng = np.random.default_rng(seed)
-    cov = 1.0 / np.arange(1, d + 1)
-    X = rng.normal(size=(n, d)) * np.sqrt(cov)
-    coef = np.zeros(d)
-    coef[0] = 1.0
-    y = X @ coef + noise * rng.normal(size=n)
-
-    def risk(est):
-        delta = est.coef_ - coef
-        return float(delta @ (cov * delta) + est.intercept_**2)
-
-    return X, y, risk
-
-
-def _fixed(n, seed, d=20, noise=0.5):
-    X, y, coef = make_self_distillation_regression(n, d, noise=noise, random_state=seed)
-
-    def risk(est):
-        delta = X @ (est.coef_ - coef) + est.intercept_
-        return float(np.mean(delta**2))
-
-    return X, y, risk
-
-
-def run_synthetic(family, ns, seeds, methods):
-    rows = {}
-    for n in ns:
-        for seed in seeds:
-            X, y, risk = family(n, seed)
-            cv = KFold(5, shuffle=True, random_state=seed)
-            ridge, fitted = _fit_methods(X, y, cv, methods)
-            base = risk(ridge)
-            for m, est in fitted.items():
-                rows.setdefault((n, m), []).append((risk(est) / base, est.n_steps_))
-    return rows
-
-
-def run_nested(ns, seeds, K=5):
-    """The cheap nested estimate (``honest_score_``) against explicit nesting.
-
-    Explicit: for each outer fold j, ``SelfDistillCV`` is fitted on the other
-    folds' rows with those folds as its splits, and its predictions are
-    scored on fold j. Cheap: the same selection re-run on the other folds'
-    statistics, whose teachers also saw fold j's rows. Also reported: the
-    test error of the fit on all rows, which both estimate.
-    """
-    rows = []
-    for n in ns:
-        for name, (X, y) in real_datasets().items():
-            if n >= len(y) - 20:
-                continue
-            for seed in seeds:
-                rng = np.random.default_rng(7 + 1000 * seed + n)
-                perm = rng.permutation(len(y))
-                tr, te = perm[:n], perm[n:][:5000]
-                sc = StandardScaler().fit(X[tr])
-                Xtr, Xte, ytr = sc.transform(X[tr]), sc.transform(X[te]), y[tr]
-                folds = list(KFold(K, shuffle=True, random_state=seed).split(Xtr))
-                kw = dict(alphas=ALPHAS, n_steps=STEPS)
-                full = SelfDistillCV(cv=folds, **kw).fit(Xtr, ytr)
-                outer = []
-                for j, (_, val) in enumerate(folds):
-                    rest = np.concatenate([f[1] for i, f in enumerate(folds) if i != j])
-                    pos = np.empty(n, dtype=int)
-                    pos[rest] = np.arange(rest.size)
-                    inner = [
-                        (np.setdiff1d(pos[rest], pos[f[1]]), pos[f[1]])
-                        for i, f in enumerate(folds)
-                        if i != j
-                    ]
-                    est = SelfDistillCV(cv=inner, **kw).fit(Xtr[rest], ytr[rest])
-                    outer.append(-np.mean((ytr[val] - est.predict(Xtr[val])) ** 2))
-                test = -np.mean((y[te] - full.predict(Xte)) ** 2)
-                rows.append((n, name, full.honest_score_, np.mean(outer), test))
-    return rows
-
-
-def report_nested(rows):
-    print(
-        "\nNested estimate of the selection (honest_score_) vs an explicit "
-        "nested loop of SelfDistillCV fits (same outer folds), in MSE"
+    return (
+        "real",
+        name,
+        n,
+        seed,
+        evaluate(Xtr, y[tr], score, kfold_splitters(seed), rules),
+        None,
     )
-    print(
-        f"  {'n':>5} {'cheap/explicit':>15} {'|diff|/explicit':>16} "
-        f"{'cheap/test':>11} {'explicit/test':>14}"
-    )
-    for n in sorted({r[0] for r in rows}):
-        r = np.array([x[2:] for x in rows if x[0] == n])
-        cheap, explicit, test = -r[:, 0], -r[:, 1], -r[:, 2]
-        print(
-            f"  {n:>5} {np.mean(cheap / explicit):15.3f} "
-            f"{np.mean(np.abs(cheap - explicit) / explicit):16.3f} "
-            f"{np.mean(cheap / test):11.3f} {np.mean(explicit / test):14.3f}"
-        )
 
 
-def report(title, rows, methods):
-    print(f"\n{title}")
-    print(
-        f"  {'n':>5} {'method':>16} {'mean':>7} {'median':>7} {'worst':>7} "
-        f"{'>5% worse':>9}  chosen n_steps"
-    )
-    ns = sorted({n for n, _ in rows})
-    for n in ns:
-        for m in methods:
-            if (n, m) not in rows:
-                continue
-            r = np.array([v for v, _ in rows[(n, m)]])
-            ks = Counter(int(k) for _, k in rows[(n, m)])
-            print(
-                f"  {n:>5} {m:>16} {r.mean():7.3f} {np.median(r):7.3f} "
-                f"{r.max():7.3f} {np.mean(r > 1.05):9.0%}  "
-                f"{dict(sorted(ks.items()))}"
-            )
+def tasks(half, ns, seeds, rules, parts, max_test=5000):
+    """The (function, argument) pairs of one run."""
+    out = []
+    if "synthetic" in parts:
+        fams = [f for f, spec in FAMILIES.items() if spec["half"] == half]
+        for family, n, seed in itertools.product(fams, ns, seeds):
+            out.append((_synthetic_task, (family, n, seed, rules)))
+    if "real" in parts:
+        sizes = {name: len(y) for name, (_, y) in real_datasets().items()}
+        for name, n, seed in itertools.product(sizes, ns, seeds):
+            if n < sizes[name] - 20:
+                out.append((_real_task, (name, n, seed, rules, max_test)))
+    return out
+
+
+def _call(pair):
+    return pair[0](pair[1])
+
+
+def run(pairs, jobs):
+    """Run the tasks, in ``jobs`` processes; returns their records."""
+    if jobs == 1:
+        return [_call(p) for p in pairs]
+    with ProcessPoolExecutor(jobs) as pool:
+        return list(pool.map(_call, pairs, chunksize=1))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--half", choices=("design", "report"), default="report")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="4 seeds")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--ns", type=int, nargs="*", default=list(NS))
     parser.add_argument(
-        "--first-seed",
-        type=int,
-        default=10,
-        help="seeds 0-9 were used to design the rules: judge them on others",
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer sizes")
-    parser.add_argument(
-        "--methods", nargs="*", default=list(METHODS), choices=list(METHODS)
+        "--rules", nargs="*", default=None, help="substrings of rule names"
     )
     parser.add_argument(
-        "--only",
-        nargs="*",
-        default=["real", "aligned", "fixed", "nested"],
-        help="parts",
+        "--parts", nargs="*", default=["synthetic", "real"], help="parts"
+    )
+    parser.add_argument("--detail", nargs="*", default=[DEFAULT_RULE])
+    parser.add_argument("--nested", action="store_true", help="check honest_score_")
+    parser.add_argument(
+        "--check", action="store_true", help="check the instrument and stop"
     )
     args = parser.parse_args()
-    real_ns = (40, 100) if args.quick else (40, 100, 300, 1000)
-    syn_ns = (100, 300) if args.quick else (100, 300, 1000)
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    if args.check:
+        check_instrument()
+        return
+    rules = all_rules()
+    if args.rules:
+        rules = {k: v for k, v in rules.items() if any(s in k for s in args.rules)}
+    rules.setdefault(DEFAULT_RULE, all_rules()[DEFAULT_RULE])
+    n_seeds = 4 if args.quick else args.seeds
+    seeds = range(FIRST_SEED[args.half], FIRST_SEED[args.half] + n_seeds)
     tic = time.perf_counter()
-    if "real" in args.only:
-        rows = run_real(real_ns, seeds, args.methods)
-        report(
-            "Negative controls: test MSE / RidgeCV's (target: mean <= 1.00, "
-            "<= 5% of fits > 1.05)",
-            rows,
-            args.methods,
-        )
-    if "aligned" in args.only:
-        rows = run_synthetic(_aligned, syn_ns, seeds, args.methods)
-        report(
-            "Positive controls, aligned signal: excess risk / RidgeCV's "
-            "(target: mean <= 0.8)",
-            rows,
-            args.methods,
-        )
-    if "fixed" in args.only:
-        rows = run_synthetic(_fixed, syn_ns, seeds, args.methods)
-        report(
-            "Positive controls, the paper's fixed design: excess risk / "
-            "RidgeCV's (target: mean <= 0.8)",
-            rows,
-            args.methods,
-        )
-    if "nested" in args.only:
-        report_nested(run_nested((40, 100, 300), seeds[: max(3, len(seeds) // 2)]))
+    records = run(tasks(args.half, args.ns, seeds, rules, args.parts), args.jobs)
+    print(
+        f"{args.half} half: seeds {seeds.start}-{seeds.stop - 1}, families "
+        f"marked {args.half!r}, n in {tuple(args.ns)}, {len(rules)} rules"
+    )
+    report_all(records, list(rules), args.detail, DEFAULT_RULE)
+    if args.nested:
+        from _selection_nested import report_nested, run_nested
+
+        report_nested(run_nested(real_datasets(), ALPHAS, (40, 100, 300), seeds))
     print(f"\n({time.perf_counter() - tic:.0f} s)")
 
 
