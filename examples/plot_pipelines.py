@@ -42,6 +42,7 @@ print(f"inner CV MSE {-search.best_score_:.1f}")
 # The cross-validation curves, one per number of steps
 # ----------------------------------------------------
 display = SelfDistillCVDisplay.from_estimator(search)
+display.ax_.set_title("Inner 5-fold CV error on the diabetes data")
 plt.show()
 
 # %%

@@ -156,7 +156,10 @@ for i, (name, ratios, steps) in enumerate(rows):
     ax.plot(x, ratios, "os"[i], ms=7, label=name)
     for xj, rj, kj in zip(x, ratios, steps, strict=True):
         if kj:  # a student: label its number of steps
-            ax.annotate(f"k={kj}", (xj, rj), textcoords="offset points", xytext=(6, -4))
+            ax.annotate(
+                f"k={kj}", (xj, rj), textcoords="offset points", xytext=(0, 8),
+                ha="center",
+            )  # fmt: skip
 ax.axhline(1.0, color="k", ls="--", lw=1)
 ax.set_xticks(seeds)
 ax.set_ylim(0, 1.15)
