@@ -55,6 +55,12 @@ def _check_quickstart(namespace, out):
     for _, ratios, steps in namespace["rows"]:
         assert len(ratios) == len(steps) == 5
         assert np.all(np.isfinite(ratios)) and np.all(ratios > 0)
+    # The page's reading of the diabetes row: ridge on most splits, and the
+    # test error within a percent of RidgeCV's on every split.
+    name, ratios, steps = namespace["rows"][0]
+    assert name.startswith("diabetes")
+    assert sum(k == 0 for k in steps) > len(steps) / 2
+    assert np.all(np.abs(ratios - 1) < 0.01)
     # Every printed number is labelled (a newcomer must not need the source).
     for label in [
         "n_steps_ (0 = ridge)",
