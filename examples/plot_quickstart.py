@@ -140,13 +140,14 @@ print(
     "\n  training rows (the design is fixed, only the noise is random)."
 )
 print(
-    f"{'problem':<27} {'mean':>6} {'median':>6} {'max':>6}  "
-    "ratio for each seed; steps chosen for each seed"
+    f"\n{'problem':<26}{'mean':>6}{'median':>7}{'max':>6}  "
+    f"{'ratio for each seed':<29}  n_steps_"
 )
 for name, ratios, steps in rows:
     print(
-        f"{name:<27} {ratios.mean():6.3f} {np.median(ratios):6.3f} "
-        f"{ratios.max():6.3f}  {np.round(ratios, 3)}; n_steps_={steps}"
+        f"{name:<26}{ratios.mean():6.3f}{np.median(ratios):7.3f}"
+        f"{ratios.max():6.3f}  {' '.join(f'{r:.3f}' for r in ratios)}  "
+        + " ".join(str(k) for k in steps)
     )
 
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
