@@ -126,6 +126,6 @@ plt.show()
 # over-fits (test MSE about 5000 against about 2900 for RidgeCV) and its
 # students recover part of that, by roughly 10%; the strongly regularised
 # network is already close to ridge and its students gain about 3%, small
-# but on 9 or 10 of the 10 splits. Distillation here acts as extra
+# but on 8 to 10 of the 10 splits. Distillation here acts as extra
 # regularisation: it does not make the over-fitted network competitive with
 # a well-regularised model.

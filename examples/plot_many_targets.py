@@ -209,7 +209,7 @@ plt.show()
 # student, and these did not gain (median ratio 1.045).
 #
 # Not every choice pays: of the 176 targets with a student, 160 did more than
-# 5% better than ridge and 13 more than 5% worse (the worst, 4.75 times
+# 5% better than ridge and 13 more than 5% worse (the worst, about 4.8 times
 # ridge's error).
 #
 # The default rule is conservative. It keeps ridge unless a student wins on

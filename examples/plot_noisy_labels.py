@@ -96,7 +96,8 @@ ax.plot([0, 1, 5], [0.24, 0.19, 0.16], "k*", ms=12, label="paper (replica)")
 ax.set_xlabel("stage (0 = teacher)")
 ax.set_ylabel("clean test error")
 ax.set_title("n = d = 200, noise variance 0.5, 30% flipped")
-ax.legend()
+ax.set_ylim(top=ax.get_ylim()[1] + 0.06)  # room for the legend above the curves
+ax.legend(loc="upper left", ncols=2, fontsize="small")
 fig.tight_layout()
 
 hard = oracle[:, 0].mean(axis=0)

@@ -15,8 +15,6 @@ candidates on the same folds).
 # %%
 # A pipeline
 # ----------
-import warnings
-
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_diabetes
@@ -26,10 +24,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skdistill import SelfDistillCV
-from skdistill.exceptions import AlphaGridWarning
 from skdistill.plotting import SelfDistillCVDisplay
 
-warnings.simplefilter("ignore", AlphaGridWarning)
 X, y = load_diabetes(return_X_y=True)
 inner = KFold(5, shuffle=True, random_state=0)
 pipe = make_pipeline(StandardScaler(), SelfDistillCV(n_steps=(0, 1, 2), cv=inner))
@@ -42,6 +38,7 @@ print(f"inner CV MSE {-search.best_score_:.1f}")
 # The cross-validation curves, one per number of steps
 # ----------------------------------------------------
 display = SelfDistillCVDisplay.from_estimator(search)
+display.ax_.set_title("Inner 5-fold CV error on the diabetes data")
 plt.show()
 
 # %%

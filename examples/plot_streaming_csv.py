@@ -25,7 +25,6 @@ report the same cross-validation scores.
 import tempfile
 import time
 import tracemalloc
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -33,9 +32,6 @@ import numpy as np
 import pandas as pd
 
 from skdistill import RepeatedSelfDistillationRegressor, SelfDistillCV, hash_folds
-from skdistill.exceptions import AlphaGridWarning
-
-warnings.simplefilter("ignore", AlphaGridWarning)
 
 n_rows, n_features, chunksize = 100_000, 20, 5_000
 rng = np.random.default_rng(0)

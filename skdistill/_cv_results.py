@@ -109,12 +109,31 @@ def format_cv_results(params, scores, fit_time, score_time, extra=None):
         split = np.asarray(split, dtype=float)
         for i in range(split.shape[1]):
             results[f"split{i}_{prefix}_score"] = split[:, i]
-        mean = split.mean(axis=1)
+        mean, std = _mean_std(split)
         results[f"mean_{prefix}_score"] = mean
-        with np.errstate(invalid="ignore"):  # scores of -inf (y near 1e200)
-            results[f"std_{prefix}_score"] = split.std(axis=1)
+        results[f"std_{prefix}_score"] = std
         ranked = np.where(np.isnan(mean), -np.inf, mean)
         results[f"rank_{prefix}_score"] = rankdata(-ranked, method="min").astype(
             np.int32
         )
     return results
+
+
+def _mean_std(split):
+    """Row means and standard deviations of ``split``, without overflow.
+
+    Each row is divided by the power of two just above its largest finite
+    magnitude first (exact, so that ordinary scores give the plain results
+    bit for bit), so that scores near the largest float (a target scaled by
+    ``1e150`` has squared errors near ``1e300``) overflow neither in the
+    squares of the spread nor in the sum of the mean. Rows with an infinite
+    score get a NaN spread.
+    """
+    finite = np.where(np.isfinite(split), np.abs(split), 0.0)
+    _, exponent = np.frexp(finite.max(axis=1, initial=0.0))
+    scale = np.ldexp(1.0, np.minimum(exponent, 1023))[:, None]  # 2**1024 is inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = split / scale
+        mean = scaled.mean(axis=1) * scale[:, 0]
+        std = scaled.std(axis=1) * scale[:, 0]
+    return mean, std

@@ -24,7 +24,7 @@ from ._array_api import check_numpy_only
 from ._cv_results import SearchResult, format_cv_results
 from ._filter import xi_to_xi_bar
 from ._progress import Progress
-from ._validation import check_splits
+from ._validation import check_finite_target, check_splits
 from .exceptions import warn_user
 
 __all__ = ["default_distributions", "search_optuna"]
@@ -150,7 +150,8 @@ def search_optuna(
         Training data: any indexable input (lists, arrays, DataFrames; sparse
         matrices are converted to CSR), as in scikit-learn's searches.
     y : array-like of shape (n_samples,) or (n_samples, n_targets)
-        Targets.
+        Targets; numeric ones must be finite (a ValueError naming ``y``
+        before the study starts).
     sample_weight : array-like of shape (n_samples,) or None
         Passed to every fit, and to the scorer when it accepts
         ``sample_weight`` (otherwise the validation scores are unweighted,
@@ -194,6 +195,7 @@ def search_optuna(
     optuna = _import_optuna()
     estimator = _explicit_estimator(estimator)
     X, y, groups = indexable(X, y, groups)
+    check_finite_target(y)
     if sample_weight is not None:
         sample_weight = _check_sample_weight(
             sample_weight,
@@ -225,8 +227,9 @@ def search_optuna(
         progress(f"trial {trial.number + 1}: score={scores.mean():.6g} {params}", 2)
         return float(scores.mean())
 
-    sampler = optuna.samplers.TPESampler(seed=_seed(random_state))
-    study = optuna.create_study(direction="maximize", sampler=sampler)
+    with _quiet_optuna(optuna, verbose):  # creating a study logs a line
+        sampler = optuna.samplers.TPESampler(seed=_seed(random_state))
+        study = optuna.create_study(direction="maximize", sampler=sampler)
     if has_xi and _has_param(estimator, "n_steps"):
         # The teacher alone is always a candidate: the search never ends
         # worse than the best undistilled trial it could have proposed.

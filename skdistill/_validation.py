@@ -4,12 +4,13 @@ import copy
 
 import numpy as np
 from sklearn.model_selection import check_cv
-from sklearn.utils import check_random_state, get_tags
+from sklearn.utils import assert_all_finite, check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._array_api import check_numpy_only
 
 __all__ = [
+    "check_finite_target",
     "check_predict_X",
     "check_splits",
     "check_step_array",
@@ -275,6 +276,22 @@ def check_regression_target(y, scorer, scoring, *, classifier):
                 "continuous and the estimator a regressor. Use a regression "
                 "scorer such as 'neg_mean_squared_error' or 'r2'."
             )
+
+
+def check_finite_target(y):
+    """A ValueError naming ``y`` when a numeric target holds NaN or infinity.
+
+    The closed-form search rejects such targets while validating its input;
+    this gives the optuna search the same message before its study starts,
+    instead of one from inside the first trial's fit or scorer. Non-numeric
+    targets (class labels) and inputs that are not array-like are left to the
+    estimator.
+    """
+    if y is None or not hasattr(y, "__len__"):
+        return
+    arr = np.asarray(y)
+    if arr.dtype.kind in "fc":
+        assert_all_finite(arr, input_name="y")
 
 
 def _is_number(value):

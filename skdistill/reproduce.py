@@ -570,7 +570,7 @@ experiments:
 outputs:
   Each writes EXPERIMENT.json (the numbers, with "keys" explaining them and
   the versions of Python and the packages) and EXPERIMENT.png (a figure,
-  needs matplotlib: pip install "skdistill[plotting]"; or pass --no-plot)
+  needs matplotlib: pip install matplotlib; or pass --no-plot)
   into --out, and prints a table on stdout; progress goes to stderr.
 
 examples:
@@ -595,8 +595,8 @@ def _check_matplotlib():
     except ImportError as exc:
         raise _CommandLineError(
             "the figure needs matplotlib, which is not installed: install it "
-            'with pip install "skdistill[plotting]" (or pip install matplotlib), '
-            "or pass --no-plot to write only the numbers."
+            "with pip install matplotlib (or, in a clone of skdistill, pip "
+            "install '.[plotting]'), or pass --no-plot to write only the numbers."
         ) from exc
 
 

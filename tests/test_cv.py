@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import statistics
 import warnings
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from skdistill import (
     SelfDistillCV,
     xi_bar_to_xi,
 )
+from skdistill._cv_results import format_cv_results
 
 ALPHAS = np.logspace(-2, 2, 9)
 
@@ -474,6 +476,49 @@ def test_extreme_target_scales_give_the_same_choice(scale):
         assert got.best_score_ == pytest.approx(ref.best_score_ * scale**2, rel=1e-9)
     else:
         assert got.best_score_ == -np.inf
+
+
+def test_score_spread_of_a_target_scaled_by_1e150_is_finite_and_quiet():
+    # Squared errors near 1e300: their squares overflow, not their spread.
+    X, y = _data(n=40, d=4, seed=8)
+    kw = dict(alphas=ALPHAS, n_steps=(0, 1, 2), cv=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = SelfDistillCV(**kw).fit(X, y)
+        warnings.simplefilter("error", RuntimeWarning)
+        got = SelfDistillCV(**kw).fit(X, y * 1e150)
+    std = got.cv_results_["std_test_score"]
+    assert np.all(np.isfinite(std))
+    np.testing.assert_allclose(
+        std, ref.cv_results_["std_test_score"] * 1e300, rtol=1e-9
+    )
+
+
+@pytest.mark.parametrize("top", [1e300, 1.7e308])
+def test_cv_results_mean_and_std_match_exact_arithmetic(top):
+    # statistics computes in exact rationals: no overflow. The float results
+    # may differ by the rounding of the mean (a few ulps of the largest score).
+    split = -np.array([[top, top / 3, top / 7], [1.0, 2.0, 4.0], [top, top, top]])
+    res = format_cv_results([{}] * 3, {"test": split}, np.zeros(3), np.zeros(3))
+    for i, row in enumerate(split.tolist()):
+        ulps = 8 * np.finfo(float).eps * max(abs(v) for v in row)
+        assert res["mean_test_score"][i] == pytest.approx(
+            statistics.mean(row), rel=1e-15
+        )
+        assert res["std_test_score"][i] == pytest.approx(
+            statistics.pstdev(row), rel=1e-14, abs=ulps
+        )
+
+
+def test_cv_results_of_an_infinite_score_keep_it_in_the_mean():
+    split = np.array([[-np.inf, -1.0], [-1.0, -3.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = format_cv_results([{}] * 2, {"test": split}, np.zeros(2), np.zeros(2))
+    assert res["mean_test_score"][0] == -np.inf
+    assert np.isnan(res["std_test_score"][0])
+    assert res["std_test_score"][1] == 1.0
+    assert list(res["rank_test_score"]) == [2, 1]
 
 
 def test_weighted_r2_split_scores_equal_sklearns_r2():

@@ -9,6 +9,7 @@ tests never download.
 """
 
 import ast
+import contextlib
 import os
 import re
 import runpy
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from skdistill.exceptions import AlphaGridWarning
 
 matplotlib = pytest.importorskip("matplotlib")
 
@@ -52,6 +55,12 @@ def _check_quickstart(namespace, out):
     for _, ratios, steps in namespace["rows"]:
         assert len(ratios) == len(steps) == 5
         assert np.all(np.isfinite(ratios)) and np.all(ratios > 0)
+    # The page's reading of the diabetes row: ridge on most splits, and the
+    # test error within a percent of RidgeCV's on every split.
+    name, ratios, steps = namespace["rows"][0]
+    assert name.startswith("diabetes")
+    assert sum(k == 0 for k in steps) > len(steps) / 2
+    assert np.all(np.abs(ratios - 1) < 0.01)
     # Every printed number is labelled (a newcomer must not need the source).
     for label in [
         "n_steps_ (0 = ridge)",
@@ -147,6 +156,20 @@ _RESULT_CHECKS = {
 }
 
 
+# Warnings an example shows on purpose (its text discusses them): asserted,
+# so that they neither clutter the test summary nor vanish unnoticed.
+_EXPECTED_WARNINGS = {
+    "plot_quickstart.py": (AlphaGridWarning, "largest value of the grid"),
+}
+
+
+def _expected_warning(name):
+    if name not in _EXPECTED_WARNINGS:
+        return contextlib.nullcontext()
+    category, match = _EXPECTED_WARNINGS[name]
+    return pytest.warns(category, match=match)
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
 def test_example_runs(path, tmp_path, monkeypatch, capsys):
     if _NEEDS_DATA.search(path.read_text()) and not os.environ.get("SKDISTILL_DATA"):
@@ -158,7 +181,8 @@ def test_example_runs(path, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", [str(path)])
     plt.close("all")
     try:
-        namespace = runpy.run_path(str(path), run_name="__main__")
+        with _expected_warning(path.name):
+            namespace = runpy.run_path(str(path), run_name="__main__")
         # Every gallery page shows a figure (and gets a thumbnail from it).
         assert plt.get_fignums(), f"{path.name} draws no figure"
         for num in plt.get_fignums():
@@ -174,6 +198,7 @@ def test_example_runs(path, tmp_path, monkeypatch, capsys):
 def test_result_checks_name_existing_examples():
     names = {path.name for path in EXAMPLES}
     assert set(_RESULT_CHECKS) <= names
+    assert set(_EXPECTED_WARNINGS) <= names
 
 
 # Sphinx roles such as :class:`~pkg.Name` are left as raw text in the Jupyter

@@ -61,8 +61,8 @@ def test_small_end_that_still_shrinks_warns():
     ],
 )
 def test_regression_search_refuses_classification_input_up_front(kw, y, match):
-    # Before: numpy's "could not convert string to float", or an optuna study
-    # that ran into a traceback inside its first trial.
+    # Without the early check: numpy's "could not convert string to float",
+    # or an optuna study that runs into a traceback inside its first trial.
     X, y0 = _data(n=30, d=3)
     with pytest.raises(ValueError, match=match):
         SelfDistillCV(**kw).fit(X, y0 if y is None else y)

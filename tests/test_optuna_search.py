@@ -5,6 +5,7 @@ explicit loops of fits on the same folds with the reported parameters.
 """
 
 import importlib.util
+import logging
 import subprocess
 import sys
 import warnings
@@ -257,6 +258,54 @@ def test_optuna_logging_is_quiet_unless_asked_and_restored(verbose):
             assert seen and set(seen) == {level if verbose >= 2 else quiet}
             assert optuna.logging.get_verbosity() == level
     finally:
+        optuna.logging.set_verbosity(before)
+
+
+@needs_optuna
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+@pytest.mark.parametrize(
+    "kw", [{"search": "optuna"}, {"estimator": SelfDistillationRegressor()}]
+)
+def test_non_finite_target_is_refused_before_any_trial(bad, kw):
+    """The closed form's message, naming y, and no fit or score of a trial."""
+    X, y = _data(n=30, d=3)
+    y[4] = bad
+    calls = []
+
+    def scorer(est, X, y):
+        calls.append(1)
+        return -mean_squared_error(y, est.predict(X))
+
+    with pytest.raises(ValueError, match="Input y contains") as optuna_error:
+        SelfDistillCV(scoring=scorer, n_trials=2, cv=3, **kw).fit(X, y)
+    assert not calls
+    with pytest.raises(ValueError, match="Input y contains") as closed_error:
+        SelfDistillCV(cv=3).fit(X, y)
+    assert str(optuna_error.value) == str(closed_error.value)
+
+
+@needs_optuna
+def test_optuna_study_creation_is_quiet_at_verbose_0():
+    """Not even optuna's "A new study created" line, at its default INFO level."""
+    import optuna
+
+    X, y = _data(n=30, d=3)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("optuna")
+    before = optuna.logging.get_verbosity()
+    logger.addHandler(handler)
+    try:
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+        SelfDistillCV(search="optuna", n_trials=2, cv=3, random_state=0).fit(X, y)
+        assert not records
+        SelfDistillCV(search="optuna", n_trials=2, cv=3, random_state=0, verbose=2).fit(
+            X, y
+        )
+        assert any("study created" in r.getMessage() for r in records)
+    finally:
+        logger.removeHandler(handler)
         optuna.logging.set_verbosity(before)
 
 

@@ -11,6 +11,7 @@ with ``scoring="neg_mean_squared_error"``).
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from sklearn.model_selection import KFold
 
 from skdistill import SelfDistillCV
@@ -52,6 +53,7 @@ for ax, (title, coef) in zip(axes, problems.items(), strict=True):
         ax.bar(np.arange(len(steps)) + (i - 0.5) * 0.4, counts, 0.4, label=label)
     ax.set_xticks(range(len(steps)), [f"k={k}" for k in steps])
     ax.set_ylabel("number of fits")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, len(seeds) * 1.35)
     ax.set_title(f"{title} signal, {len(seeds)} fits")
     ax.legend(fontsize="small", loc="upper center")

@@ -8,6 +8,7 @@ def _import_pyplot(caller):
     except ImportError as exc:  # pragma: no cover - matplotlib is a test dep
         raise ImportError(
             f"{caller} requires matplotlib; install it with "
-            '`pip install "skdistill[plotting]"` (or `pip install matplotlib`).'
+            "`pip install matplotlib` (or, in a clone of skdistill, "
+            "`pip install '.[plotting]'`)."
         ) from exc
     return plt
