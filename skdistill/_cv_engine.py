@@ -292,6 +292,7 @@ def select(
     Phi=None,
     families=None,
     max_cancellation=None,
+    progress=None,
 ):
     """Score every candidate of every group of targets and choose, batched.
 
@@ -319,6 +320,9 @@ def select(
         cancels by more than this on the training spectra
         (:func:`_cancellation`) is not offered; ridge always is. ``None``:
         :data:`MAX_CANCELLATION`; ``np.inf``: every candidate is offered.
+    progress : callable, default=None
+        ``progress(message)`` after each batch of groups when there are
+        several (a :class:`~skdistill._progress.Progress`); None: silent.
 
     Returns
     -------
@@ -402,6 +406,8 @@ def select(
             out[key][sl] = res[key]
         if xi_bar0 is None:
             xi_bar0 = res["xi_bar0"]
+        if progress is not None and batch < G:
+            progress(f"selected for {sl.stop}/{G} target groups")
     return SelectionResult(
         candidates=cands,
         xi_bar=xi_bar0,

@@ -84,10 +84,10 @@ def _families(settings, n_folds):
     constraint = settings.filter_constraint
     if constraint == "auto":
         # Free filters only for the raw optimum (the papers' protocol):
-        # offered to the cross-fitted rules, they lost to RidgeCV on
-        # bench_selection.py's fixed-design family (the refit extrapolates an
-        # expanding polynomial beyond the h the folds validated), which no
-        # cross-fitted score can see.
+        # offered to the cross-fitted rules with two or more steps, they
+        # lose to RidgeCV on held-out data (benchmarks/bench_selection.py;
+        # the refit extrapolates an expanding polynomial beyond the h the
+        # folds validated), which no cross-fitted score can see.
         raw = settings.selection == "raw" or n_folds < 2
         constraint = "none" if raw else "shrink"
     return {"shrink": (True,), "none": (False,)}[constraint]
@@ -218,6 +218,7 @@ def choose(
         tol=tol,
         eligible_fn=_representable_rows,
         nested=settings.return_honest_score,
+        progress=progress,
         **kw,
     )
     if data.resolution is not None:

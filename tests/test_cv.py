@@ -362,6 +362,23 @@ def test_verbose_with_many_targets_prints_counts_not_arrays(capsys):
     assert f"{k[0]} for {count[0]} target" in out
 
 
+def test_verbose_reports_each_batch_of_target_groups(capsys, monkeypatch):
+    # Many targets are selected in batches: one line per batch, with the count.
+    import skdistill._cv_engine as engine
+
+    monkeypatch.setattr(engine, "_group_batch", lambda *args, **kw: 20)
+    X, Y = _data(n=40, d=3, t=50)
+    search = SelfDistillCV(n_steps=(0, 1), cv=3, verbose=1, alpha_per_target=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, Y)
+    lines = capsys.readouterr().out.splitlines()
+    batches = [line for line in lines if "target groups (" in line and "/" in line]
+    assert [b.split("] ")[1].split(" (")[0] for b in batches] == [
+        f"selected for {m}/50 target groups" for m in (20, 40, 50)
+    ]
+
+
 def test_closed_form_score_is_at_least_optunas_on_the_same_folds():
     pytest.importorskip("optuna")
     X, y = _data(n=100, d=8, seed=12, noise=2.0)

@@ -148,7 +148,11 @@ class SelfDistillCVDisplay:
         self.lines_ = []
         for k, row in zip(np.atleast_1d(self.n_steps), errors, strict=True):
             tried = ~np.isnan(row)
-            kwargs = {"marker": ".", "label": f"{int(k)} steps", **(line_kwargs or {})}
+            kwargs = {
+                "marker": ".",
+                "label": f"{int(k)} step{'' if int(k) == 1 else 's'}",
+                **(line_kwargs or {}),
+            }
             (line,) = ax.plot(alphas[tried], row[tried], **kwargs)
             self.lines_.append(line)
         best_kwargs = {
@@ -157,7 +161,8 @@ class SelfDistillCVDisplay:
             "color": "black",
             "linestyle": "none",
             "label": (
-                f"chosen: alpha={self.best_alpha:.3g}, {int(self.best_n_steps)} steps"
+                f"chosen: alpha={self.best_alpha:.3g}, {int(self.best_n_steps)} "
+                f"step{'' if int(self.best_n_steps) == 1 else 's'}"
             ),
             **(best_kwargs or {}),
         }
