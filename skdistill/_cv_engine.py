@@ -119,6 +119,12 @@ def _subset_errors(F, masks, max_degree, Phi=None):
     # (G, A, K * p, p): every fold's rows, then (G, A, S, K * p, p) with the
     # rows of the folds outside each subset zeroed (both C-contiguous).
     Fa = xp.reshape(xp.permute_dims(F, (0, 2, 1, 3, 4)), (G, A, K * p, p))
+    if max_degree == 0:  # ridge alone: xi_bar = (1,) whatever the subset
+        x = xp.ones((G, A, S, 1), dtype=F.dtype, device=_device(F))
+        res = Fa[..., :1] - Fa[..., -1:]
+        err = xp.sum(xp.reshape(res * res, (G, A, K, p)), axis=3)
+        err = xp.broadcast_to(err[:, :, None, None, :], (G, A, S, 1, K))
+        return [x], err
     rows = np.repeat(np.asarray(masks, dtype=float), p, axis=1)  # (S, K * p)
     Fs = Fa[:, :, None, ...] * _like(xp, F, rows)[None, None, :, :, None]
     v = Fs[..., -1]
