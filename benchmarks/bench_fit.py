@@ -26,6 +26,7 @@ import argparse
 import time
 
 import numpy as np
+from _spectra import FAMILIES, scaled_design
 from sklearn.linear_model import Ridge
 from threadpoolctl import threadpool_limits
 
@@ -36,20 +37,13 @@ XI = 0.5
 ALPHA = 1.0
 SHAPES = [(100_000, 100), (500, 2_000), (2_000, 5_000)]
 QUICK_SHAPES = [(20_000, 50), (500, 1_500)]
-FAMILIES = ["isotropic", "decaying", "powerlaw"]
 TARGET, WIDE_TARGET, LOOP_TARGET = 2.0, 1.3, 3.0
 
 
 def make_data(n, d, family, seed=0):
     """``X`` (n, d) of the family and ``y = X w + noise``."""
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    if family == "decaying":
-        X *= np.linspace(1.0, 0.05, d)
-    elif family == "powerlaw":
-        X *= (1.0 + np.arange(d)) ** -1.0
-    elif family != "isotropic":
-        raise ValueError(f"Unknown family {family!r}.")
+    X = scaled_design(n, d, family, rng)
     y = X @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
     return X, y
 

@@ -34,6 +34,7 @@ from functools import partial
 from itertools import product
 
 import numpy as np
+from _spectra import FAMILIES, scaled_design
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 
@@ -42,18 +43,9 @@ from skdistill import SelfDistillCV
 warnings.simplefilter("ignore")
 
 
-FAMILIES = ["isotropic", "decaying", "powerlaw"]
-
-
 def _problem(n_targets, family="isotropic", n=2000, d=100, seed=0):
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    if family == "decaying":
-        X *= np.linspace(1.0, 0.05, d)
-    elif family == "powerlaw":
-        X *= (1.0 + np.arange(d)) ** -1.0
-    elif family != "isotropic":
-        raise ValueError(f"Unknown family {family!r}.")
+    X = scaled_design(n, d, family, rng)
     coef = rng.normal(size=(d, n_targets)) * (rng.random((d, n_targets)) < 0.2)
     noise = rng.uniform(0.5, 20.0, size=n_targets)
     Y = X @ coef + noise * rng.normal(size=(n, n_targets))

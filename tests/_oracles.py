@@ -227,3 +227,23 @@ def explicit_loo_mse(X, y, alpha, xi_bar, w=None, fit_intercept=True):
         )
         err[i] = (y[i] - P[0] @ xi_bar) ** 2
     return float(np.average(err, weights=w))
+
+
+def assert_loo_score_is_exact(search, X, y):
+    """A ``cv=None`` search's score of its choice is that of explicit refits.
+
+    To a tolerance the choice's conditioning allows
+    (:func:`prediction_error_bound`), and that tolerance resolves the score
+    (at most 10% of it).
+    """
+    import pytest
+
+    res = search.cv_results_
+    c = search.best_index_
+    alpha = res["params"][c]["alpha"]
+    xi_bar = np.asarray(res["xi_bar"][c], dtype=float)
+    mse = explicit_loo_mse(X, y, alpha, xi_bar)
+    err = prediction_error_bound(X, y, alpha, xi_bar)
+    tol = 2 * np.sqrt(mse) * err + err**2
+    assert tol <= 0.1 * mse
+    assert -res["mean_test_score"][c] == pytest.approx(mse, rel=1e-6, abs=tol)

@@ -4,7 +4,12 @@ import warnings
 
 import numpy as np
 import pytest
-from _oracles import explicit_loo_mse, prediction_error_bound, pure_distillates
+from _oracles import (
+    assert_loo_score_is_exact,
+    explicit_loo_mse,
+    prediction_error_bound,
+    pure_distillates,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
@@ -163,28 +168,13 @@ def _defect_2(seed=0, n=20, d=30):
     return X, X[:, 0] + 0.3 * rng.normal(size=n)
 
 
-def _assert_exact_choice(search, X, y):
-    """The score reported for the choice is that of explicit refits, to a
-    tolerance the choice's conditioning allows, and that tolerance resolves
-    it (10% of the score)."""
-    res = search.cv_results_
-    c = search.best_index_
-    alpha = res["params"][c]["alpha"]
-    xi_bar = np.asarray(res["xi_bar"][c], dtype=float)
-    mse = explicit_loo_mse(X, y, alpha, xi_bar)
-    err = prediction_error_bound(X, y, alpha, xi_bar)
-    tol = 2 * np.sqrt(mse) * err + err**2
-    assert tol <= 0.1 * mse
-    assert -res["mean_test_score"][c] == pytest.approx(mse, rel=1e-6, abs=tol)
-
-
 def test_the_defect_2_choice_is_exact():
     # Issue 18 defect 2: on wide data at small alpha the least-squares
     # xi_bar reaches 1e5 and more; the raw optimum reported 0.185 where
     # explicit refits give 0.334.
     X, y = _defect_2()
     search = SelfDistillCV(cv=None, n_steps=(0, 1, 2), selection="raw").fit(X, y)
-    _assert_exact_choice(search, X, y)
+    assert_loo_score_is_exact(search, X, y)
 
 
 def test_unresolved_students_are_not_offered():
@@ -195,7 +185,7 @@ def test_unresolved_students_are_not_offered():
     search = SelfDistillCV(cv=None, alphas=alphas, n_steps=(0, 1, 2), selection="raw")
     with pytest.warns(UserWarning, match="student candidates were not offered"):
         search.fit(X, y)
-    _assert_exact_choice(search, X, y)
+    assert_loo_score_is_exact(search, X, y)
 
 
 def test_every_target_of_a_per_target_search_gets_a_resolved_choice():

@@ -15,10 +15,9 @@ import warnings
 import numpy as np
 import pytest
 from _oracles import (
-    explicit_loo_mse,
+    assert_loo_score_is_exact,
     filter_values,
     fold_eigenvalues,
-    prediction_error_bound,
 )
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
@@ -327,15 +326,7 @@ def test_leave_one_out_score_of_the_choice_equals_explicit_refits(seed, n, width
     X = rng.normal(size=(n, d))
     y = X[:, 0] + 0.3 * rng.normal(size=n)
     search = _fit(SelfDistillCV(cv=None, n_steps=(0, 1, 2), selection=rule), X, y)
-    res = search.cv_results_
-    c = search.best_index_
-    alpha = res["params"][c]["alpha"]
-    xi_bar = np.asarray(res["xi_bar"][c], dtype=float)
-    mse = explicit_loo_mse(X, y, alpha, xi_bar)
-    err = prediction_error_bound(X, y, alpha, xi_bar)
-    tol = 2 * np.sqrt(mse) * err + err**2
-    assert tol <= 0.1 * mse
-    assert -res["mean_test_score"][c] == pytest.approx(mse, rel=1e-6, abs=tol)
+    assert_loo_score_is_exact(search, X, y)
 
 
 # ------------------------------------------ the defects' other classes
