@@ -233,6 +233,8 @@ class SelectionResult:
     chosen_xi_bar: np.ndarray  # (G, max_steps + 1), zero-padded
     nested_errors: np.ndarray  # (G, K): nested estimate of the rule, or NaN
     rule: str  # the rule actually applied ("raw" when no cross-fitting exists)
+    unresolved: np.ndarray  # (G, n_candidates): not offered, score unresolved
+    changed: np.ndarray  # (G,): whether not offering them changed the choice
 
 
 def _apply_rule(rule, raw, honest, level, alpha_idx, tol, eligible):
@@ -298,6 +300,7 @@ def select(
     Phi=None,
     families=None,
     max_cancellation=None,
+    resolution=None,
     progress=None,
 ):
     """Score every candidate of every group of targets and choose, batched.
@@ -326,6 +329,13 @@ def select(
         cancels by more than this on the training spectra
         (:func:`_cancellation`) is not offered; ridge always is. ``None``:
         :data:`MAX_CANCELLATION`; ``np.inf``: every candidate is offered.
+    resolution : ndarray of shape (G, A), default=None
+        Round-off of each group's errors per unit ``|xi_bar|_1``, in the
+        units of the square root of an error: a student whose mean error
+        ``err`` over the folds, fitted on all of them, is moved by more than
+        :data:`RESOLVED` of itself by its bound ``2 sqrt(err) e + e^2``,
+        ``e = resolution * max(|xi_bar|_1, 1)``, is not offered (ridge always
+        is). None: every score is taken as resolved.
     progress : callable, default=None
         ``progress(message)`` after each batch of groups when there are
         several (a :class:`~skdistill._progress.Progress`); None: silent.
@@ -385,6 +395,8 @@ def select(
         chosen=np.empty(G, dtype=int),
         chosen_xi=np.zeros((G, max_steps + 1)),
         nested=np.full((G, K), np.nan),
+        unresolved=np.zeros((G, C), dtype=bool),
+        changed=np.zeros(G, dtype=bool),
     )
     xi_bar0 = None
     plan = _Plan(
@@ -407,7 +419,8 @@ def select(
     batch = _group_batch(A, len(masks), K, p, max_steps + 1, budget=budget)
     for g0 in range(0, G, batch):
         sl = slice(g0, min(G, g0 + batch))
-        res = _select_batch(F[sl, ...], plan, tol[sl], eligible_fn)
+        bound = None if resolution is None else np.asarray(resolution)[sl]
+        res = _select_batch(F[sl, ...], plan, tol[sl], eligible_fn, bound)
         for key in out:
             out[key][sl] = res[key]
         if xi_bar0 is None:
@@ -423,6 +436,8 @@ def select(
         chosen_xi_bar=out["chosen_xi"],
         nested_errors=out["nested"],
         rule=applied,
+        unresolved=out["unresolved"],
+        changed=out["changed"],
     )
 
 
@@ -446,7 +461,7 @@ class _Plan:
     max_cancellation: float  # students offered where _cancellation <= this
 
 
-def _select_batch(F, plan, tol, eligible_fn):
+def _select_batch(F, plan, tol, eligible_fn, resolution=None):
     """One batch of target groups: fits and gathers on ``F``'s device, rules on
     the host (on ``(groups, candidates, folds)`` errors)."""
     K = F.shape[1]
@@ -462,10 +477,16 @@ def _select_batch(F, plan, tol, eligible_fn):
     # The fits on all folds, on the host: (G, A, d + 1) per family and degree.
     xs0 = {sh: [to_numpy(x[:, :, 0, :]) for x in fits[sh][0]] for sh in gather.fams}
     eligible = _offered(plan, deg0, xs0)
+    unresolved = _unresolved(plan, deg0, xs0, raw.mean(axis=2), resolution)
+    args = (deg0, xs0, gather.fams, eligible_fn)
+    changed = np.zeros(raw.shape[0], dtype=bool)
+    if unresolved.any():  # what the rule would choose with every score
+        unbounded, _ = _choose(plan, raw, honest, tol, eligible.copy(), *args)
+    eligible &= ~unresolved
     offered = eligible.copy()
-    chosen, chosen_xi = _choose(
-        plan, raw, honest, tol, eligible, deg0, xs0, gather.fams, eligible_fn
-    )
+    chosen, chosen_xi = _choose(plan, raw, honest, tol, eligible, *args)
+    if unresolved.any():
+        changed = unbounded != chosen
     xi_bar0 = []  # the first group's, for cv_results_
     for c, (k, a, sh) in enumerate(plan.cands):
         x = np.zeros(k + 1)
@@ -479,6 +500,8 @@ def _select_batch(F, plan, tol, eligible_fn):
         chosen_xi=chosen_xi,
         nested=_nested_errors(plan, gather, tol, offered),
         xi_bar0=xi_bar0,
+        unresolved=unresolved,
+        changed=changed,
     )
 
 
@@ -599,6 +622,32 @@ def _offered(plan, deg0, xs0):
             ratio = _cancellation(x, np.full(g.size, plan.cand_a[c]), plan.Phi)
             eligible[g, c] = ratio <= plan.max_cancellation
     return eligible
+
+
+# A student is offered only where the round-off bound of its score moves it
+# by at most this fraction (see select's ``resolution``).
+RESOLVED = 0.05
+
+
+def _unresolved(plan, deg0, xs0, err, resolution):
+    """(G, C) students whose mean error ``err`` (G, C), fitted on all folds,
+    float64 cannot resolve (see :func:`select`'s ``resolution``)."""
+    G, C = deg0.shape
+    out = np.zeros((G, C), dtype=bool)
+    if resolution is None:
+        return out
+    groups = np.arange(G)
+    for c, (k, a, sh) in enumerate(plan.cands):
+        if k == 0:
+            continue
+        l1 = np.ones(G)
+        for d in np.unique(deg0[:, c]):
+            g = deg0[:, c] == d
+            l1[g] = np.abs(xs0[sh][d][groups[g], a]).sum(axis=-1)
+        e = resolution[:, a] * np.maximum(l1, 1.0)
+        e_err = err[:, c]
+        out[:, c] = 2.0 * np.sqrt(np.maximum(e_err, 0.0)) * e + e**2 > RESOLVED * e_err
+    return out
 
 
 def _choose(plan, raw, honest, tol, eligible, deg0, xs0, fams, eligible_fn):

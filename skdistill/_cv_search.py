@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from ._array_api import to_numpy
-from ._cv_engine import filter_powers, pool_targets, select
+from ._cv_engine import RESOLVED, filter_powers, pool_targets, select
 from ._cv_loo import ROUND_OFF_FACTOR as _ROUND_OFF_FACTOR
 from ._cv_results import SearchResult, format_cv_results
 from ._filter import _xi_bar_rows_to_xi, xi_bar_to_xi
@@ -210,22 +210,22 @@ def choose(
     # bound of every student (free filters too).
     Phi = filter_powers([to_numpy(f.lam) for f in stats], alphas, max(steps))
     F = pool_targets(stats, groups)
-    kw = dict(rule=settings.selection, Phi=Phi, families=families)
-    tol = _tie_tolerance(stats, groups)
+    resolution = None
+    if data.resolution is not None:
+        resolution = _group_resolution(data.resolution, groups)
     result = select(
         F,
         steps,
-        tol=tol,
+        rule=settings.selection,
+        tol=_tie_tolerance(stats, groups),
         eligible_fn=_representable_rows,
         nested=settings.return_honest_score,
+        Phi=Phi,
+        families=families,
+        resolution=resolution,
         progress=progress,
-        **kw,
     )
-    if data.resolution is not None:
-        bound = _group_resolution(data.resolution, groups)
-        _offer_resolved(result, bound, lambda g, fn: select(
-            F[g, ...], steps, tol=tol[g], eligible_fn=fn, nested=False, **kw
-        ))  # fmt: skip
+    _warn_unresolved(result)
     score = _Scores(settings.scoring, y_scale, groups, n_targets)
     row_scores = score.averaged(result.raw_errors)
     # With one choice per target, best_index_ and best_score_ are per-target
@@ -328,11 +328,6 @@ def _representable_rows(xi_bar):
     return _xi_bar_rows_to_xi(xi_bar)[1]
 
 
-# A student is offered only where the round-off bound of its score moves it
-# by at most this fraction (skdistill._cv_loo.resolution).
-_RESOLVED = 0.05
-
-
 def _group_resolution(resolution, groups):
     """(G, A) round-off per unit ``|xi_bar|_1`` of each group's mean error.
 
@@ -344,91 +339,23 @@ def _group_resolution(resolution, groups):
     return np.stack([np.sqrt(np.mean(r[:, g] ** 2, axis=1)) for g in groups])
 
 
-def _unresolved(err, xi_bar, bound):
-    """Whether errors ``err`` (n,) of filters ``xi_bar`` (n, p) whose round-off
-    per unit ``|xi_bar|_1`` is ``bound`` (n,) cannot be resolved in float64."""
-    e = bound * np.maximum(np.abs(xi_bar).sum(axis=1), 1.0)
-    return 2.0 * np.sqrt(np.maximum(err, 0.0)) * e + e**2 > _RESOLVED * err
-
-
-class _Excluded:
-    """Filters not to offer again: ``xi_bar`` rows (n, k + 1) -> (n,) bool.
-
-    A row is matched to an excluded filter of the same length to a relative
-    ``1e-9`` (the same fit, batched differently), and must also be
-    representable by per-step ``xi``.
-    """
-
-    def __init__(self):
-        self.rows = {}
-
-    def add(self, xi_bar):
-        xi_bar = np.asarray(xi_bar, dtype=float)[None, :]
-        k = xi_bar.shape[1]
-        self.rows[k] = np.concatenate([self.rows.get(k, xi_bar[:0]), xi_bar])
-
-    def __call__(self, xi_bar):
-        ok = _representable_rows(xi_bar)
-        out = self.rows.get(xi_bar.shape[1])
-        if out is None:
-            return ok
-        diff = np.abs(xi_bar[:, None, :] - out[None, :, :])
-        close = diff <= 1e-9 * np.maximum(np.abs(out), 1.0)[None, :, :]
-        return ok & ~close.all(axis=2).any(axis=1)
-
-
-def _offer_resolved(result, bound, reselect):
-    """Replace every chosen student whose score float64 cannot resolve.
-
-    ``result``: the engine's :class:`~skdistill._cv_engine.SelectionResult`,
-    updated in place (``chosen``, ``chosen_xi_bar``); ``bound``: (G, A)
-    (:func:`_group_resolution`); ``reselect(groups, eligible_fn)``: the
-    selection re-run on those groups, offering what ``eligible_fn`` accepts.
-    Ridge is always offered. Warns once when a choice changed, with the
-    number of candidates dropped: every unresolved student for one group of
-    targets (whose candidates' filters are all known), the unresolved
-    choices for several. Unresolved students that no rule would choose are
-    dropped silently.
-    """
-    cands = result.candidates
-    cand_k = np.array([k for k, _, _ in cands])
-    cand_a = np.array([a for _, a, _ in cands])
-    err = result.raw_errors.mean(axis=2)  # (G, C)
-    excluded, dropped = _Excluded(), set()
-    if err.shape[0] == 1:  # every candidate's filter is known: exclude at once
-        for c in np.flatnonzero(cand_k > 0):
-            xb = np.asarray(result.xi_bar[c], dtype=float)
-            if _unresolved(err[0, [c]], xb[None, :], bound[0, cand_a[[c]]])[0]:
-                excluded.add(xb)
-                dropped.add((0, int(c)))
-    todo, changed = np.arange(err.shape[0]), set()
-    for _ in range(len(cands)):
-        chosen = result.chosen[todo]
-        xb = result.chosen_xi_bar[todo]
-        bad = (cand_k[chosen] > 0) & _unresolved(
-            err[todo, chosen], xb, bound[todo, cand_a[chosen]]
-        )
-        if not bad.any():
-            break
-        todo = todo[bad]
-        for g in todo:
-            k = cand_k[result.chosen[g]]
-            excluded.add(result.chosen_xi_bar[g, : k + 1])
-            dropped.add((int(g), int(result.chosen[g])))
-            changed.add(int(g))
-        sub = reselect(todo, excluded)
-        result.chosen[todo] = sub.chosen
-        result.chosen_xi_bar[todo] = sub.chosen_xi_bar
-    if changed:
-        where = "" if err.shape[0] == 1 else f" (for {len(changed)} targets)"
-        were = "s were" if len(dropped) > 1 else " was"
-        warn_user(
-            f"{len(dropped)} student candidate{were} not offered{where}: "
-            "float64 cannot resolve their leave-one-out "
-            f"scores (the round-off bound {_ROUND_OFF_FACTOR:g} eps kappa "
-            "|xi_bar|_1 max|y|, kappa = 1 + lam_max / alpha, moves the score by "
-            f"more than {_RESOLVED:.0%}). Ridge and the other students remain."
-        )
+def _warn_unresolved(result):
+    """One warning where not offering students whose score float64 cannot
+    resolve changed a choice: how many were dropped there, for how many
+    targets."""
+    groups = np.flatnonzero(result.changed)
+    if not groups.size:
+        return
+    dropped = int(result.unresolved[groups].sum())
+    where = "" if result.changed.size == 1 else f" (for {groups.size} targets)"
+    were = "s were" if dropped > 1 else " was"
+    warn_user(
+        f"{dropped} student candidate{were} not offered{where}: "
+        "float64 cannot resolve their leave-one-out "
+        f"scores (the round-off bound {_ROUND_OFF_FACTOR:g} eps kappa "
+        "|xi_bar|_1 max|y|, kappa = 1 + lam_max / alpha, moves the score by "
+        f"more than {RESOLVED:.0%}). Ridge and the other students remain."
+    )
 
 
 def _representable(xi_bar):
