@@ -374,20 +374,7 @@ def select(
     s_idx = {k: i for i, k in enumerate(steps)}
     cand_kidx = np.array([s_idx[k] for k in cand_k])
 
-    full = np.ones(K, dtype=bool)
-    masks, leave1, leave2 = [full], {}, {}
-    for j in range(K):
-        m = full.copy()
-        m[j] = False
-        leave1[j] = len(masks)
-        masks.append(m)
-    if nested and K >= 3:
-        for i, j in combinations(range(K), 2):
-            m = full.copy()
-            m[[i, j]] = False
-            leave2[(i, j)] = leave2[(j, i)] = len(masks)
-            masks.append(m)
-    masks = np.array(masks)
+    masks, leave1, leave2 = _fold_subsets(K, nested)
     applied = rule if K >= 2 else "raw"
     out = dict(
         raw=np.empty((G, C, K)),
@@ -439,6 +426,29 @@ def select(
         unresolved=out["unresolved"],
         changed=out["changed"],
     )
+
+
+def _fold_subsets(K, nested):
+    """The subsets of ``K`` folds that fit ``xi_bar``: all of them, all but
+    one (cross-fitting) and, for the nested estimate, all but two.
+
+    Returns ``masks`` (S, K) and the rows of the leave-one-out
+    (``leave1[j]``) and leave-two-out (``leave2[(i, j)]``) subsets.
+    """
+    full = np.ones(K, dtype=bool)
+    masks, leave1, leave2 = [full], {}, {}
+    for j in range(K):
+        m = full.copy()
+        m[j] = False
+        leave1[j] = len(masks)
+        masks.append(m)
+    if nested and K >= 3:
+        for i, j in combinations(range(K), 2):
+            m = full.copy()
+            m[[i, j]] = False
+            leave2[(i, j)] = leave2[(j, i)] = len(masks)
+            masks.append(m)
+    return np.array(masks), leave1, leave2
 
 
 @dataclass
