@@ -49,8 +49,8 @@ def _choice(search):
 
 @pytest.mark.parametrize("scale", [1e-170, 1e-80, 1e155])
 def test_streamed_choice_is_scale_free(scale):
-    # Before: y * 1e-80 on chunks chose k=1 at the largest alphas (the paired
-    # standard errors underflowed to 0, and a zero-width test passes anything).
+    # Unscaled, the paired standard errors of y * 1e-80 would underflow to 0,
+    # and a zero-width test passes any student.
     X, y = _data()
     folds = hash_folds(np.arange(len(X)), 5, 0)
     memory = _fit(X, y, cv=PredefinedSplit(folds))
@@ -75,7 +75,7 @@ def test_dask_choice_is_scale_free():
 @pytest.mark.parametrize("source", ["memory", "chunks"])
 def test_each_target_is_chosen_on_its_own_scale(source):
     # A target 1e-80 times smaller than the other chooses as it would alone
-    # (before, it shared the largest target's scale, and its errors were 0).
+    # (on the largest target's scale its errors would round to 0).
     X, y = _data()
     Y = np.column_stack([y, y * 1e-80, 3 * y[::-1]])
     if source == "memory":
@@ -94,7 +94,7 @@ def test_each_target_is_chosen_on_its_own_scale(source):
 def test_per_target_best_index_and_score_are_each_targets_choice():
     # best_index_ / best_score_ are per-target arrays: the row each target
     # chose and its score on that target alone (a single-target search on the
-    # same folds), as alpha_ is. Before, they described the best shared row.
+    # same folds), as alpha_ is, not the best row shared by all targets.
     rng = np.random.default_rng(0)
     X, _ = _data(n=120, d=8, seed=1)
     Y = X @ rng.normal(size=(8, 4)) + rng.normal(size=(120, 4)) * [0.2, 1, 3, 8]
