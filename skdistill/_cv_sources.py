@@ -97,12 +97,16 @@ def check_x_magnitude(X, xp=np):
         )
 
 
+def _default_alphas(lam_max):
+    """The default grid ``lam_max * logspace(*DEFAULT_ALPHA_SPAN)`` (1 for
+    ``lam_max`` when the data have no variance)."""
+    return (lam_max if lam_max > 0 else 1.0) * np.logspace(*DEFAULT_ALPHA_SPAN)
+
+
 def _statistics_of_folds(folds, fit_times, alphas, max_steps, scoring, progress):
     """:class:`Statistics` of prepared folds (the default grid from their spectra)."""
     if alphas is None:
-        lam_ref = np.mean([f.lam_max for f in folds])
-        lam_ref = lam_ref if lam_ref > 0 else 1.0
-        alphas = lam_ref * np.logspace(*DEFAULT_ALPHA_SPAN)
+        alphas = _default_alphas(np.mean([f.lam_max for f in folds]))
     tic = time.perf_counter()
     stats = [
         fold_statistics(f, alphas=alphas, max_steps=max_steps, scoring=scoring)
@@ -242,10 +246,7 @@ class LeaveOneOutRows(_ArrayRefits):
             self.X, self.Y_unit, self.sample_weight, fit_intercept=fit_intercept
         )
         if alphas is None:  # the default grid, from the centred data's lam_max
-            lam_max = basis.lam_max
-            alphas = (lam_max if lam_max > 0 else 1.0) * np.logspace(
-                *DEFAULT_ALPHA_SPAN
-            )
+            alphas = _default_alphas(basis.lam_max)
         stats, n_train = loo_statistics(
             self.X,
             self.Y_unit,
