@@ -246,12 +246,3 @@ def householder_r(M, xp):
     rows = xp.arange(k, device=_device(A))[:, None]
     cols = xp.arange(p, device=_device(A))[None, :]
     return xp.where(cols >= rows, A[..., :k, :], 0.0)
-
-
-def __getattr__(name):
-    """``loo_statistics`` lives in :mod:`skdistill._cv_loo` (kept importable here)."""
-    if name == "loo_statistics":
-        from ._cv_loo import loo_statistics
-
-        return loo_statistics
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,7 @@ from sklearn.model_selection import KFold, PredefinedSplit
 
 from skdistill import RepeatedSelfDistillationRegressor, SelfDistillCV
 from skdistill._constrained import constrained_lstsq
-from skdistill._cv_closed_form import loo_statistics
+from skdistill._cv_loo import loo_statistics
 
 ALPHAS = np.logspace(-2, 2, 9)
 
