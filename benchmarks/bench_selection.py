@@ -82,7 +82,7 @@ warnings.simplefilter("ignore", UserWarning)
 ALPHAS = np.logspace(-3, 5, 40)
 NS = (40, 100, 300, 1000)
 SELECTIONS = ("stepwise", "one_se", "honest", "raw")
-CONSTRAINTS = ("shrink", "none")
+CONSTRAINTS = {"shrink": "shrink", "nonneg": "nonnegative", "none": "none"}
 STEP_SETS = {"0-1": (0, 1), "0-2": (0, 1, 2), "0-4": (0, 1, 2, 3, 4)}
 CVS = {"cv5": 5, "cv10": 10, "loo": None}
 DEFAULT_RULE = "stepwise/shrink/0-2/cv5"
@@ -96,7 +96,10 @@ def all_rules():
         SELECTIONS, CONSTRAINTS, STEP_SETS, CVS
     ):
         rules[f"{sel}/{con}/{steps}/{cv}"] = dict(
-            selection=sel, filter_constraint=con, n_steps=STEP_SETS[steps], cv=CVS[cv]
+            selection=sel,
+            filter_constraint=CONSTRAINTS[con],
+            n_steps=STEP_SETS[steps],
+            cv=CVS[cv],
         )
     return rules
 

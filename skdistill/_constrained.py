@@ -190,10 +190,10 @@ def _from_z(T, y):
     return x + _like(xp, x, e0)
 
 
-def _shrink(x, bad, phi, T, c, rank, P):
-    """Keep every filter in [0, 1] on the training spectra, batched.
+def _shrink(x, bad, phi, T, c, rank, P, upper=1.0):
+    """Keep every filter in [0, upper] on the training spectra, batched.
 
-    Minimises ``|M x - v|`` under ``sum(x) = 1`` and ``0 <= Phi @ x <= 1``
+    Minimises ``|M x - v|`` under ``sum(x) = 1`` and ``0 <= Phi @ x <= upper``
     (``Phi[i, m] = h_i ** (m + 1)``: the filter ``phi(h) = h * sum_m x_m
     h^m``), in the truncated coordinates of :func:`_reduce`: with ``x = e_0 +
     T (c + z)`` that is the least-distance programme ``min |z|^2`` under
@@ -216,6 +216,8 @@ def _shrink(x, bad, phi, T, c, rank, P):
     P : array of shape (n_bad, m, p)
         The constraints of each bad problem: ``P[b, i, m] = h_i ** (m + 1)``
         at its points ``h_i``.
+    upper : float, default=1.0
+        The filters' upper bound; ``inf`` keeps them non-negative only.
 
     Returns
     -------
@@ -238,11 +240,12 @@ def _shrink(x, bad, phi, T, c, rank, P):
             _subset(base, r1, xp),
             _subset(PT, r1, xp)[:, 0, :],
             xp,
+            upper,
         )
     r2 = rank == 2
     ok = ~(r2 | (rank > 2))
     if bool(xp.any(r2)):
-        z, ok2 = _ldp_plane(_subset(PT, r2, xp)[:, :2, :], _subset(base, r2, xp))
+        z, ok2 = _ldp_plane(_subset(PT, r2, xp)[:, :2, :], _subset(base, r2, xp), upper)
         x2 = _from_z(_subset(T, r2, xp)[:, :, :2], _subset(c, r2, xp)[:, :2] + z)
         x2 = xp.where(ok2[:, None], x2, _subset(ridge, r2, xp))
         out[r2] = x2
@@ -256,7 +259,7 @@ def _shrink(x, bad, phi, T, c, rank, P):
             r = int(rank_h[i])
             # Repeated points (the exchange's) are one constraint.
             _, once = np.unique(h_h[i], return_index=True)
-            z = _ldp_nnls(PT_h[i, :r][:, once].T, base_h[i, once])
+            z = _ldp_nnls(PT_h[i, :r][:, once].T, base_h[i, once], upper)
             if z is not None:
                 fixed[i] = _from_z(T_h[i, :, :r], c_h[i, :r] + z)
         out = _like(xp, out, fixed)
@@ -272,21 +275,21 @@ def _subset(a, mask, xp):
     return a if bool(xp.all(mask)) else a[mask]
 
 
-def _shrink_interval(T, c, base, g, xp):
-    """One retained direction: ``0 <= base + g z <= 1`` bounds ``z``.
+def _shrink_interval(T, c, base, g, xp, upper=1.0):
+    """One retained direction: ``0 <= base + g z <= upper`` bounds ``z``.
 
     The solution is 0 clipped to that interval, which contains ``-c``
     (ridge) in exact arithmetic; ridge where round-off empties it.
     """
     flat = g == 0
     safe = xp.where(flat, 1.0, g)
-    a, b = -base / safe, (1.0 - base) / safe  # the bounds where g != 0
+    a, b = -base / safe, (upper - base) / safe  # the bounds where g != 0
     lo, hi = xp.minimum(a, b), xp.maximum(a, b)
     flat_ok = True
     if bool(xp.any(flat)):
         lo = xp.where(flat, -xp.inf, lo)
         hi = xp.where(flat, xp.inf, hi)
-        flat_ok = ~xp.any(flat & ~((base >= 0) & (base <= 1)), axis=1)
+        flat_ok = ~xp.any(flat & ~((base >= 0) & (base <= upper)), axis=1)
     lo, hi = xp.max(lo, axis=1), xp.min(hi, axis=1)
     feasible = flat_ok & (lo <= hi + 1e-12 * (1 + xp.abs(lo)))
     z = xp.minimum(xp.maximum(xp.zeros_like(lo), lo), xp.maximum(lo, hi))
@@ -502,8 +505,8 @@ def _plane_step(ax, ay, bw, zw, act, worst, upper, xp):
     return new_z, xp.stack([worst, new_other], axis=1), xp.isinf(best)
 
 
-def _ldp_nnls(PT, base):
-    """``min |z|^2`` under ``0 <= base + PT z <= 1`` by NNLS (one problem).
+def _ldp_nnls(PT, base, upper=1.0):
+    """``min |z|^2`` under ``0 <= base + PT z <= upper`` by NNLS (one problem).
 
     Lawson and Hanson (1974, chapter 23): with ``G z >= h``, the
     least-distance solution is ``z = -rho[:r] / rho[r]`` where ``rho`` is the
@@ -513,11 +516,13 @@ def _ldp_nnls(PT, base):
     from scipy.optimize import nnls
 
     r, m = PT.shape[1], PT.shape[0]
-    E = np.empty((r + 1, 2 * m))
+    sides = 1 if upper == np.inf else 2
+    E = np.empty((r + 1, sides * m))
     E[:r, :m] = PT.T
-    E[:r, m:] = -PT.T
     E[r, :m] = -base
-    E[r, m:] = base - 1.0
+    if sides == 2:
+        E[:r, m:] = -PT.T
+        E[r, m:] = base - upper
     target = np.zeros(r + 1)
     target[-1] = 1.0
     u, _ = nnls(E, target, maxiter=50 * E.shape[1])
@@ -638,8 +643,8 @@ _EPS = float(np.finfo(np.float64).eps)
 _BLOCK = 16384
 
 
-def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8):
-    """Keep every filter within [0, 1] on every eigenvalue, batched.
+def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8, upper=1.0):
+    """Keep every filter within [0, upper] on every eigenvalue, batched.
 
     The constraints ``0 <= phi(h) <= 1`` hold at every ``h = lam / (lam +
     alpha)`` of the spectrum ``lam``, however many, by an exchange
@@ -668,6 +673,10 @@ def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8):
     lam : array of shape (m,)
         The eigenvalues (distinct, positive, ascending).
     alphas : array of shape (A,)
+    max_rounds : int, default=8
+    upper : float, default=1.0
+        The upper bound; ``inf`` keeps the filters non-negative only (they
+        may expand directions, never flip their sign).
 
     Returns
     -------
@@ -687,6 +696,7 @@ def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8):
                     lam,
                     alphas,
                     max_rounds,
+                    upper,
                 )
                 for s in range(0, x.shape[0], _BLOCK)
             ]
@@ -695,7 +705,7 @@ def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8):
     alpha = xp.take(alphas, a_idx)
     H, phi = _unit_violation(x, lam, alpha)
     lo, hi = xp.argmin(phi, axis=1), xp.argmax(phi, axis=1)
-    live = (_gather(phi, lo, xp) < 0.0) | (_gather(phi, hi, xp) > 1.0)
+    live = (_gather(phi, lo, xp) < 0.0) | (_gather(phi, hi, xp) > upper)
     if not bool(xp.any(live)):
         return x
     # The problems still being solved, compacted; ``live`` marks them in x.
@@ -704,12 +714,12 @@ def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8):
     x = xp.asarray(x, copy=True)
     for _ in range(max_rounds):
         every = xp.ones(alpha.shape, dtype=xp.bool, device=_device(x))
-        xs = _shrink(x0, every, _at_rows(x0, P), T, c, rank, P)
+        xs = _shrink(x0, every, _at_rows(x0, P), T, c, rank, P, upper)
         x[live] = xs
         H, phi = _unit_violation(xs, lam, alpha)
         lo, hi = xp.argmin(phi, axis=1), xp.argmax(phi, axis=1)
         tol = _slack_tol(xs, x0, xp)
-        again = (_gather(phi, lo, xp) < -tol) | (_gather(phi, hi, xp) > 1.0 + tol)
+        again = (_gather(phi, lo, xp) < -tol) | (_gather(phi, hi, xp) > upper + tol)
         if not bool(xp.any(again)):
             return x
         P = xp.concat([P[again], _powers(H[again], p, xp)], axis=1)

@@ -162,12 +162,17 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         fold) nothing can be cross-fitted: the raw optimum is used, with a
         warning that its choice is not validated. The optuna search ignores
         this parameter.
-    filter_constraint : {"auto", "shrink", "none"}, default="auto"
+    filter_constraint : {"auto", "shrink", "nonnegative", "none"}, \
+            default="auto"
         Which filters the closed form offers for ``n_steps >= 1``.
         ``"shrink"``: filters ``phi(h) = h * sum_m xi_bar_m h^m`` kept within
         ``[0, 1]`` on every training fold's spectrum (each direction shrunk,
         never expanded: the form of every optimal shrinkage of a
-        well-specified linear model); ``"none"``: free filters, which may
+        well-specified linear model); ``"nonnegative"``: kept ``>= 0`` there
+        (a direction may be expanded, never flipped in sign: the expanding
+        one-step students of real time series are of this kind, the
+        students whose scores mislead cross-validation most flip the sign
+        of the small directions); ``"none"``: free filters, which may
         expand some directions (the paper's Air Quality gains come from
         those). ``"auto"``: ``"shrink"`` for the cross-fitted rules and
         ``"none"`` for the raw optimum (``selection="raw"`` or a single
@@ -175,7 +180,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         rule can lose badly (``benchmarks/bench_selection.py`` measures it;
         see the user guide): the refit evaluates an expanding polynomial at
         the full data's ``h``, beyond what the folds validated, which no
-        cross-fitted score sees. In either family, a student whose filter's
+        cross-fitted score sees. In every family, a student whose filter's
         terms cancel by more than ``1e6`` on the training spectra
         (``sum_m |xi_bar_m| h_max^m``, 1 for ridge) is scored in
         ``cv_results_`` but not chosen: its O(1) values are differences of
@@ -258,7 +263,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         ``n_steps`` and ``xi`` (None when no finite per-step ``xi``
         represents the filter); ``xi_bar`` the effective coefficients fitted
         on all folds; ``filter_family`` ``"ridge"``, ``"shrink"`` (kept within
-        [0, 1]) or ``"free"``. The closed form adds
+        [0, 1]), ``"nonnegative"`` (kept >= 0) or ``"free"``. The closed form adds
         ``split{i}_honest_test_score``, ``mean_honest_test_score``,
         ``std_honest_test_score`` and ``rank_honest_test_score``: the
         cross-fitted scores (``xi_bar`` fitted on the other folds, scored on
@@ -316,7 +321,7 @@ class SelfDistillCV(_DefaultEstimatorMixin, MetaEstimatorMixin, BaseEstimator):
         "param_distributions": [dict, None],
         "return_honest_score": ["boolean"],
         "selection": [StrOptions(set(RULES))],
-        "filter_constraint": [StrOptions({"auto", "shrink", "none"})],
+        "filter_constraint": [StrOptions({"auto", "shrink", "nonnegative", "none"})],
     }
 
     def __init__(

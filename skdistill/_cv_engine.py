@@ -67,6 +67,14 @@ __all__ = [
 
 RULES = ("stepwise", "one_se", "honest", "raw")
 
+# The filter families of students (the third entry of a candidate): free,
+# kept in [0, 1] on the training spectra, kept non-negative there.
+FREE, SHRINK, NONNEGATIVE = 0, 1, 2
+# Each bounded family's upper bound, and the families' order of complexity
+# within one number of steps (the most constrained first).
+_UPPER = {SHRINK: 1.0, NONNEGATIVE: np.inf}
+_RANK = {SHRINK: 0, NONNEGATIVE: 1, FREE: 2}
+
 # Standard errors by which a more complex level must win (see _apply_rule).
 _Z = {"stepwise": 2.0, "one_se": 1.0}
 
@@ -102,13 +110,13 @@ def pool_targets(stats, groups):
     return xp.stack(pooled)
 
 
-def _subset_errors(F, masks, max_degree, Phi=None):
+def _subset_errors(F, masks, max_degree, Phi=None, upper=1.0):
     """Fit ``xi_bar`` on each subset of folds, for every degree up to the max.
 
     ``F``: (G, K, A, p, p), of any array API namespace (the work runs on its
     device); ``masks``: (S, K) booleans, True for the folds whose statistics
     fit ``xi_bar``; ``Phi``: :class:`ShrinkSpectrum` or None, the training
-    spectra when the filter is kept in [0, 1] on them. Returns, in
+    spectra when the filter is kept in [0, upper] on them. Returns, in
     ``F``'s namespace, ``x`` (list over degrees of arrays (G, A, S, degree +
     1)) and ``err`` (G, A, S, max_degree + 1, K): every fold's error at each
     subset's solution.
@@ -149,6 +157,7 @@ def _subset_errors(F, masks, max_degree, Phi=None):
                 a_idx,
                 lam,
                 alphas,
+                upper=upper,
             )
             x = xp.reshape(x, (G, A, S, j + 1))
         xs.append(x)
@@ -367,7 +376,7 @@ def select(
         for a in range(A)
     ]
     C = len(cands)
-    level = np.array([0 if k == 0 else 2 * k - 1 + (not sh) for k, _, sh in cands])
+    level = np.array([0 if k == 0 else 3 * k - 2 + _RANK[sh] for k, _, sh in cands])
     cand_a = np.array([a for _, a, _ in cands])
     cand_k = np.array([k for k, _, _ in cands])
     cand_shrink = np.array([sh for _, _, sh in cands])
@@ -530,7 +539,10 @@ def _subset_fits(F, plan):
     in_subset = _like(xp, F, masks.astype(float))[None, None, :, None, :]
     fits = {}
     for shrink in plan.families:
-        xs, err = _subset_errors(F, masks, max(steps), plan.Phi if shrink else None)
+        bounded = shrink != FREE
+        xs, err = _subset_errors(
+            F, masks, max(steps), plan.Phi if bounded else None, _UPPER.get(shrink)
+        )
         insample = xp.sum(err * in_subset, axis=-1)  # (G, A, S, D)
         picks = xp.stack(
             [xp.argmin(insample[..., : k + 1], axis=3) for k in steps], axis=3

@@ -15,7 +15,15 @@ import numpy as np
 from scipy.stats import rankdata
 
 from ._array_api import to_numpy
-from ._cv_engine import RESOLVED, filter_powers, pool_targets, select
+from ._cv_engine import (
+    FREE,
+    NONNEGATIVE,
+    RESOLVED,
+    SHRINK,
+    filter_powers,
+    pool_targets,
+    select,
+)
 from ._cv_loo import ROUND_OFF_FACTOR as _ROUND_OFF_FACTOR
 from ._cv_results import SearchResult, format_cv_results
 from ._filter import _xi_bar_rows_to_xi, xi_bar_to_xi
@@ -80,7 +88,7 @@ def _target_groups(settings, n_targets):
 
 
 def _families(settings, n_folds):
-    """Which filter families the students may use (``True``: shrinking)."""
+    """Which filter families the students may use (``_cv_engine.FREE``...)."""
     constraint = settings.filter_constraint
     if constraint == "auto":
         # Free filters only for the raw optimum (the papers' protocol):
@@ -90,7 +98,9 @@ def _families(settings, n_folds):
         # folds validated), which no cross-fitted score can see.
         raw = settings.selection == "raw" or n_folds < 2
         constraint = "none" if raw else "shrink"
-    return {"shrink": (True,), "none": (False,)}[constraint]
+    return {"shrink": (SHRINK,), "none": (FREE,), "nonnegative": (NONNEGATIVE,)}[
+        constraint
+    ]
 
 
 def _tie_tolerance(stats, groups):
@@ -395,7 +405,7 @@ def _warn_edge(alphas, a_idx, lam_min):
             )
 
 
-_FAMILY = ("ridge", "free", "shrink")
+_FAMILY = {FREE: "free", SHRINK: "shrink", NONNEGATIVE: "nonnegative"}
 
 
 def _closed_form_results(
@@ -417,7 +427,7 @@ def _closed_form_results(
         extra={
             "xi_bar": xi_bar_col,
             "filter_family": np.array(
-                [_FAMILY[(k > 0) + (k > 0 and sh)] for k, _, sh in cands]
+                [_FAMILY[sh] if k > 0 else "ridge" for k, _, sh in cands]
             ),
         },
     )

@@ -76,13 +76,14 @@ def filter_values(xi_bar, h, eps=None):
     return phi, slack
 
 
-def shrink_qp(M, v, h, feas_tol=1e-10):
-    """``min |M x - v|^2`` under ``sum(x) = 1`` and ``0 <= phi_x(h_i) <= 1``.
+def shrink_qp(M, v, h, feas_tol=1e-10, upper=1.0):
+    """``min |M x - v|^2`` under ``sum(x) = 1``, ``0 <= phi_x(h_i) <= upper``.
 
     ``phi_x(h) = sum_m x_m h^(m+1)``. Solved exactly by enumerating active
     sets: with ``p = len(x)``, the reduced problem has ``p - 1`` dimensions,
     so the optimum is the equality-constrained optimum of some set of at
-    most ``p - 1`` active constraints (each ``h_i`` at 0 or at 1). Every such
+    most ``p - 1`` active constraints (each ``h_i`` at 0 or at ``upper``;
+    only at 0 for ``upper = inf``). Every such
     set is solved by its KKT system; the best feasible solution wins (any
     feasible point is no better than the optimum, and the optimum is one of
     them). Meant for few points (``sum_{s < p} C(m, s) 2^s`` solves). ``M``
@@ -101,7 +102,8 @@ def shrink_qp(M, v, h, feas_tol=1e-10):
     best = (None, np.inf, 0)
     for size in range(p):
         for rows in combinations(range(len(h)), size):
-            for bounds in product((0.0, 1.0), repeat=size):
+            sides = (0.0,) if upper == np.inf else (0.0, upper)
+            for bounds in product(sides, repeat=size):
                 E = np.vstack([np.ones((1, p)), A[list(rows)]])
                 f = np.concatenate([[1.0], bounds])
                 kkt = np.block([[G, E.T], [E, np.zeros((size + 1, size + 1))]])
@@ -111,7 +113,7 @@ def shrink_qp(M, v, h, feas_tol=1e-10):
                 if abs(x.sum() - 1) > 1e-9 or np.any(np.abs(E @ x - f) > feas_tol):
                     continue  # an inconsistent set of active constraints
                 phi = A @ x
-                if phi.min() < -feas_tol or phi.max() > 1 + feas_tol:
+                if phi.min() < -feas_tol or phi.max() > upper + feas_tol:
                     continue
                 obj = float(np.sum((M @ x - v) ** 2))
                 if obj < best[1]:

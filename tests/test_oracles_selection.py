@@ -182,8 +182,9 @@ class _fit_later:
 
 
 # ------------------------------------------- shrinking programmes, rank 3
+@pytest.mark.parametrize("family", ["shrink", "nonnegative"])
 @pytest.mark.parametrize("seed", range(2))
-def test_three_step_shrinking_filters_are_the_exact_constrained_optimum(seed):
+def test_three_step_shrinking_filters_are_the_exact_constrained_optimum(seed, family):
     # Kills: shrinking programmes of rank above two skipping the NNLS
     # fallback (left at ridge). Three steps: four coefficients, three free
     # after sum(xi_bar) = 1, so every infeasible free solution goes to NNLS.
@@ -193,7 +194,10 @@ def test_three_step_shrinking_filters_are_the_exact_constrained_optimum(seed):
     rng = np.random.default_rng(seed)
     n, d = 45, 3
     X = rng.normal(size=(n, d)) * np.array([4.0, 1.0, 0.25])
-    y = X @ np.array([0.2, 1.0, 3.0]) + 0.5 * rng.normal(size=n)
+    # Signal in the small directions pushes free filters above 1; in the
+    # large one, below 0 in the small ones: either way some constraints bind.
+    coef = [0.2, 1.0, 3.0] if family == "shrink" else [3.0, 1.0, 0.2]
+    y = X @ np.array(coef) + 0.5 * rng.normal(size=n)
     folds = list(KFold(3, shuffle=True, random_state=seed).split(X))
     alphas = np.logspace(-0.5, 2, 6)
     search = _fit(
@@ -201,7 +205,7 @@ def test_three_step_shrinking_filters_are_the_exact_constrained_optimum(seed):
             alphas=alphas,
             n_steps=(0, 3),
             cv=folds,
-            filter_constraint="shrink",
+            filter_constraint=family,
             selection="honest",
             refit=False,
         ),
@@ -212,18 +216,19 @@ def test_three_step_shrinking_filters_are_the_exact_constrained_optimum(seed):
     lams = fold_eigenvalues(X, folds)
     assert lams.size == 9 and lams.min() > 0
     n_active = 0
+    upper = 1.0 if family == "shrink" else np.inf
     for c, p in enumerate(res["params"]):
         if p["n_steps"] != 3:
             continue
-        assert res["filter_family"][c] == "shrink"
+        assert res["filter_family"][c] == family
         M, v = _stacked(fold_problem(X, y, folds, p["alpha"], 3))
         h = lams / (lams + p["alpha"])
-        x, best, active = shrink_qp(M, v, h)
+        x, best, active = shrink_qp(M, v, h, upper=upper)
         n_active += active > 0
         got = -3 * res["mean_test_score"][c]  # the sum of the folds' MSEs
         xi_bar = np.asarray(res["xi_bar"][c], dtype=float)
         phi, slack = filter_values(xi_bar, h)
-        assert phi.min() >= -slack.max() - 1e-10 and phi.max() <= 1 + 1e-10
+        assert phi.min() >= -slack.max() - 1e-10 and phi.max() <= upper + 1e-10
         # Reduced, column-normalised M of condition < 1e4 here (checked
         # below), far from the 1e-8 truncation: the two optima agree to
         # round-off in the objective (1e-9 relative) and, the objective
