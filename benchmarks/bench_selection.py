@@ -31,13 +31,14 @@ n = 1000; offering ``n_steps`` up to 4 never makes the worst fit more than 2%
 worse than offering ``(0, 1)``.
 
 The rules (the front) are combinations of ``selection``,
-``filter_constraint``, ``n_steps`` and ``cv`` (``--rules`` filters them by
-substring; the default rule is ``stepwise/shrink/0-2/cv5``). Halves: the
-"design" half (seeds from 0, the families marked "design") was used to choose
-among the rules; the "report" half (seeds from 100, the other families) only
-reports them. ``--nested`` adds the check of ``honest_score_`` against an
-explicit nested loop; ``--check`` checks the fast ``RidgeCV`` baseline and
-the oracles against independent fits.
+``filter_constraint`` (``nonneg`` is ``"nonnegative"``), ``n_steps`` and
+``cv`` (``--rules`` filters them by substring; the default rule is
+``stepwise/shrink/0-2/cv5``). Halves: the "design" half (seeds from 0, the
+families marked "design") was used to choose among the rules; the "report"
+half (seeds from 100, the other families) only reports them. ``--nested``
+adds the check of ``honest_score_`` against an explicit nested loop;
+``--check`` checks the fast ``RidgeCV`` baseline and the oracles against
+independent fits.
 
 Run: ``python benchmarks/bench_selection.py [--half report] [--quick]
 [--seeds 4] [--jobs 2] [--rules ...]``.

@@ -13,7 +13,11 @@ training rows, which ignores time, against ``RidgeCV``'s leave-one-out.
 Printed per rule and series: the geometric mean over origins of the test-MSE
 ratios against that baseline, and the worst origin; and ``SelfDistillCV()``
 against ``RidgeCV()`` (defaults against defaults). Target (issue 20):
-geometric mean <= 0.9, no origin worse than 1.02.
+geometric mean <= 0.9, no origin worse than 1.02. ``--oracle`` adds, per
+origin, what the test rows would choose (not a rule: it reads them), against
+the ``cv5`` baseline: the best ridge, the best one-step student and the best
+one-step student whose filter is non-negative on the training spectrum, over
+``logspace(-4, 6, 81)`` and a grid of ``xi``.
 
 Run: ``SKDISTILL_DATA=... python benchmarks/bench_temporal.py [--rules ...]
 [--jobs 2]``.
@@ -31,7 +35,12 @@ from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_selection import DEFAULT_RULE, all_rules, evaluate  # noqa: E402
+from bench_selection import (  # noqa: E402
+    DEFAULT_RULE,
+    _ridge_mse_cv,
+    all_rules,
+    evaluate,
+)
 
 from skdistill.datasets import fetch_air_quality, fetch_appliances_energy  # noqa: E402
 
@@ -62,6 +71,34 @@ def _origin_task(args):
     return name, f, evaluate(Xtr, y[tr], score, SPLITTERS, rules)
 
 
+def _oracle_task(args):
+    """Test-optimal ridge and one-step students at one origin (reads the test)."""
+    name, f = args
+    X, y = series()[name]
+    n = len(y)
+    tr = np.arange(int(f * n))
+    te = np.arange(tr.size, min(n, tr.size + int(TEST_SHARE * n)))
+    sc = StandardScaler().fit(X[tr])
+    Xtr, Xte = sc.transform(X[tr]), sc.transform(X[te])
+    base = _ridge_mse_cv(Xtr, y[tr], SPLITTERS["cv5"])
+    mse0 = np.mean((y[te] - base.predict(Xte)) ** 2)
+    xm, ym = Xtr.mean(axis=0), y[tr].mean()
+    U, s, Vt = np.linalg.svd(Xtr - xm, full_matrices=False)
+    uty, P = U.T @ (y[tr] - ym), (Xte - xm) @ Vt.T
+    # One step: phi(h) = (1 - xi) h + xi h^2; xi = 0 is ridge.
+    xis = np.concatenate(
+        [-np.logspace(-2, 2, 120)[::-1], [0.0], np.logspace(-2, 1, 60)]
+    )
+    best = np.full(3, np.inf)  # ridge, free, non-negative
+    for alpha in np.logspace(-4, 6, 81):
+        h = s**2 / (s**2 + alpha)
+        phi = h[None, :] * (1.0 - xis[:, None] * (1.0 - h[None, :]))
+        mse = np.mean((y[te][None, :] - ((phi / s * uty) @ P.T + ym)) ** 2, axis=1)
+        nonneg = phi.min(axis=1) >= 0
+        best = np.minimum(best, [mse[xis == 0][0], mse.min(), mse[nonneg].min()])
+    return name, f, best / mse0
+
+
 def report(records, rules):
     """Geometric mean and worst origin per rule and series."""
     names = list(dict.fromkeys(r[0] for r in records))
@@ -86,6 +123,7 @@ def main():
         "--rules", nargs="*", default=None, help="substrings of rule names"
     )
     parser.add_argument("--per-origin", nargs="*", default=[DEFAULT_RULE])
+    parser.add_argument("--oracle", action="store_true", help="test-optimal fits")
     args = parser.parse_args()
     rules = all_rules()
     if args.rules:
@@ -104,7 +142,20 @@ def main():
         for name, f, res in records:
             if rule in res:
                 print(f"  {name:>18} f={f:.1f} {res[rule][0]:7.3f} {res[rule][1]}")
+    if args.oracle:
+        print(
+            "\nWhat the test rows would choose (an oracle, not a rule), test MSE "
+            "/ RidgeCV's with TimeSeriesSplit(5):\n  series             origin "
+            " ridge  1-step  1-step non-negative"
+        )
+        for name, f, (r, free, nonneg) in map(_oracle_task, pairs_of_origins()):
+            print(f"  {name:>18} f={f:.1f} {r:6.3f} {free:7.3f} {nonneg:8.3f}")
     print(f"\n({time.perf_counter() - tic:.0f} s)")
+
+
+def pairs_of_origins():
+    """Every (series, origin)."""
+    return [(name, f) for name in series() for f in ORIGINS]
 
 
 if __name__ == "__main__":
