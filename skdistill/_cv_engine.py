@@ -165,6 +165,23 @@ def _degree_one(Fa, masks, p, Phi):
     return xp.stack([1.0 - x1, x1], axis=-1)
 
 
+# The plane programmes' (degree 2) first set of constraints: this many of the
+# sampled points. The exchange of shrink_to_unit adds every point where a
+# solution leaves [0, 1], so the solutions do not depend on it; fewer points
+# make each programme cheaper than the extra rounds they may need.
+_PLANE_POINTS = 8
+
+
+def _first_points(Phi_h, j):
+    """The sampled points that start degree ``j``'s exchange: (A, m', j + 1)."""
+    m = Phi_h.shape[1]
+    if j != 2 or m <= _PLANE_POINTS:
+        return Phi_h[..., : j + 1]
+    idx = np.unique(np.linspace(0, m - 1, _PLANE_POINTS).astype(int))
+    xp = array_namespace(Phi_h)
+    return xp.take(Phi_h, xp.asarray(idx, device=_device(Phi_h)), axis=1)[..., :3]
+
+
 def _higher_degrees(Fa, masks, max_degree, Phi):
     """Degrees 2 to ``max_degree`` on every subset: [(G, A, S, j + 1)]."""
     xp = array_namespace(Fa)
@@ -191,7 +208,7 @@ def _higher_degrees(Fa, masks, max_degree, Phi):
                 xp.reshape(T, (-1, j + 1, j)),
                 xp.reshape(c, (-1, j)),
                 xp.reshape(rank, (-1,)),
-                Phi_h[..., : j + 1],
+                _first_points(Phi_h, j),
                 a_idx,
                 lam,
                 alphas,
