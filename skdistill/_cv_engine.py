@@ -464,7 +464,9 @@ def select(
         max_cancellation=max_cancellation,
     )
     budget = 64 * 2**20 if isinstance(F, np.ndarray) else 2**30
-    batch = _group_batch(A, len(masks), K, p, max_steps + 1, budget=budget)
+    # Ridge alone fits nothing per subset: its arrays have one subset.
+    n_subsets = 1 if max_steps == 0 else len(masks)
+    batch = _group_batch(A, n_subsets, K, p, max_steps + 1, budget=budget)
     for g0 in range(0, G, batch):
         sl = slice(g0, min(G, g0 + batch))
         bound = None if resolution is None else np.asarray(resolution)[sl]
@@ -587,20 +589,22 @@ def _subset_fits(F, plan):
     xp = array_namespace(F)
     G, _, A, _, _ = F.shape
     steps, masks = plan.steps, plan.masks
-    S = len(masks)
     in_subset = _like(xp, F, masks.astype(float))[None, None, :, None, :]
+    # Ridge alone (one degree, one subset): nothing to pick.
+    ridge_picks = xp.zeros((G, A, 1, len(steps)), dtype=xp.int64, device=_device(F))
     fits = {}
     for shrink in plan.families:
         xs, err = _subset_errors(F, masks, max(steps), plan.Phi if shrink else None)
+        if err.shape[3] == 1:
+            fits[shrink] = (xs, err, ridge_picks)
+            continue
         insample = xp.sum(err * in_subset, axis=-1)  # (G, A, S, D)
         picks = xp.stack(
             [xp.argmin(insample[..., : k + 1], axis=3) for k in steps], axis=3
         )  # (G, A, S, n_steps)
         fits[shrink] = (xs, err, picks)
     if False not in fits:
-        xs, err = _subset_errors(F, masks, 0)
-        picks = xp.zeros((G, A, S, len(steps)), dtype=xp.int64, device=_device(F))
-        fits[False] = (xs, err, picks)
+        fits[False] = (*_subset_errors(F, masks, 0), ridge_picks)
     return fits
 
 
