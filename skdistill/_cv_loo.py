@@ -155,16 +155,25 @@ def loo_residuals(basis, alphas, max_steps):
     alphas = np.asarray(alphas, dtype=np.float64)
     n, t = basis.y_tilde.shape
     out = np.empty((max_steps + 1, n, alphas.size, t))
-    _residuals_into(out, basis, alphas, max_steps, np.ones(t))
+    _residuals_into(out, basis, alphas, max_steps, *_scaled(basis, np.ones(t)))
     return np.moveaxis(out, 0, 2)
 
 
-def _residuals_into(out, basis, alphas, max_steps, scale, targets=slice(None)):
-    """The residuals of :func:`loo_residuals` of ``targets`` divided by
-    ``scale`` (t,), into ``out[:, :n]`` of shape (max_steps + 1, >= n, a, t)."""
-    K1, n, a, t = max_steps + 1, basis.U.shape[0], alphas.size, scale.shape[0]
+def _scaled(basis, scale, targets=slice(None)):
+    """What the residuals read of ``targets`` divided by ``scale`` (t,):
+    ``U^T y`` (r, t) and ``N y~`` (n, t) or None."""
+    null_y = basis.null_y
+    return basis.UtY[:, targets] / scale, (
+        None if null_y is None else null_y[:, targets] / scale
+    )
+
+
+def _residuals_into(out, basis, alphas, max_steps, UtY, null_y):
+    """The residuals of :func:`loo_residuals` of the targets that ``UtY`` and
+    ``null_y`` hold (:func:`_scaled`), into ``out[:, :n]`` of shape
+    (max_steps + 1, >= n, a, t)."""
+    K1, n, a, t = max_steps + 1, basis.U.shape[0], alphas.size, UtY.shape[1]
     F = _step_filters(basis.lam, alphas, max_steps)  # (a, K1, r)
-    UtY = basis.UtY[:, targets] / scale
     Q = np.einsum("nr,akr->kna", basis.U2, F)  # (K1, n, a)
     Q[0] += basis.null_diag[:, None]
     Q0 = Q[0]
@@ -176,8 +185,8 @@ def _residuals_into(out, basis, alphas, max_steps, scale, targets=slice(None)):
         d = out[m, :n]
         M = F[:, m, :].T[:, :, None] * UtY[:, None, :]  # (r, a, t)
         np.matmul(basis.U, M.reshape(-1, a * t), out=d.reshape(n, a * t))
-        if m == 0 and basis.null_y is not None:
-            d += (basis.null_y[:, targets] / scale)[:, None, :]
+        if m == 0 and null_y is not None:
+            d += null_y[:, None, :]
         for j in range(m):
             scratch = np.multiply(Q[m - j][:, :, None], out[j, :n], out=scratch)
             d -= scratch
@@ -288,10 +297,12 @@ def loo_statistics(
     work = np.empty((K1 + 1) * n_pad * min(a_step, alphas.size) * t_step)
     for t0 in range(0, t, t_step):
         ts = slice(t0, min(t, t0 + t_step))
+        y_ts = np.ascontiguousarray(y_unit[:, ts])
+        scaled = _scaled(basis, root[ts], ts)
         for a0 in range(0, alphas.size, a_step):
             batch = alphas[a0 : a0 + a_step]
             R[:, a0 : a0 + batch.size, ts] = _batch_factors(
-                basis, batch, max_steps, root, y_unit, ts, n_b, work
+                basis, batch, max_steps, y_ts, scaled, n_b, work
             )
     stats = []
     for b in range(n_b):
@@ -300,17 +311,18 @@ def loo_statistics(
     return stats, W - W / n
 
 
-def _batch_factors(basis, alphas, max_steps, root, y_unit, targets, n_b, work):
+def _batch_factors(basis, alphas, max_steps, y_unit, scaled, n_b, work):
     """Blocks' factors (n_b, a, t', K1 + 1, K1 + 1) of one batch of alphas and
     targets: of ``[y~ - residual_0, ..., y~ - residual_K, y~] / root``.
-    ``work``: a flat buffer of at least the batch's columns."""
+    ``y_unit``: (n_pad, t') the batch's ``y~ / root``, zero padded;
+    ``scaled``: their :func:`_scaled`; ``work``: a flat buffer of at least
+    the batch's columns."""
     n, K1, a = basis.U.shape[0], max_steps + 1, alphas.size
-    y_unit = np.ascontiguousarray(y_unit[:, targets])
     t = y_unit.shape[1]
     shape = (K1 + 1, y_unit.shape[0], a, t)
     cols = work[: np.prod(shape)].reshape(shape)
     cols[:, n:] = 0.0  # the padding rows
-    _residuals_into(cols, basis, alphas, max_steps, root[targets], targets)
+    _residuals_into(cols, basis, alphas, max_steps, *scaled)
     if K1 == 1:
         return _ridge_factors(cols, y_unit, n_b).reshape(n_b, a, t, 2, 2)
     for m in range(K1):  # the pure distillates' predictions, y~ - residual
