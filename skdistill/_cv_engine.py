@@ -119,41 +119,106 @@ def _subset_errors(F, masks, max_degree, Phi=None, upper=1.0):
     spectra when the filter is kept in [0, upper] on them. Returns, in
     ``F``'s namespace, ``x`` (list over degrees of arrays (G, A, S, degree +
     1)) and ``err`` (G, A, S, max_degree + 1, K): every fold's error at each
-    subset's solution.
+    subset's solution. Ridge alone (``max_degree == 0``) does not depend on
+    the subset: its ``x`` and ``err`` then have one subset, (G, A, 1, ...).
     """
     xp = array_namespace(F)
     G, K, A, p, _ = F.shape
     S = len(masks)
-    # (G, A, K * p, p): every fold's rows, then (G, A, S, K * p, p) with the
-    # rows of the folds outside each subset zeroed (both C-contiguous).
+    # (G, A, K * p, p): every fold's rows (C-contiguous).
     Fa = xp.reshape(xp.permute_dims(F, (0, 2, 1, 3, 4)), (G, A, K * p, p))
     if max_degree == 0:  # ridge alone: xi_bar = (1,) whatever the subset
-        x = xp.ones((G, A, S, 1), dtype=F.dtype, device=_device(F))
+        x = xp.ones((G, A, 1, 1), dtype=F.dtype, device=_device(F))
         res = Fa[..., :1] - Fa[..., -1:]
         err = xp.sum(xp.reshape(res * res, (G, A, K, p)), axis=3)
-        err = xp.broadcast_to(err[:, :, None, None, :], (G, A, S, 1, K))
-        return [x], err
-    rows = np.repeat(np.asarray(masks, dtype=float), p, axis=1)  # (S, K * p)
-    Fs = Fa[:, :, None, ...] * _like(xp, F, rows)[None, None, :, :, None]
+        return [x], err[:, :, None, None, :]
+    xs = [xp.ones((G, A, S, 1), dtype=F.dtype, device=_device(F))]
+    xs.append(_degree_one(Fa, masks, p, Phi, upper))
+    if max_degree >= 2:
+        xs += _higher_degrees(Fa, masks, max_degree, Phi, upper)
+    errs = []
+    for x in xs:
+        # Every fold's residual at every subset's solution, (G, A, K p, S).
+        d = x.shape[-1]
+        res = Fa[..., :d] @ xp.permute_dims(x, (0, 1, 3, 2)) - Fa[..., -1:]
+        err = xp.sum(xp.reshape(res * res, (G, A, K, p, S)), axis=3)
+        errs.append(xp.permute_dims(err, (0, 1, 3, 2)))
+    return xs, xp.stack(errs, axis=3)
+
+
+def _degree_one(Fa, masks, p, Phi, upper=1.0):
+    """Degree 1 on every subset: (G, A, S, 2), free or kept in [0, upper].
+
+    The one free coefficient of ``min |M x - v|`` under ``sum(x) = 1`` is
+    ``x_1 = b.r / b.b`` with ``b = M_1 - M_0`` and ``r = v - M_0``; both
+    sums over a subset's rows are sums of per-fold sums, formed once. With
+    ``phi(h) = h (1 - x_1 (1 - h))``, ``0 <= phi <= 1`` at every ``h`` of a
+    spectrum is ``-1 / h_max <= x_1 <= 1 / (1 - h_min)`` (``phi >= 0`` alone,
+    ``upper = inf``, is the right-hand bound): the constrained solution is the
+    free one clipped to that interval (the least-distance programme of
+    :func:`~skdistill._constrained.shrink_to_unit` in one coordinate, whose
+    binding constraints are the spectrum's two ends).
+    """
+    xp = array_namespace(Fa)
+    G, A, Kp, _ = Fa.shape
+    b = Fa[..., 1] - Fa[..., 0]
+    r = Fa[..., -1] - Fa[..., 0]
+    on = xp.permute_dims(_like(xp, Fa, masks.astype(float)), (1, 0))  # (K, S)
+    bb = xp.sum(xp.reshape(b * b, (G, A, -1, p)), axis=3) @ on  # (G, A, S)
+    br = xp.sum(xp.reshape(b * r, (G, A, -1, p)), axis=3) @ on
+    x1 = br / xp.where(bb > 0, bb, 1.0)
+    if Phi is not None and Phi.lam.shape[0]:
+        hi = 1.0 / _like(xp, Fa, shrinkage(Phi.alphas, Phi.lam.min()))
+        x1 = xp.minimum(x1, hi[:, None])
+        if upper != np.inf:  # phi <= 1 binds at h_max (> 0 with a spectrum)
+            x1 = xp.maximum(x1, -1.0 / _like(xp, Fa, Phi.h_max)[:, None])
+    return xp.stack([1.0 - x1, x1], axis=-1)
+
+
+# The plane programmes' (degree 2) first set of constraints: this many of the
+# sampled points. The exchange of shrink_to_unit adds every point where a
+# solution leaves [0, 1], so the solutions do not depend on it; fewer points
+# make each programme cheaper than the extra rounds they may need.
+_PLANE_POINTS = 8
+
+
+def _first_points(Phi_h, j):
+    """The sampled points that start degree ``j``'s exchange: (A, m', j + 1)."""
+    m = Phi_h.shape[1]
+    if j != 2 or m <= _PLANE_POINTS:
+        return Phi_h[..., : j + 1]
+    idx = np.unique(np.linspace(0, m - 1, _PLANE_POINTS).astype(int))
+    xp = array_namespace(Phi_h)
+    return xp.take(Phi_h, xp.asarray(idx, device=_device(Phi_h)), axis=1)[..., :3]
+
+
+def _higher_degrees(Fa, masks, max_degree, Phi, upper=1.0):
+    """Degrees 2 to ``max_degree`` on every subset: [(G, A, S, j + 1)]."""
+    xp = array_namespace(Fa)
+    G, A, Kp, p = Fa.shape
+    S = len(masks)
+    # (G, A, S, K * p, p): the rows of the folds outside each subset zeroed.
+    rows = np.repeat(np.asarray(masks, dtype=float), Kp // masks.shape[1], axis=1)
+    Fs = Fa[:, :, None, ...] * _like(xp, Fa, rows)[None, None, :, :, None]
     v = Fs[..., -1]
     if Phi is not None:
-        lam, alphas = _like(xp, F, Phi.lam), _like(xp, F, Phi.alphas)
-        Phi = _like(xp, F, Phi.Phi)
+        lam, alphas = _like(xp, Fa, Phi.lam), _like(xp, Fa, Phi.alphas)
+        Phi_h = _like(xp, Fa, Phi.Phi)
         a_idx = xp.reshape(
-            xp.broadcast_to(xp.arange(A, device=_device(F))[None, :, None], (G, A, S)),
+            xp.broadcast_to(xp.arange(A, device=_device(Fa))[None, :, None], (G, A, S)),
             (-1,),
         )
-    xs, errs = [], []
-    for j in range(max_degree + 1):
+    xs = []
+    for j in range(2, max_degree + 1):
         T, c, rank = _reduce(Fs[..., : j + 1], v)
         x = _from_z(T, c)
-        if Phi is not None and j > 0:
+        if Phi is not None:
             x = shrink_to_unit(
                 xp.reshape(x, (-1, j + 1)),
                 xp.reshape(T, (-1, j + 1, j)),
                 xp.reshape(c, (-1, j)),
                 xp.reshape(rank, (-1,)),
-                Phi[..., : j + 1],
+                _first_points(Phi_h, j),
                 a_idx,
                 lam,
                 alphas,
@@ -161,11 +226,7 @@ def _subset_errors(F, masks, max_degree, Phi=None, upper=1.0):
             )
             x = xp.reshape(x, (G, A, S, j + 1))
         xs.append(x)
-        # Every fold's residual at every subset's solution, (G, A, K p, S).
-        res = Fa[..., : j + 1] @ xp.permute_dims(x, (0, 1, 3, 2)) - Fa[..., -1:]
-        err = xp.sum(xp.reshape(res * res, (G, A, K, p, S)), axis=3)
-        errs.append(xp.permute_dims(err, (0, 1, 3, 2)))
-    return xs, xp.stack(errs, axis=3)
+    return xs
 
 
 # A student is offered only where its filter's terms cancel by at most this
@@ -383,7 +444,9 @@ def select(
     s_idx = {k: i for i, k in enumerate(steps)}
     cand_kidx = np.array([s_idx[k] for k in cand_k])
 
-    masks, leave1, leave2 = _fold_subsets(K, nested)
+    # The raw rule reads no cross-fitted score: its nested selections need
+    # no leave-two-out fits.
+    masks, leave1, leave2 = _fold_subsets(K, nested and rule != "raw")
     applied = rule if K >= 2 else "raw"
     out = dict(
         raw=np.empty((G, C, K)),
@@ -412,7 +475,9 @@ def select(
         max_cancellation=max_cancellation,
     )
     budget = 64 * 2**20 if isinstance(F, np.ndarray) else 2**30
-    batch = _group_batch(A, len(masks), K, p, max_steps + 1, budget=budget)
+    # Ridge alone fits nothing per subset: its arrays have one subset.
+    n_subsets = 1 if max_steps == 0 else len(masks)
+    batch = _group_batch(A, n_subsets, K, p, max_steps + 1, budget=budget)
     for g0 in range(0, G, batch):
         sl = slice(g0, min(G, g0 + batch))
         bound = None if resolution is None else np.asarray(resolution)[sl]
@@ -486,12 +551,12 @@ def _select_batch(F, plan, tol, eligible_fn, resolution=None):
     K = F.shape[1]
     fits = _subset_fits(F, plan)
     gather = _CandidateErrors(F, plan, fits)
-    all_folds = np.arange(K)
-    raw = gather.errors(0, all_folds)
+    table = gather.table  # (S, G, C, K)
+    raw = np.array(table[0])
     honest = np.full_like(raw, np.nan)
-    if K >= 2:
-        for j in range(K):
-            honest[:, :, j] = gather.errors(plan.leave1[j], np.array([j]))[:, :, 0]
+    if K >= 2:  # fold j's error of the fit on the other folds
+        leave1 = [plan.leave1[j] for j in range(K)]
+        honest = np.moveaxis(table[leave1, :, :, np.arange(K)], 0, -1)
     deg0 = gather.degrees(0)
     # The fits on all folds, on the host: (G, A, d + 1) per family and degree.
     xs0 = {sh: [to_numpy(x[:, :, 0, :]) for x in fits[sh][0]] for sh in gather.fams}
@@ -535,32 +600,41 @@ def _subset_fits(F, plan):
     xp = array_namespace(F)
     G, _, A, _, _ = F.shape
     steps, masks = plan.steps, plan.masks
-    S = len(masks)
     in_subset = _like(xp, F, masks.astype(float))[None, None, :, None, :]
+    # Ridge alone (one degree, one subset): nothing to pick.
+    ridge_picks = xp.zeros((G, A, 1, len(steps)), dtype=xp.int64, device=_device(F))
     fits = {}
     for shrink in plan.families:
         bounded = shrink != FREE
         xs, err = _subset_errors(
             F, masks, max(steps), plan.Phi if bounded else None, _UPPER.get(shrink)
         )
+        if err.shape[3] == 1:
+            fits[shrink] = (xs, err, ridge_picks)
+            continue
         insample = xp.sum(err * in_subset, axis=-1)  # (G, A, S, D)
         picks = xp.stack(
             [xp.argmin(insample[..., : k + 1], axis=3) for k in steps], axis=3
         )  # (G, A, S, n_steps)
         fits[shrink] = (xs, err, picks)
     if False not in fits:
-        xs, err = _subset_errors(F, masks, 0)
-        picks = xp.zeros((G, A, S, len(steps)), dtype=xp.int64, device=_device(F))
-        fits[False] = (xs, err, picks)
+        fits[False] = (*_subset_errors(F, masks, 0), ridge_picks)
     return fits
 
 
 class _CandidateErrors:
     """Every candidate's degrees and fold errors, gathered from the fits.
 
-    ``fits``: :func:`_subset_fits`. The gathers run on ``F``'s device; what
-    :meth:`degrees` and :meth:`errors` return is on the host, in candidate
-    order.
+    ``fits``: :func:`_subset_fits`. The gathers run on ``F``'s device, once;
+    what :meth:`degrees` returns and :attr:`table` are on the host, in
+    candidate order.
+
+    Attributes
+    ----------
+    table : ndarray of shape (S, G, C, K)
+        Every fold's error of every candidate fitted on every subset (a
+        read-only broadcast along the subsets where no family depends on
+        them).
     """
 
     def __init__(self, F, plan, fits):
@@ -585,47 +659,37 @@ class _CandidateErrors:
             sh: xp.asarray(plan.cand_a[idx] * n_k + fam_k[sh], device=dev)
             for sh, idx in fam_idx.items()
         }
-        # Every fold's error of each (alpha, k) on every subset, at the degree
-        # it picks there: (S, G, A * n_k, K) per family, each subset's block
-        # contiguous, gathered once.
-        self.picked = {}
+        # Every fold's error of each candidate on every subset, at the degree
+        # it picks there: (S', G, C_f, K) per family, gathered once (S' = 1
+        # for a family that does not depend on the subset).
+        per = []
         for sh, (_, err, picks) in fits.items():
-            e = xp.take_along_axis(err, picks[..., None], axis=3)  # (G, A, S, n_k, K)
-            self.picked[sh] = xp.reshape(
-                xp.permute_dims(e, (2, 0, 1, 3, 4)), (S, self.G, -1, K)
+            picks = picks[:, :, : err.shape[2], ...]
+            e = xp.take_along_axis(err, picks[..., None], axis=3)  # (G, A, S', n_k, K)
+            e = xp.reshape(
+                xp.permute_dims(e, (2, 0, 1, 3, 4)), (e.shape[2], self.G, -1, K)
             )
-
-    def _on_candidates(self, per_family):
-        """(G, C, ...) from per-family arrays (G, C_f, ...), in candidate order."""
-        xp = self.xp
-        return xp.take(xp.concat(per_family, axis=1), self.back, axis=1)
+            per.append(xp.take(e, self.flat[sh], axis=2))
+        if any(e.shape[0] != 1 for e in per):
+            per = [xp.broadcast_to(e, (S,) + tuple(e.shape[1:])) for e in per]
+        table = to_numpy(xp.take(xp.concat(per, axis=2), self.back, axis=2))
+        self.table = np.broadcast_to(table, (S,) + table.shape[1:])
 
     def degrees(self, s):
         """(G, C) degree of every candidate's solution on subset s (host)."""
         xp, G, A, n_k = self.xp, self.G, self.A, self.n_k
-        per = [
-            xp.take(
-                xp.reshape(self.fits[sh][2][:, :, s, :], (G, A * n_k)),
-                self.flat[sh],
-                axis=1,
-            )
-            for sh in self.fams
-        ]
-        return to_numpy(self._on_candidates(per))
-
-    def errors(self, s, folds):
-        """(G, C, len(folds)) errors on ``folds`` of every candidate fitted on
-        s, on the host."""
-        xp = self.xp
-        f = xp.asarray(np.asarray(folds), device=self.dev)
         per = []
         for sh in self.fams:
+            picks = self.fits[sh][2]
+            on_s = picks[:, :, min(s, picks.shape[2] - 1), :]
             per.append(
                 xp.take(
-                    xp.take(self.picked[sh][s, ...], self.flat[sh], axis=1), f, axis=2
+                    xp.reshape(on_s, (G, A * n_k)),
+                    self.flat[sh],
+                    axis=1,
                 )
             )
-        return to_numpy(self._on_candidates(per))
+        return to_numpy(xp.take(xp.concat(per, axis=1), self.back, axis=1))
 
 
 def _offered(plan, deg0, xs0):
@@ -714,22 +778,18 @@ def _nested_errors(plan, gather, tol, offered):
         return nested_errors
     all_folds = np.arange(K)
     inner_rule = plan.rule if K >= 3 else "raw"
+    table = gather.table  # (S, G, C, K)
     for j in range(K):
         others = all_folds[all_folds != j]
         s = plan.leave1[j]
-        raw_in = gather.errors(s, others)
-        if plan.leave2:
-            hon_in = np.stack(
-                [
-                    gather.errors(plan.leave2[(j, i)], np.array([i]))[:, :, 0]
-                    for i in others
-                ],
-                axis=2,
-            )
+        raw_in = table[s][:, :, others]
+        if plan.leave2 and inner_rule != "raw":
+            leave2 = [plan.leave2[(j, i)] for i in others]
+            hon_in = np.moveaxis(table[leave2, :, :, others], 0, -1)
         else:
             hon_in = raw_in
         c = _apply_rule(
             inner_rule, raw_in, hon_in, plan.level, plan.cand_a, tol, offered
         )
-        nested_errors[:, j] = gather.errors(s, np.array([j]))[np.arange(G), c, 0]
+        nested_errors[:, j] = table[s, np.arange(G), c, j]
     return nested_errors

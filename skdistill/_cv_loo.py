@@ -155,16 +155,25 @@ def loo_residuals(basis, alphas, max_steps):
     alphas = np.asarray(alphas, dtype=np.float64)
     n, t = basis.y_tilde.shape
     out = np.empty((max_steps + 1, n, alphas.size, t))
-    _residuals_into(out, basis, alphas, max_steps, np.ones(t))
+    _residuals_into(out, basis, alphas, max_steps, *_scaled(basis, np.ones(t)))
     return np.moveaxis(out, 0, 2)
 
 
-def _residuals_into(out, basis, alphas, max_steps, scale, targets=slice(None)):
-    """The residuals of :func:`loo_residuals` of ``targets`` divided by
-    ``scale`` (t,), into ``out[:, :n]`` of shape (max_steps + 1, >= n, a, t)."""
-    K1, n, a, t = max_steps + 1, basis.U.shape[0], alphas.size, scale.shape[0]
+def _scaled(basis, scale, targets=slice(None)):
+    """What the residuals read of ``targets`` divided by ``scale`` (t,):
+    ``U^T y`` (r, t) and ``N y~`` (n, t) or None."""
+    null_y = basis.null_y
+    return basis.UtY[:, targets] / scale, (
+        None if null_y is None else null_y[:, targets] / scale
+    )
+
+
+def _residuals_into(out, basis, alphas, max_steps, UtY, null_y):
+    """The residuals of :func:`loo_residuals` of the targets that ``UtY`` and
+    ``null_y`` hold (:func:`_scaled`), into ``out[:, :n]`` of shape
+    (max_steps + 1, >= n, a, t)."""
+    K1, n, a, t = max_steps + 1, basis.U.shape[0], alphas.size, UtY.shape[1]
     F = _step_filters(basis.lam, alphas, max_steps)  # (a, K1, r)
-    UtY = basis.UtY[:, targets] / scale
     Q = np.einsum("nr,akr->kna", basis.U2, F)  # (K1, n, a)
     Q[0] += basis.null_diag[:, None]
     Q0 = Q[0]
@@ -176,8 +185,8 @@ def _residuals_into(out, basis, alphas, max_steps, scale, targets=slice(None)):
         d = out[m, :n]
         M = F[:, m, :].T[:, :, None] * UtY[:, None, :]  # (r, a, t)
         np.matmul(basis.U, M.reshape(-1, a * t), out=d.reshape(n, a * t))
-        if m == 0 and basis.null_y is not None:
-            d += (basis.null_y[:, targets] / scale)[:, None, :]
+        if m == 0 and null_y is not None:
+            d += null_y[:, None, :]
         for j in range(m):
             scratch = np.multiply(Q[m - j][:, :, None], out[j, :n], out=scratch)
             d -= scratch
@@ -283,12 +292,17 @@ def loo_statistics(
     y_unit = np.zeros((n_pad, t))
     y_unit[:n] = y_tilde / root
     t_step, a_step = _batches(n, t, K1)
+    # One buffer for every batch's columns (fresh pages per batch cost as
+    # much as filling them).
+    work = np.empty((K1 + 1) * n_pad * min(a_step, alphas.size) * t_step)
     for t0 in range(0, t, t_step):
         ts = slice(t0, min(t, t0 + t_step))
+        y_ts = np.ascontiguousarray(y_unit[:, ts])
+        scaled = _scaled(basis, root[ts], ts)
         for a0 in range(0, alphas.size, a_step):
             batch = alphas[a0 : a0 + a_step]
             R[:, a0 : a0 + batch.size, ts] = _batch_factors(
-                basis, batch, max_steps, root, y_unit, ts, n_b
+                basis, batch, max_steps, y_ts, scaled, n_b, work
             )
     stats = []
     for b in range(n_b):
@@ -297,18 +311,51 @@ def loo_statistics(
     return stats, W - W / n
 
 
-def _batch_factors(basis, alphas, max_steps, root, y_unit, targets, n_b):
+def _batch_factors(basis, alphas, max_steps, y_unit, scaled, n_b, work):
     """Blocks' factors (n_b, a, t', K1 + 1, K1 + 1) of one batch of alphas and
-    targets: of ``[y~ - residual_0, ..., y~ - residual_K, y~] / root``."""
+    targets: of ``[y~ - residual_0, ..., y~ - residual_K, y~] / root``.
+    ``y_unit``: (n_pad, t') the batch's ``y~ / root``, zero padded;
+    ``scaled``: their :func:`_scaled`; ``work``: a flat buffer of at least
+    the batch's columns."""
     n, K1, a = basis.U.shape[0], max_steps + 1, alphas.size
-    y_unit = np.ascontiguousarray(y_unit[:, targets])
     t = y_unit.shape[1]
-    cols = np.zeros((K1 + 1, y_unit.shape[0], a, t))
-    _residuals_into(cols, basis, alphas, max_steps, root[targets], targets)
+    shape = (K1 + 1, y_unit.shape[0], a, t)
+    cols = work[: np.prod(shape)].reshape(shape)
+    cols[:, n:] = 0.0  # the padding rows
+    _residuals_into(cols, basis, alphas, max_steps, *scaled)
+    if K1 == 1:
+        return _ridge_factors(cols, y_unit, n_b).reshape(n_b, a, t, 2, 2)
     for m in range(K1):  # the pure distillates' predictions, y~ - residual
         np.subtract(y_unit[:n, None, :], cols[m, :n], out=cols[m, :n])
     R = _block_r_factors(cols.reshape(K1 + 1, -1, a * t), n_b, last=y_unit)
     return R.reshape(n_b, a, t, K1 + 1, K1 + 1)
+
+
+def _ridge_factors(cols, y_unit, n_b):
+    """Blocks' factors (n_b, B, 2, 2) of ``[z, y]`` from ridge's residuals.
+
+    ``cols``: (2, n_pad, a, t), the residuals ``e`` in ``cols[0]`` (zero
+    padded); ``cols[1]`` is overwritten with the predictions ``z = y - e``.
+    With ``R_e`` the factor of ``[z, e]`` (``|z|``, ``z.e / |z|`` and the
+    norm of what of ``e`` is orthogonal to ``z``), ``[z, y] = [z, e] [[1,
+    1], [0, 1]]`` gives ``R = R_e [[1, 1], [0, 1]]``: three sums per block,
+    and the error of ``xi_bar = (1,)``, ``|R (1, -1)|^2``, is ``|e|^2``
+    without cancellation.
+    """
+    _, n_pad, a, t = cols.shape
+    e = cols[0].reshape(n_pad // n_b, n_b, a * t)
+    z = cols[1].reshape(n_pad // n_b, n_b, a * t)
+    np.subtract(y_unit[:, None, :], cols[0], out=cols[1])
+    zz = np.einsum("jbx,jbx->bx", z, z)
+    ze = np.einsum("jbx,jbx->bx", z, e)
+    ee = np.einsum("jbx,jbx->bx", e, e)
+    r00 = np.sqrt(zz)
+    b = np.where(r00 > 0, ze / np.where(r00 > 0, r00, 1.0), 0.0)
+    R = np.zeros((n_b, a * t, 2, 2))
+    R[:, :, 0, 0] = r00
+    R[:, :, 0, 1] = r00 + b
+    R[:, :, 1, 1] = np.sqrt(np.maximum(ee - b * b, 0.0))
+    return R
 
 
 def _block_norm(basis, scoring, n_b):

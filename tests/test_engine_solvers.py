@@ -254,3 +254,52 @@ def test_householder_r_equals_lapack_qr(shape):
     tol = 1e3 * np.finfo(float).eps * np.linalg.norm(M, axis=(-2, -1))
     np.testing.assert_allclose(np.abs(R), np.abs(ref), atol=float(tol.max()), rtol=0)
     assert np.all(np.tril(R[..., : min(shape[1:]), :], -1) == 0)
+
+
+@pytest.mark.parametrize("shrink, upper", [(False, 1.0), (True, 1.0), (True, np.inf)])
+def test_degree_one_on_every_subset_equals_the_masked_solve(shrink, upper):
+    # Degree 1 from per-fold sums (and, shrinking, the clip to the interval
+    # of the spectrum's ends) against the stacked, masked solve of
+    # _reduce and the exchange of shrink_to_unit, on every fold subset.
+    from skdistill._constrained import _from_z, shrink_to_unit
+    from skdistill._cv_engine import _degree_one, _fold_subsets, filter_powers
+
+    rng = np.random.default_rng(4)
+    G, K, A, p = 3, 5, 4, 3
+    F = rng.normal(size=(G, K, A, p, p)) * [1.0, 2.0, 0.5]
+    F[..., 1] += 3.0 * F[..., 0]  # columns far from orthogonal
+    F[..., -1] *= 10.0  # free filters far outside [0, 1]
+    F[0, :, 0, :, 1] = F[0, :, 0, :, 0]  # b = M_1 - M_0 = 0: rank zero
+    lam = np.sort(rng.exponential(size=25))
+    alphas = np.array([0.01, 0.3, 3.0, 30.0])
+    Phi = filter_powers([lam], alphas, 1)
+    masks = _fold_subsets(K, True)[0]
+    S = len(masks)
+    Fa = np.transpose(F, (0, 2, 1, 3, 4)).reshape(G, A, K * p, p)
+    got = _degree_one(Fa, masks, p, Phi if shrink else None, upper)
+    rows = np.repeat(masks.astype(float), p, axis=1)
+    Fs = Fa[:, :, None] * rows[None, None, :, :, None]
+    T, c, rank = _reduce(Fs[..., :2], Fs[..., -1])
+    ref = _from_z(T, c)
+    if shrink:
+        a_idx = np.broadcast_to(np.arange(A)[None, :, None], (G, A, S)).ravel()
+        ref = shrink_to_unit(
+            ref.reshape(-1, 2), T.reshape(-1, 2, 1), c.reshape(-1, 1),
+            rank.reshape(-1), Phi.Phi[..., :2], a_idx, Phi.lam, alphas,
+            upper=upper,
+        ).reshape(G, A, S, 2)  # fmt: skip
+        assert not np.allclose(ref, _from_z(T, c))  # some filters were shrunk
+        h = lam[None, :] / (lam[None, :] + alphas[:, None])  # (A, m)
+        f = got[..., :1] * h[None, :, None] + got[..., 1:] * h[None, :, None] ** 2
+        assert f.min() >= -1e-12 and f.max() <= upper + 1e-12
+    # x_1 = b.r / b.b: summed in another order, a relative error of a few
+    # ulps of sum |b_i r_i| / b.b (the dot product's conditioning).
+    b, r = Fs[..., 1] - Fs[..., 0], Fs[..., -1] - Fs[..., 0]
+    bb = np.sum(b * b, axis=-1)
+    cond = np.sum(np.abs(b * r), axis=-1) / np.where(bb > 0, bb, 1.0)
+    tol = 64 * K * p * np.finfo(float).eps * (cond + np.abs(ref[..., 1]))
+    assert np.all(np.abs(got[..., 1] - ref[..., 1]) <= tol)
+    # 1 - x_1 rounded, then added back: within an ulp of 1 + |x_1|.
+    eps = np.finfo(float).eps
+    assert np.all(np.abs(got.sum(axis=-1) - 1.0) <= eps * (1 + np.abs(got[..., 1])))
+    np.testing.assert_array_equal(got[0, 0, :, 1], 0.0)  # rank zero: ridge

@@ -18,6 +18,7 @@ from sklearn.linear_model import RidgeCV
 from skdistill import SelfDistillCV
 from skdistill._cv_loo import (
     _block_r_factors,
+    _ridge_factors,
     loo_basis,
     loo_residuals,
     loo_statistics,
@@ -133,6 +134,48 @@ def test_block_r_factors_have_the_blocks_gram(seed, n, p, n_blocks):
             np.testing.assert_allclose(
                 got.T @ got, ref.T @ ref, rtol=0, atol=1e-13 * scale
             )
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(1, 30),
+    n_blocks=st.integers(1, 6),
+    kind=st.sampled_from(["generic", "good_fit", "no_prediction"]),
+)
+def test_ridge_factors_have_the_blocks_gram_and_residual_error(seed, n, n_blocks, kind):
+    # Ridge's factors from three sums: per block, R^T R is the Gram matrix
+    # of [z, y] (z = y - e, computed densely) and |R (1, -1)|^2 is |e|^2.
+    rng = np.random.default_rng(seed)
+    a, t = 2, 3
+    y = rng.normal(size=(n, t))
+    e = {
+        "generic": rng.normal(size=(n, a, t)),
+        "good_fit": 1e-7 * rng.normal(size=(n, a, t)),  # z nearly y
+        "no_prediction": np.broadcast_to(y[:, None, :], (n, a, t)),  # z = 0
+    }[kind]
+    n_pad = -(-n // n_blocks) * n_blocks
+    cols = np.zeros((2, n_pad, a, t))
+    cols[0, :n] = e
+    y_pad = np.zeros((n_pad, t))
+    y_pad[:n] = y
+    R = _ridge_factors(cols, y_pad, n_blocks).reshape(n_blocks, a, t, 2, 2)
+    for b in range(n_blocks):
+        for i in range(a):
+            for j in range(t):
+                eb, yb = e[b::n_blocks, i, j], y[b::n_blocks, j]
+                A = np.column_stack([yb - eb, yb])
+                got = R[b, i, j]
+                assert got[1, 0] == 0.0
+                # Each entry of R^T R is a sum of products of the columns
+                # (norms up to |z| + |e|): round-off of a few ulps of
+                # |z|^2 + |e|^2, whatever the cancellation.
+                scale = max(np.sum(A[:, 0] ** 2) + np.sum(eb**2), 1e-300)
+                np.testing.assert_allclose(
+                    got.T @ got, A.T @ A, rtol=0, atol=1e-13 * scale
+                )
+                err = np.sum((got @ np.array([1.0, -1.0])) ** 2)
+                assert abs(err - np.sum(eb**2)) <= 1e-13 * scale
 
 
 @pytest.mark.parametrize("shape", [(40, 6), (25, 60)])

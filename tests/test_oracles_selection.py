@@ -136,7 +136,7 @@ def _nested_data(seed, n=48, d=8):
     return X, y
 
 
-@pytest.mark.parametrize("rule", ["honest", "stepwise", "one_se"])
+@pytest.mark.parametrize("rule", ["honest", "stepwise", "one_se", "raw"])
 @pytest.mark.parametrize("seed", range(4))
 def test_honest_score_equals_an_explicit_nested_loop(rule, seed):
     # Kills: the leave-two-out subsets off by one (m[[i, j]]), the inner
