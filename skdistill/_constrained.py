@@ -579,17 +579,20 @@ def _ldp_spectrum(x0, T, lam, alpha, upper=1.0, max_steps=_SPECTRUM_STEPS):
     zero = xp.zeros((nb,), dtype=x0.dtype, device=dev)
     off = xp.zeros((nb,), dtype=xp.bool, device=dev)
     olds = [(off, zero, zero, zero), (off, zero, zero, zero)]
-    ok = xp.zeros((nb,), dtype=xp.bool, device=dev)
-    out = xp.asarray(x0, copy=True)
     w0, wT, wa = x0, T, alpha
+    done = []  # (indices, x, ok) of the problems that left, put back at the end
+
+    def retire(mask, x, ok):
+        n = int(xp.sum(xp.astype(mask, xp.int64)))
+        done.append((idx[mask], x[mask], xp.full((n,), ok, device=dev)))
+
     for _ in range(max_steps):
         if idx.shape[0] == 0:
             break
         xs = w0 + (wT @ zw[:, :, None])[:, :, 0]
         line, going = _worst_line(xs, w0, wT, lam, wa, upper, xp)
         if not bool(xp.all(going)):  # finished: exact on the spectrum
-            out[idx[~going]] = xs[~going]
-            ok[idx[~going]] = True
+            retire(~going, xs, True)
             keep = going
             idx, w0, wT, wa, zw = (a[keep] for a in (idx, w0, wT, wa, zw))
             line = tuple(a[keep] for a in line)
@@ -602,9 +605,14 @@ def _ldp_spectrum(x0, T, lam, alpha, upper=1.0, max_steps=_SPECTRUM_STEPS):
         olds = [(xp.ones_like(kept[0]), *line), tuple(kept)]
         keep = ~stuck
         if not bool(xp.all(keep)):
+            retire(stuck, w0, False)
             idx, w0, wT, wa, zw = (a[keep] for a in (idx, w0, wT, wa, zw))
             olds = [tuple(a[keep] for a in o) for o in olds]
-    return out, ok
+    if idx.shape[0]:
+        retire(xp.ones(idx.shape, dtype=xp.bool, device=dev), w0, False)
+    order = xp.argsort(xp.concat([d[0] for d in done]))
+    x = xp.take(xp.concat([d[1] for d in done], axis=0), order, axis=0)
+    return x, xp.take(xp.concat([d[2] for d in done]), order)
 
 
 def _ldp_nnls(PT, base, upper=1.0):
@@ -752,8 +760,11 @@ def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8, upper=1
     """Keep every filter within [0, upper] on every eigenvalue, batched.
 
     The constraints ``0 <= phi(h) <= 1`` hold at every ``h = lam / (lam +
-    alpha)`` of the spectrum ``lam``, however many, by an exchange
-    (cutting-plane) method: each problem whose free filter leaves [0, 1]
+    alpha)`` of the spectrum ``lam``, however many. Problems with two
+    retained directions (degree two, the common case) are first solved on
+    the whole spectrum in one pass (:func:`_ldp_spectrum`); the others, and
+    those it leaves unsolved (round-off), by an exchange (cutting-plane)
+    method: each problem whose free filter leaves [0, 1]
     somewhere (:func:`_extreme_h`, exact over the spectrum) is solved by
     :func:`_shrink` on the sampled points ``Phi`` and the free filter's two
     worst points; the solution's worst points over the whole spectrum are
