@@ -526,13 +526,13 @@ def _worst_line(x, x0, T, lam, alpha, upper, xp):
 
     ``x = x0 + T z``: the filters at the current ``z``. The candidates are
     the points where each filter takes its extreme values
-    (:func:`_unit_violation`, exact over the spectrum); the bound farthest
+    (:func:`_extreme_h`, exact over the spectrum); the bound farthest
     from ``z`` (in distance) is returned as ``(gx, gy, h)``, ``g . z' >= h``
     in the coordinates ``z'`` of ``x0 + T z'``, with whether it is violated
     beyond round-off (:func:`_slack_tol`).
     """
-    H, phi = _unit_violation(x, lam, alpha)
-    Pw = _powers(H, x.shape[-1], xp)
+    Pw = _powers(_extreme_h(x, lam, alpha), x.shape[-1], xp)
+    phi = _at_rows(x, Pw)
     A = Pw @ T  # (nb, P, 2): the points' sensitivity to z
     base = _at_rows(x0, Pw)  # the filters at z = 0
     high = phi - upper > -phi
