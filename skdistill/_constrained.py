@@ -521,26 +521,27 @@ def _plane_vertex(new, olds, zw, xp):
 _SPECTRUM_STEPS = 32
 
 
-def _worst_line(x, x0, T, lam, alpha, upper, xp):
+def _worst_line(zw, x0, T, lam, alpha, upper, xp):
     """Each filter's most violated bound over the whole spectrum, as a line.
 
-    ``x = x0 + T z``: the filters at the current ``z``. The candidates are
+    ``x0 + T zw``: the filters at the current ``zw``. The candidates are
     the points where each filter takes its extreme values
     (:func:`_extreme_h`, exact over the spectrum); the bound farthest
-    from ``z`` (in distance) is returned as ``(gx, gy, h)``, ``g . z' >= h``
-    in the coordinates ``z'`` of ``x0 + T z'``, with whether it is violated
-    beyond round-off (:func:`_slack_tol`).
+    from ``zw`` (in distance) is returned as ``(gx, gy, h)``, ``g . z >= h``
+    in the coordinates ``z`` of ``x0 + T z``, with whether it is violated
+    beyond :data:`_FEAS_TOL` (as the rows of :func:`_ldp_plane`).
     """
+    x = x0 + (T @ zw[:, :, None])[:, :, 0]
     Pw = _powers(_extreme_h(x, lam, alpha), x.shape[-1], xp)
-    phi = _at_rows(x, Pw)
     A = Pw @ T  # (nb, P, 2): the points' sensitivity to z
     base = _at_rows(x0, Pw)  # the filters at z = 0
+    phi = base + A[..., 0] * zw[:, :1] + A[..., 1] * zw[:, 1:]
     high = phi - upper > -phi
     slack = xp.where(high, phi - upper, -phi)
-    tol = _slack_tol(x, x0, xp)
+    tol = _FEAS_TOL
     norm = xp.sqrt(A[..., 0] ** 2 + A[..., 1] ** 2)
     tiny = float(np.finfo(np.float64).tiny)
-    dist = xp.where(slack > tol[:, None], slack / xp.clip(norm, min=tiny), -xp.inf)
+    dist = xp.where(slack > tol, slack / xp.clip(norm, min=tiny), -xp.inf)
     row = xp.argmax(dist, axis=1)
     going = _gather(dist, row, xp) > -xp.inf
     gx, gy, b = (
@@ -589,10 +590,9 @@ def _ldp_spectrum(x0, T, lam, alpha, upper=1.0, max_steps=_SPECTRUM_STEPS):
     for _ in range(max_steps):
         if idx.shape[0] == 0:
             break
-        xs = w0 + (wT @ zw[:, :, None])[:, :, 0]
-        line, going = _worst_line(xs, w0, wT, lam, wa, upper, xp)
+        line, going = _worst_line(zw, w0, wT, lam, wa, upper, xp)
         if not bool(xp.all(going)):  # finished: exact on the spectrum
-            retire(~going, xs, True)
+            retire(~going, w0 + (wT @ zw[:, :, None])[:, :, 0], True)
             keep = going
             idx, w0, wT, wa, zw = (a[keep] for a in (idx, w0, wT, wa, zw))
             line = tuple(a[keep] for a in line)
