@@ -467,17 +467,29 @@ def _plane_step(ax, ay, bw, zw, act, worst, upper, xp):
     Returns the new ``zw`` and ``act``, and where no candidate was feasible
     (round-off).
     """
-    dev = _device(zw)
-    px, py, hp = _lines(ax, ay, bw, worst, upper, xp)
+    none = xp.full(worst.shape, -1, dtype=xp.int64, device=_device(zw))
+    new = _lines(ax, ay, bw, worst, upper, xp)
+    olds = [(act[:, s] >= 0, *_lines(ax, ay, bw, act[:, s], upper, xp)) for s in (0, 1)]
+    new_z, pick, stuck = _plane_vertex(new, olds, zw, xp)
+    other = xp.where(pick == 0, act[:, 0], xp.where(pick == 1, act[:, 1], none))
+    return new_z, xp.stack([worst, other], axis=1), stuck
+
+
+def _plane_vertex(new, olds, zw, xp):
+    """The projection of the origin once line ``new`` joins the active ``olds``.
+
+    ``new``: ``(px, py, hp)``, the constraint ``p . z >= hp``; ``olds``: two
+    ``(on, qx, qy, hq)``, the active lines (``on`` False for an empty slot).
+    Tries the new line alone and its vertex with each active line (with
+    non-negative multipliers), each kept only where it satisfies the active
+    lines. Returns the new ``z``, the active line kept with the new one
+    (``pick``: 0, 1, or -1 for none) and where no candidate was feasible.
+    """
+    px, py, hp = new
     n2 = px * px + py * py
     scale = hp / xp.where(n2 > 0, n2, 1.0)
-    none = xp.full(worst.shape, -1, dtype=xp.int64, device=dev)
-    cands = [(xp.stack([px * scale, py * scale], axis=1), none)]
-    olds = []  # the active lines, (q, gx, gy, h)
-    for slot in range(2):  # the vertex of the new line with an active one
-        q = act[:, slot]
-        qx, qy, hq = _lines(ax, ay, bw, q, upper, xp)
-        olds.append((q, qx, qy, hq))
+    cands = [xp.stack([px * scale, py * scale], axis=1)]
+    for on, qx, qy, hq in olds:  # the vertex of the new line with an active one
         det = px * qy - py * qx
         dsafe = xp.where(det != 0, det, 1.0)
         u0 = (hp * qy - hq * py) / dsafe
@@ -485,24 +497,122 @@ def _plane_step(ax, ay, bw, zw, act, worst, upper, xp):
         # Multipliers of u = lp (px, py) + lq (qx, qy).
         lp = (u0 * qy - u1 * qx) / dsafe
         lq = (px * u1 - py * u0) / dsafe
-        valid = (q >= 0) & (det != 0) & (lp >= 0) & (lq >= 0)
-        u = xp.where(valid[:, None], xp.stack([u0, u1], axis=1), xp.nan)
-        cands.append((u, xp.where(valid, q, none)))
+        valid = on & (det != 0) & (lp >= 0) & (lq >= 0)
+        cands.append(xp.where(valid[:, None], xp.stack([u0, u1], axis=1), xp.nan))
     # Each candidate must satisfy the constraints active before.
-    best = xp.full(worst.shape, xp.inf, dtype=zw.dtype, device=dev)
-    new_z, new_other = zw, none
-    for u, other in cands:
+    best = xp.full(px.shape, xp.inf, dtype=zw.dtype, device=_device(zw))
+    new_z = zw
+    pick = xp.full(px.shape, -1, dtype=xp.int64, device=_device(zw))
+    for k, u in enumerate(cands):
         fine = ~xp.isnan(u[:, 0])
         u0 = xp.where(fine[:, None], u, 0.0)
-        for q, qx, qy, hq in olds:
+        for on, qx, qy, hq in olds:
             s = hq - qx * u0[:, 0] - qy * u0[:, 1]
-            fine = fine & ((q < 0) | (s <= _FEAS_TOL * (1 + xp.abs(hq))))
+            fine = fine & (~on | (s <= _FEAS_TOL * (1 + xp.abs(hq))))
         size = xp.where(fine, u0[:, 0] ** 2 + u0[:, 1] ** 2, xp.inf)
         take = size < best
         best = xp.where(take, size, best)
         new_z = xp.where(take[:, None], u0, new_z)
-        new_other = xp.where(take, other, new_other)
-    return new_z, xp.stack([worst, new_other], axis=1), xp.isinf(best)
+        pick = xp.where(take, k - 1, pick)
+    return new_z, pick, xp.isinf(best)
+
+
+# Steps of _ldp_spectrum before a problem is left to the exchange.
+_SPECTRUM_STEPS = 32
+
+
+def _worst_line(zw, x0, T, lam, alpha, upper, xp):
+    """Each filter's most violated bound over the whole spectrum, as a line.
+
+    ``x0 + T zw``: the filters at the current ``zw``. The candidates are
+    the points where each filter takes its extreme values
+    (:func:`_extreme_h`, exact over the spectrum); the bound farthest
+    from ``zw`` (in distance) is returned as ``(gx, gy, h)``, ``g . z >= h``
+    in the coordinates ``z`` of ``x0 + T z``, with whether it is violated
+    beyond :data:`_FEAS_TOL` (as the rows of :func:`_ldp_plane`).
+    """
+    x = x0 + (T @ zw[:, :, None])[:, :, 0]
+    Pw = _powers(_extreme_h(x, lam, alpha), x.shape[-1], xp)
+    A = Pw @ T  # (nb, P, 2): the points' sensitivity to z
+    base = _at_rows(x0, Pw)  # the filters at z = 0
+    phi = base + A[..., 0] * zw[:, :1] + A[..., 1] * zw[:, 1:]
+    high = phi - upper > -phi
+    slack = xp.where(high, phi - upper, -phi)
+    tol = _FEAS_TOL
+    norm = xp.sqrt(A[..., 0] ** 2 + A[..., 1] ** 2)
+    tiny = float(np.finfo(np.float64).tiny)
+    dist = xp.where(slack > tol, slack / xp.clip(norm, min=tiny), -xp.inf)
+    row = xp.argmax(dist, axis=1)
+    going = _gather(dist, row, xp) > -xp.inf
+    gx, gy, b = (
+        _gather(A[..., 0], row, xp),
+        _gather(A[..., 1], row, xp),
+        _gather(base, row, xp),
+    )
+    up = _gather(xp.astype(high, x.dtype), row, xp) > 0
+    line = (xp.where(up, -gx, gx), xp.where(up, -gy, gy), xp.where(up, b - upper, -b))
+    return line, going
+
+
+def _ldp_spectrum(x0, T, lam, alpha, upper=1.0, max_steps=_SPECTRUM_STEPS):
+    """Rank-two programmes of :func:`shrink_to_unit` on the whole spectrum.
+
+    ``min |z|^2`` under ``0 <= phi(h) <= upper`` at every ``h`` of the
+    spectrum for the filter ``x0 + T z`` (``T``: (B, p, 2)), by the dual
+    active-set method of :func:`_ldp_plane` whose constraints come from the
+    spectrum itself: at each step the most violated bound among each
+    filter's extreme points (:func:`_worst_line`) joins the active set. Any
+    violated constraint may join (Goldfarb and Idnani, 1983), so the result
+    is the exact least-distance solution; no sampled points, no rounds.
+
+    Returns
+    -------
+    x : array of shape (B, p)
+    ok : array of bool, shape (B,)
+        False where the steps ran out or found no feasible candidate
+        (round-off): the caller solves those problems another way.
+    """
+    xp = array_namespace(x0, T)
+    nb = x0.shape[0]
+    dev = _device(x0)
+    idx = xp.arange(nb, device=dev)
+    zw = xp.zeros((nb, 2), dtype=x0.dtype, device=dev)
+    zero = xp.zeros((nb,), dtype=x0.dtype, device=dev)
+    off = xp.zeros((nb,), dtype=xp.bool, device=dev)
+    olds = [(off, zero, zero, zero), (off, zero, zero, zero)]
+    w0, wT, wa = x0, T, alpha
+    done = []  # (indices, x, ok) of the problems that left, put back at the end
+
+    def retire(mask, x, ok):
+        n = int(xp.sum(xp.astype(mask, xp.int64)))
+        done.append((idx[mask], x[mask], xp.full((n,), ok, device=dev)))
+
+    for _ in range(max_steps):
+        if idx.shape[0] == 0:
+            break
+        line, going = _worst_line(zw, w0, wT, lam, wa, upper, xp)
+        if not bool(xp.all(going)):  # finished: exact on the spectrum
+            retire(~going, w0 + (wT @ zw[:, :, None])[:, :, 0], True)
+            keep = going
+            idx, w0, wT, wa, zw = (a[keep] for a in (idx, w0, wT, wa, zw))
+            line = tuple(a[keep] for a in line)
+            olds = [tuple(a[keep] for a in o) for o in olds]
+        if idx.shape[0] == 0:
+            break
+        zw, pick, stuck = _plane_vertex(line, olds, zw, xp)
+        kept = [xp.where(pick == 0, a0, a1) for a0, a1 in zip(*olds, strict=True)]
+        kept[0] = kept[0] & (pick >= 0)
+        olds = [(xp.ones_like(kept[0]), *line), tuple(kept)]
+        keep = ~stuck
+        if not bool(xp.all(keep)):
+            retire(stuck, w0, False)
+            idx, w0, wT, wa, zw = (a[keep] for a in (idx, w0, wT, wa, zw))
+            olds = [tuple(a[keep] for a in o) for o in olds]
+    if idx.shape[0]:
+        retire(xp.ones(idx.shape, dtype=xp.bool, device=dev), w0, False)
+    order = xp.argsort(xp.concat([d[0] for d in done]))
+    x = xp.take(xp.concat([d[1] for d in done], axis=0), order, axis=0)
+    return x, xp.take(xp.concat([d[2] for d in done]), order)
 
 
 def _ldp_nnls(PT, base, upper=1.0):
@@ -585,7 +695,10 @@ def _critical_h(x):
 
 def _powers(H, p, xp):
     """``H[..., i] ** (m + 1)`` for ``m < p``: the constraints' rows."""
-    return H[..., None] ** xp.arange(1, p + 1, dtype=H.dtype, device=_device(H))
+    out = [H]
+    for _ in range(1, p):  # products: far cheaper than a float power
+        out.append(out[-1] * H)
+    return xp.stack(out, axis=-1)
 
 
 def _extreme_h(x, lam, alpha):
@@ -647,8 +760,11 @@ def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8, upper=1
     """Keep every filter within [0, upper] on every eigenvalue, batched.
 
     The constraints ``0 <= phi(h) <= 1`` hold at every ``h = lam / (lam +
-    alpha)`` of the spectrum ``lam``, however many, by an exchange
-    (cutting-plane) method: each problem whose free filter leaves [0, 1]
+    alpha)`` of the spectrum ``lam``, however many. Problems with two
+    retained directions (degree two, the common case) are first solved on
+    the whole spectrum in one pass (:func:`_ldp_spectrum`); the others, and
+    those it leaves unsolved (round-off), by an exchange (cutting-plane)
+    method: each problem whose free filter leaves [0, 1]
     somewhere (:func:`_extreme_h`, exact over the spectrum) is solved by
     :func:`_shrink` on the sampled points ``Phi`` and the free filter's two
     worst points; the solution's worst points over the whole spectrum are
@@ -708,10 +824,19 @@ def shrink_to_unit(x, T, c, rank, Phi, a_idx, lam, alphas, max_rounds=8, upper=1
     live = (_gather(phi, lo, xp) < 0.0) | (_gather(phi, hi, xp) > upper)
     if not bool(xp.any(live)):
         return x
+    x = xp.asarray(x, copy=True)
+    plane = live & (rank == 2)
+    if bool(xp.any(plane)):  # on the whole spectrum at once; the rest exchange
+        xs, ok = _ldp_spectrum(x[plane], T[plane][:, :, :2], lam, alpha[plane], upper)
+        x[plane] = xs  # the free solution where not ok
+        solved = xp.zeros_like(live)
+        solved[plane] = ok
+        live = live & ~solved
+        if not bool(xp.any(live)):
+            return x
     # The problems still being solved, compacted; ``live`` marks them in x.
     P = xp.concat([xp.take(Phi, a_idx[live], axis=0), _powers(H[live], p, xp)], axis=1)
     x0, T, c, rank, alpha = x[live], T[live], c[live], rank[live], alpha[live]
-    x = xp.asarray(x, copy=True)
     for _ in range(max_rounds):
         every = xp.ones(alpha.shape, dtype=xp.bool, device=_device(x))
         xs = _shrink(x0, every, _at_rows(x0, P), T, c, rank, P, upper)

@@ -246,6 +246,80 @@ def test_exchange_equals_least_distance_on_every_eigenvalue(p, upper):
         assert r_got == pytest.approx(r_ref, rel=1e-7)
 
 
+def _plane_problems(upper, seed=0, nb=400):
+    """Degree-two problems on 600 eigenvalues whose free filters mostly leave
+    [0, upper]: ``(M, v, T, c, rank, x, lam, alphas, a_idx, P_all)``."""
+    rng = np.random.default_rng(seed)
+    lam = np.unique(rng.exponential(size=600))
+    alphas = np.array([0.05, 0.5, 5.0])
+    M = rng.normal(size=(nb, 15, 3)) * 3.0 ** np.arange(3)
+    target = rng.normal(size=(nb, 3)) * 3
+    target[:, 0] = 1 - target[:, 1:].sum(axis=1)
+    v = np.einsum("bnp,bp->bn", M, target) + 0.3 * rng.normal(size=(nb, 15))
+    T, c, rank = _reduce(M, v)
+    x = constrained_lstsq(M, v)
+    h_all = lam[None, :] / (lam[None, :] + alphas[:, None])
+    P_all = h_all[..., None] ** np.arange(1, 4)
+    a_idx = rng.integers(0, 3, size=nb)
+    return M, v, T, c, rank, x, lam, alphas, a_idx, P_all
+
+
+@pytest.mark.parametrize("upper", [1.0, np.inf])
+def test_spectrum_active_set_equals_nnls_on_every_eigenvalue(upper):
+    # The one-pass dual active set of the plane against scipy's NNLS with all
+    # 600 eigenvalues' constraints at once (the residual: the least-distance
+    # point is unique, both exact to the round-off of small solves).
+    from skdistill._constrained import _ldp_spectrum
+
+    M, v, T, c, rank, x, lam, alphas, a_idx, P_all = _plane_problems(upper)
+    free = np.einsum("bip,bp->bi", P_all[a_idx], x)
+    bad = ((free.min(axis=1) < 0) | (free.max(axis=1) > upper)) & (rank == 2)
+    assert bad.sum() > 100
+    got, ok = _ldp_spectrum(x[bad], T[bad], lam, alphas[a_idx[bad]], upper)
+    assert ok.mean() > 0.9  # the rest go to the exchange
+    for i, b in enumerate(np.flatnonzero(bad)):
+        if not ok[i]:
+            continue
+        f = P_all[a_idx[b]] @ got[i]
+        slack = 1e-10 * (1 + np.abs(got[i]).sum())
+        assert f.min() >= -slack and f.max() <= upper + slack
+        z = _ldp_all_points(P_all[a_idx[b]] @ T[b], free[b], upper)
+        ref = T[b] @ (c[b] + z)
+        ref[0] += 1.0
+        r_got = np.linalg.norm(M[b] @ got[i] - v[b])
+        r_ref = np.linalg.norm(M[b] @ ref - v[b])
+        assert r_got == pytest.approx(r_ref, rel=1e-7)
+
+
+@pytest.mark.parametrize("upper", [1.0, np.inf])
+def test_spectrum_active_set_equals_the_exchange(upper, monkeypatch):
+    # shrink_to_unit with the one-pass solve against the exchange alone (the
+    # one-pass solve made to fail everywhere): the same programmes.
+    from skdistill import _constrained
+
+    M, v, T, c, rank, x, lam, alphas, a_idx, P_all = _plane_problems(upper, 1)
+    sample = lam[np.unique(np.linspace(0, lam.size - 1, 64).astype(int))]
+    h_s = sample[None, :] / (sample[None, :] + alphas[:, None])
+    Phi = h_s[..., None] ** np.arange(1, 4)
+    args = (x, T, c, rank, Phi, a_idx, lam, alphas)
+    got = shrink_to_unit(*args, upper=upper)
+
+    def failing(x0, *a, **k):  # the free solutions, none solved
+        return np.array(x0), np.zeros(x0.shape[0], dtype=bool)
+
+    monkeypatch.setattr(_constrained, "_ldp_spectrum", failing)
+    ref = shrink_to_unit(*args, upper=upper)
+    assert not np.array_equal(got, x)
+    # Where the exchange's rounds ran out it returns ridge (e_0); the
+    # one-pass solve is exact there, so the residual can only be smaller.
+    ridge = np.all(ref == np.eye(3)[0], axis=1)
+    assert ridge.mean() < 0.1
+    r_got = np.linalg.norm(np.einsum("bnp,bp->bn", M, got) - v, axis=1)
+    r_ref = np.linalg.norm(np.einsum("bnp,bp->bn", M, ref) - v, axis=1)
+    np.testing.assert_allclose(r_got[~ridge], r_ref[~ridge], rtol=1e-7)
+    assert np.all(r_got[ridge] <= r_ref[ridge] * (1 + 1e-7))
+
+
 def _no_variance_cases():
     rng = np.random.default_rng(0)
     n = 30
