@@ -56,35 +56,35 @@ def series():
     return {"air quality": (X, y), "appliances hourly": (Xa[::6], ya[::6])}
 
 
-def _origin_task(args):
-    name, f, rules = args
+def _origin(name, f):
+    """Standardised training rows (the first ``f``) and the next 15%."""
     X, y = series()[name]
     n = len(y)
     tr = np.arange(int(f * n))
     te = np.arange(tr.size, min(n, tr.size + int(TEST_SHARE * n)))
     sc = StandardScaler().fit(X[tr])
-    Xtr, Xte = sc.transform(X[tr]), sc.transform(X[te])
+    return sc.transform(X[tr]), y[tr], sc.transform(X[te]), y[te]
+
+
+def _origin_task(args):
+    name, f, rules = args
+    Xtr, ytr, Xte, yte = _origin(name, f)
 
     def score(est):
-        return float(np.mean((y[te] - est.predict(Xte)) ** 2))
+        return float(np.mean((yte - est.predict(Xte)) ** 2))
 
-    return name, f, evaluate(Xtr, y[tr], score, SPLITTERS, rules)
+    return name, f, evaluate(Xtr, ytr, score, SPLITTERS, rules)
 
 
 def _oracle_task(args):
     """Test-optimal ridge and one-step students at one origin (reads the test)."""
     name, f = args
-    X, y = series()[name]
-    n = len(y)
-    tr = np.arange(int(f * n))
-    te = np.arange(tr.size, min(n, tr.size + int(TEST_SHARE * n)))
-    sc = StandardScaler().fit(X[tr])
-    Xtr, Xte = sc.transform(X[tr]), sc.transform(X[te])
-    base = _ridge_mse_cv(Xtr, y[tr], SPLITTERS["cv5"])
-    mse0 = np.mean((y[te] - base.predict(Xte)) ** 2)
-    xm, ym = Xtr.mean(axis=0), y[tr].mean()
+    Xtr, ytr, Xte, yte = _origin(name, f)
+    base = _ridge_mse_cv(Xtr, ytr, SPLITTERS["cv5"])
+    mse0 = np.mean((yte - base.predict(Xte)) ** 2)
+    xm, ym = Xtr.mean(axis=0), ytr.mean()
     U, s, Vt = np.linalg.svd(Xtr - xm, full_matrices=False)
-    uty, P = U.T @ (y[tr] - ym), (Xte - xm) @ Vt.T
+    uty, P = U.T @ (ytr - ym), (Xte - xm) @ Vt.T
     # One step: phi(h) = (1 - xi) h + xi h^2; xi = 0 is ridge.
     xis = np.concatenate(
         [-np.logspace(-2, 2, 120)[::-1], [0.0], np.logspace(-2, 1, 60)]
@@ -93,7 +93,7 @@ def _oracle_task(args):
     for alpha in np.logspace(-4, 6, 81):
         h = s**2 / (s**2 + alpha)
         phi = h[None, :] * (1.0 - xis[:, None] * (1.0 - h[None, :]))
-        mse = np.mean((y[te][None, :] - ((phi / s * uty) @ P.T + ym)) ** 2, axis=1)
+        mse = np.mean((yte[None, :] - ((phi / s * uty) @ P.T + ym)) ** 2, axis=1)
         nonneg = phi.min(axis=1) >= 0
         best = np.minimum(best, [mse[xis == 0][0], mse.min(), mse[nonneg].min()])
     return name, f, best / mse0
