@@ -15,7 +15,10 @@ about half its standard error times the t-statistic of ``xi`` (``d_i = xi^2
 a_i^2 - 2 xi a_i b_i``): one standard error asks for ``|t| > 2``, two for
 ``|t| > 4``.
 
-Run: ``python benchmarks/bench_selection_power.py [--seeds 10]``.
+Run: ``python benchmarks/bench_selection_power.py [--seeds 10] [--ns 100 300]
+[--first-seed 0] [--families ...]`` (``--families``: any family of
+``benchmarks/_selection_families.py``, by substring; the report half's seeds
+start at 100).
 """
 
 import argparse
@@ -68,15 +71,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--ns", type=int, nargs="*", default=[100, 300])
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--families", nargs="*", default=[])
     args = parser.parse_args()
+    shown = [f for f in FAMILIES if any(s in f for s in args.families)] or SHOWN
     print(
         "family                                n   t-ratio: median [min, max]   "
         "oracle ridge excess  oracle 1-step gain  noise variance"
     )
-    for family in SHOWN:
+    for family in shown:
         for n in args.ns:
             ratios, excess, gain = [], [], []
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 inst = make_instance(family, n, seed)
                 ratios.append(loo_t_ratio(inst.X, inst.y))
                 risks = oracle_risks(inst, max_steps=1)
@@ -85,7 +91,7 @@ def main():
             print(
                 f"{family:34s} {n:5d}   {np.median(ratios):5.2f} "
                 f"[{np.min(ratios):5.2f}, {np.max(ratios):5.2f}]"
-                f"       {np.mean(excess):8.3f}           {np.mean(gain):8.3f}"
+                f"       {np.mean(excess):8.4f}           {np.mean(gain):8.4f}"
                 f"         {1 / FAMILIES[family]['snr']:6.2f}"
             )
 
