@@ -23,7 +23,8 @@ scikit-learn's leave-one-out.
 
 At the scale of one tenth of himalaya's voxel-wise tutorial (n = 3600
 samples, d = 6820 features, 7000 targets: ``--n 3600 --d 6820 --targets
-7000``; about an hour on one core, ``--rows`` picks rows by substring).
+7000``; ``--rows`` picks rows by substring: the rows ``default "no
+honest" himalaya sklearn`` took 30 minutes on one core of a quiet machine).
 
 Run: ``python benchmarks/bench_targets.py [--targets 2000 20000]
 [--family isotropic decaying powerlaw] [--n 2000] [--d 100] [--rows ...]``.
