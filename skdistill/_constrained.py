@@ -9,13 +9,15 @@ same problem for the optimal filters of a known model.
 One or two free coefficients (``n_steps <= 2``) are solved in closed form,
 elementwise over the batch; the shrinking constraint then reduces to an
 interval or to a least-distance programme in the plane, solved by a batched
-dual active-set method. More coefficients use a batched SVD and NNLS.
+dual active-set method. More coefficients use a batched SVD, and their
+programmes the same dual method in their dimension
+(:mod:`skdistill._least_distance`).
 
 Every function works in the namespace of its input arrays (NumPy, or any
 array API library: PyTorch, CuPy, ``array_api_strict``) and on their device.
-The exception is NNLS (no such solve in the standard), used one problem at a
-time, on the host, for three or more free coefficients or where the plane's
-active set fails to round-off.
+The exceptions run on the host: the programmes of three or more free
+coefficients (batched, NumPy), and NNLS (no such solve in the standard), one
+problem at a time, where an active set fails to round-off.
 """
 
 import numpy as np
@@ -23,6 +25,7 @@ from sklearn.externals.array_api_compat import array_namespace
 from sklearn.externals.array_api_compat import device as _device
 
 from ._array_api import to_numpy
+from ._least_distance import ldp_dual
 
 __all__ = ["XI_RCOND", "constrained_lstsq", "shrink_to_unit"]
 
@@ -201,8 +204,11 @@ def _shrink(x, bad, phi, T, c, rank, P, upper=1.0):
     solution exists. Only problems whose free solution ``x`` is infeasible
     are solved: with one retained direction in closed form (an interval),
     with two by a dual active-set method in the plane (:func:`_ldp_plane`),
-    both vectorised over the batch; with more by non-negative least squares
-    (Lawson and Hanson, 1974, chapter 23), one problem at a time on the host.
+    both vectorised over the batch; with more by the same method in their
+    dimension (:func:`~skdistill._least_distance.ldp_dual`), batched on the
+    host. Where an active set fails to round-off (rare), by non-negative
+    least squares (Lawson and Hanson, 1974, chapter 23), one problem at a
+    time on the host.
 
     Parameters
     ----------
@@ -250,12 +256,20 @@ def _shrink(x, bad, phi, T, c, rank, P, upper=1.0):
         x2 = xp.where(ok2[:, None], x2, _subset(ridge, r2, xp))
         out[r2] = x2
         ok[r2] = ok2
-    if not bool(xp.all(ok)):  # rare: NNLS, one problem at a time, on the host
-        rest = np.flatnonzero(to_numpy(~ok))
+    if not bool(xp.all(ok)):  # three or more directions, on the host
         PT_h, base_h, h_h = to_numpy(PT), to_numpy(base), to_numpy(P[:, :, 0])
         T_h, c_h, rank_h = to_numpy(T), to_numpy(c), to_numpy(rank)
         fixed = np.array(to_numpy(out))
-        for i in rest:
+        ok_h = np.array(to_numpy(ok))
+        for r in np.unique(rank_h[~ok_h & (rank_h > 2)]):
+            sel = np.flatnonzero(~ok_h & (rank_h == r))
+            G, hb = _rows_ge(PT_h[sel, :r], base_h[sel], upper)
+            z, done = ldp_dual(G, hb, _FEAS_TOL)
+            sel, z = sel[done], z[done]
+            fixed[sel] = _from_z(T_h[sel, :, :r], c_h[sel, :r] + z)
+            ok_h[sel] = True
+        # Rare: NNLS, one problem at a time, where the others failed.
+        for i in np.flatnonzero(~ok_h):
             r = int(rank_h[i])
             # Repeated points (the exchange's) are one constraint.
             _, once = np.unique(h_h[i], return_index=True)
@@ -268,6 +282,15 @@ def _shrink(x, bad, phi, T, c, rank, P, upper=1.0):
     x = xp.asarray(x, copy=True)
     x[bad] = out
     return x
+
+
+def _rows_ge(PT, base, upper):
+    """``0 <= base + PT^T z <= upper`` as ``G z >= h`` (NumPy): the lower
+    bounds, then (``upper`` finite) the upper ones."""
+    G = np.swapaxes(PT, 1, 2)
+    if upper == np.inf:
+        return G, -base
+    return np.concatenate([G, -G], axis=1), np.concatenate([-base, base - upper], 1)
 
 
 def _subset(a, mask, xp):

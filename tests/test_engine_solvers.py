@@ -21,9 +21,11 @@ from skdistill._constrained import (
     _ldp_plane,
     _most_violated,
     _reduce,
+    _rows_ge,
     _shrink,
     constrained_lstsq,
 )
+from skdistill._least_distance import ldp_dual
 
 
 def _lstsq_oracle(M, v, rcond=XI_RCOND):
@@ -147,6 +149,118 @@ def test_plane_box_least_distance_equals_enumeration(seed, m):
         scale = 1 + np.abs(ref).max()
         np.testing.assert_allclose(z[b], ref, atol=1e-7 * scale)
     assert ok.mean() >= 0.8
+
+
+def _ldp_enumeration(G, h, tol=1e-9):
+    """Minimum-norm point of ``{z : G z >= h}`` in any dimension, by
+    enumeration: the optimum is the projection of the origin onto the
+    affine span of some set of at most ``r`` independent constraints (the
+    origin for the empty set); the feasible one of least norm."""
+    r = G.shape[1]
+    cands = [np.zeros(r)]
+    for size in range(1, r + 1):
+        for rows in combinations(range(len(G)), size):
+            E = G[list(rows)]
+            s = np.linalg.svd(E, compute_uv=False)
+            if s[-1] > 1e-9 * s[0]:
+                cands.append(E.T @ np.linalg.solve(E @ E.T, h[list(rows)]))
+    feasible = [z for z in cands if np.all(G @ z >= h - tol * (1 + np.abs(h)))]
+    return min(feasible, key=lambda z: z @ z)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    m=st.integers(1, 7),
+    r=st.integers(2, 4),
+    box=st.booleans(),
+)
+def test_dual_least_distance_equals_enumeration(seed, m, r, box):
+    # The batched dual active set of three or more retained directions (r = 2
+    # too, as a check of the general code) against the enumeration of every
+    # face, for one-sided rows and for the shrinking programmes' two-sided
+    # rows 0 <= base + A z <= 1.
+    rng = np.random.default_rng(seed)
+    B = 4
+    A = rng.normal(size=(B, r, m)) * 10.0 ** rng.uniform(-2, 2, size=(B, 1, m))
+    z0 = rng.normal(size=(B, r)) * 3  # feasible by construction
+    lo = rng.uniform(0, 1, size=(B, m)) if box else rng.exponential(size=(B, m))
+    base = lo - np.einsum("bkm,bk->bm", A, z0)
+    G, h = _rows_ge(A, base, 1.0 if box else np.inf)
+    z, ok = ldp_dual(G, h, _FEAS_TOL)
+    for b in range(B):
+        ref = _ldp_enumeration(G[b], h[b])
+        if not ok[b]:  # the caller falls back to NNLS; it must be rare
+            continue
+        # The minimum-norm point is unique; both are exact up to round-off
+        # of r x r solves whose condition is that of the constraint rows.
+        np.testing.assert_allclose(z[b], ref, atol=1e-7 * (1 + np.abs(ref).max()))
+    assert ok.mean() >= 0.75
+
+
+def test_dual_least_distance_at_most_nnls_on_ill_conditioned_rows():
+    # Filter powers h^(m+1) of four coefficients down to small h, in rotated
+    # coordinates, with free solutions up to 1e3 away. The dual active set
+    # must be as feasible (within the tolerance, in the filter's units) and
+    # never farther from the free solution than NNLS's feasible point. (On
+    # wide data the search meets rows whose norms span 13 decades, where
+    # NNLS stops short by up to 2% in z; that is not reproduced here.)
+    rng = np.random.default_rng(5)
+    h = np.sort(rng.uniform(1e-3, 0.6, size=30))
+    P = np.stack([h ** (k + 1) for k in range(4)], axis=1)  # (m, 4)
+    B = 200
+    Q = np.linalg.qr(rng.normal(size=(B, 4, 4)))[0]
+    PT = np.swapaxes(P[None] @ Q, 1, 2)  # (B, 4, m): rotated coordinates
+    z0 = rng.normal(size=(B, 4)) * 10.0 ** rng.uniform(-1, 3, size=(B, 1))
+    base = rng.uniform(0, 1, size=(B, h.size)) - np.einsum("bkm,bk->bm", PT, z0)
+    G, hb = _rows_ge(PT, base, 1.0)
+    z, ok = ldp_dual(G, hb, _FEAS_TOL)
+    assert ok.all()
+    # Inactive rows are accepted within _FEAS_TOL; active ones hold to the
+    # round-off of a backward-stable solve, a few ulps of the terms' size.
+    Gz = (G @ z[:, :, None])[:, :, 0]
+    size = np.abs(Gz).max(axis=1) + np.abs(hb).max(axis=1)
+    viol = (hb - Gz).max(axis=1)
+    assert np.all(viol <= _FEAS_TOL + 64 * np.finfo(float).eps * size)
+    for b in range(B):
+        ref = _ldp_nnls(PT[b].T, base[b])
+        if ref is None:
+            continue
+        # NNLS's own solution is feasible: the optimum is at most its norm,
+        # up to the round-off of a point feasible within _FEAS_TOL.
+        assert z[b] @ z[b] <= (ref @ ref) * (1 + 1e-9) + 1e-12
+
+
+def test_shrinking_solutions_of_three_directions_equal_nnls():
+    # Realistic programmes of three free coefficients (four steps' filters
+    # on a spectrum), solved batched (the dual active set) against NNLS.
+    rng = np.random.default_rng(6)
+    lam = np.sort(rng.exponential(size=40))
+    alphas = np.array([0.05, 0.5, 5.0])
+    h = lam[None, :] / (lam[None, :] + alphas[:, None])
+    Phi = np.stack([h ** (k + 1) for k in range(4)], axis=-1)  # (A, m, 4)
+    nb = 1000
+    M = rng.normal(size=(nb, 15, 4)) * [1.0, 3.0, 9.0, 27.0]
+    v = rng.normal(size=(nb, 15)) * 20
+    a_idx = rng.integers(0, 3, size=nb)
+    T, c, rank = _reduce(M, v)
+    x = constrained_lstsq(M, v)
+    phi = np.einsum("bp,bmp->bm", x, Phi[a_idx])
+    infeasible = (phi.min(axis=1) < 0) | (phi.max(axis=1) > 1)
+    P = Phi[a_idx[infeasible]]
+    got = _shrink(x, infeasible, phi[infeasible], T, c, rank, P)
+    assert infeasible.sum() > 80 and np.all(rank == 3)
+    for b in np.flatnonzero(infeasible):
+        PT = Phi[a_idx[b]] @ T[b]
+        z = _ldp_nnls(PT, phi[b])
+        ref = T[b] @ (c[b] + z)
+        ref[0] += 1.0
+        f = Phi[a_idx[b]] @ got[b]
+        slack = 1e-9 * (1 + np.abs(got[b]).sum())
+        assert f.min() >= -slack and f.max() <= 1 + slack
+        r_got = np.linalg.norm(M[b] @ got[b] - v[b])
+        r_ref = np.linalg.norm(M[b] @ ref - v[b])
+        assert r_got == pytest.approx(r_ref, rel=1e-7)
 
 
 @pytest.mark.parametrize("upper", [1.0, np.inf])
