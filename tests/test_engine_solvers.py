@@ -231,38 +231,6 @@ def test_dual_least_distance_at_most_nnls_on_ill_conditioned_rows():
         assert z[b] @ z[b] <= (ref @ ref) * (1 + 1e-9) + 1e-12
 
 
-def test_shrinking_solutions_of_three_directions_equal_nnls():
-    # Realistic programmes of three free coefficients (four steps' filters
-    # on a spectrum), solved batched (the dual active set) against NNLS.
-    rng = np.random.default_rng(6)
-    lam = np.sort(rng.exponential(size=40))
-    alphas = np.array([0.05, 0.5, 5.0])
-    h = lam[None, :] / (lam[None, :] + alphas[:, None])
-    Phi = np.stack([h ** (k + 1) for k in range(4)], axis=-1)  # (A, m, 4)
-    nb = 1000
-    M = rng.normal(size=(nb, 15, 4)) * [1.0, 3.0, 9.0, 27.0]
-    v = rng.normal(size=(nb, 15)) * 20
-    a_idx = rng.integers(0, 3, size=nb)
-    T, c, rank = _reduce(M, v)
-    x = constrained_lstsq(M, v)
-    phi = np.einsum("bp,bmp->bm", x, Phi[a_idx])
-    infeasible = (phi.min(axis=1) < 0) | (phi.max(axis=1) > 1)
-    P = Phi[a_idx[infeasible]]
-    got = _shrink(x, infeasible, phi[infeasible], T, c, rank, P)
-    assert infeasible.sum() > 80 and np.all(rank == 3)
-    for b in np.flatnonzero(infeasible):
-        PT = Phi[a_idx[b]] @ T[b]
-        z = _ldp_nnls(PT, phi[b])
-        ref = T[b] @ (c[b] + z)
-        ref[0] += 1.0
-        f = Phi[a_idx[b]] @ got[b]
-        slack = 1e-9 * (1 + np.abs(got[b]).sum())
-        assert f.min() >= -slack and f.max() <= 1 + slack
-        r_got = np.linalg.norm(M[b] @ got[b] - v[b])
-        r_ref = np.linalg.norm(M[b] @ ref - v[b])
-        assert r_got == pytest.approx(r_ref, rel=1e-7)
-
-
 @pytest.mark.parametrize("upper", [1.0, np.inf])
 def test_most_violated_bound_equals_explicit_loop(upper):
     # The in-place search takes the bound farthest away and checks it is
@@ -293,29 +261,35 @@ def test_most_violated_bound_equals_explicit_loop(upper):
             assert j[b] == np.argmax(viol)
 
 
-def test_shrinking_solutions_equal_nnls_least_distance():
+@pytest.mark.parametrize(
+    "p, seed, n_problems, v_scale", [(3, 0, 2000, 5), (4, 6, 1000, 20)]
+)
+def test_shrinking_solutions_equal_nnls_least_distance(p, seed, n_problems, v_scale):
     # Realistic programmes: filter powers h^(m+1) on a spectrum, solutions of
-    # two free coefficients whose filters leave [0, 1]. The batched solver
-    # (closed form or plane active set) against scipy's NNLS, per problem.
-    rng = np.random.default_rng(0)
+    # two or three free coefficients whose filters leave [0, 1]. The batched
+    # solvers (closed form, the plane active set, the dual active set in
+    # three dimensions) against scipy's NNLS, per problem.
+    rng = np.random.default_rng(seed)
     lam = np.sort(rng.exponential(size=40))
     alphas = np.array([0.05, 0.5, 5.0])
     h = lam[None, :] / (lam[None, :] + alphas[:, None])
-    Phi = np.stack([h, h**2, h**3], axis=-1)  # (A, m, 3)
-    nb = 2000
-    M = rng.normal(size=(nb, 15, 3)) * [1.0, 3.0, 9.0]
-    v = rng.normal(size=(nb, 15)) * 5
-    a_idx = rng.integers(0, 3, size=nb)
+    Phi = np.stack([h ** (k + 1) for k in range(p)], axis=-1)  # (A, m, p)
+    M = rng.normal(size=(n_problems, 15, p)) * 3.0 ** np.arange(p)
+    v = rng.normal(size=(n_problems, 15)) * v_scale
+    a_idx = rng.integers(0, 3, size=n_problems)
     T, c, rank = _reduce(M, v)
     x = constrained_lstsq(M, v)
     phi = np.einsum("bp,bmp->bm", x, Phi[a_idx])
     infeasible = (phi.min(axis=1) < 0) | (phi.max(axis=1) > 1)
     P = Phi[a_idx[infeasible]]
     got = _shrink(x, infeasible, phi[infeasible], T, c, rank, P)
-    assert infeasible.sum() > 80 and np.all(rank == 2)
-    # The plane active set (not its NNLS fallback) solved every one of them.
-    PT = Phi[a_idx[infeasible]] @ T[infeasible]
-    assert _ldp_plane(np.swapaxes(PT, 1, 2), phi[infeasible])[1].all()
+    assert infeasible.sum() > 80 and np.all(rank == p - 1)
+    # The batched active set (not its NNLS fallback) solved every one of them.
+    PT = np.swapaxes(Phi[a_idx[infeasible]] @ T[infeasible], 1, 2)
+    if p == 3:
+        assert _ldp_plane(PT, phi[infeasible])[1].all()
+    else:
+        assert ldp_dual(*_rows_ge(PT, phi[infeasible], 1.0), _FEAS_TOL)[1].all()
     for b in np.flatnonzero(infeasible):
         PT = Phi[a_idx[b]] @ T[b]
         z = _ldp_nnls(PT, phi[b])
