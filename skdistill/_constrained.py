@@ -144,6 +144,16 @@ def _reduce(M, v, rcond=XI_RCOND):
 
 def _reduce_two(B, rhs, col, nonzero, N, rcond, xp):
     """:func:`_reduce` for two unit (or zero) columns, elementwise."""
+    return _two_factors(*_two_products(B, rhs, xp), col, nonzero, N, rcond, xp)
+
+
+def _two_products(B, rhs, xp):
+    """The products of two unit (or zero) columns ``B`` and ``rhs`` that
+    :func:`_two_factors` needs: ``g = b1.b2``, ``r22 = |b2 - g b1|``,
+    ``t1 = b1.rhs``, ``t2 = b2.rhs`` and ``wr = (b2 - g b1).rhs``, by a
+    Gram-Schmidt step with one reorthogonalisation (whose ``r22`` is
+    accurate even for nearly collinear columns, so the truncation is decided
+    as LAPACK's SVD decides it)."""
     b1, b2 = B[..., 0], B[..., 1]
     g = _dot(b1, b2, xp)
     w = b2 - g[..., None] * b1
@@ -151,13 +161,18 @@ def _reduce_two(B, rhs, col, nonzero, N, rcond, xp):
     w = w - d[..., None] * b1
     g = g + d
     r22 = xp.sqrt(_dot(w, w, xp))
+    return g, r22, _dot(b1, rhs, xp), _dot(b2, rhs, xp), _dot(w, rhs, xp)
+
+
+def _two_factors(g, r22, t1, t2, wr, col, nonzero, N, rcond, xp):
+    """``T, c, rank`` of :func:`_reduce` from the products of
+    :func:`_two_products` (of the columns normalised by ``col``)."""
     # Singular values of [b1, b2]: s1^2 + s2^2 = 2 and s1 s2 = r22, so
     # s1^2 = 1 + |g| and s2 / s1 = r22 / s1^2 (accurate through r22).
     s1sq = 1.0 + xp.abs(g)
     has1, has2 = nonzero[..., 0], nonzero[..., 1]
     full = has1 & has2 & (r22 > rcond * s1sq)
     safe = xp.where(full, r22, 1.0)
-    t1, t2 = _dot(b1, rhs, xp), _dot(b2, rhs, xp)
     # Rank one: the top singular pair, v1 = (1, sign g) / sqrt(2) (the Gram
     # matrix of unit columns has equal diagonals), or the one non-zero column.
     one_both = has1 & has2 & ~full
@@ -175,7 +190,7 @@ def _reduce_two(B, rhs, col, nonzero, N, rcond, xp):
     r10 = xp.where(one, v1b, zero)
     r11 = xp.where(full, 1.0 / safe, zero)
     c0 = xp.where(full, t1, xp.where(one, v1a * t1 + v1b * t2, zero))
-    c1 = xp.where(full, _dot(w, rhs, xp) / safe, zero)
+    c1 = xp.where(full, wr / safe, zero)
     Rinv = xp.stack(
         [xp.stack([r00, r01], axis=-1), xp.stack([r10, r11], axis=-1)], axis=-2
     )

@@ -54,7 +54,7 @@ from sklearn.externals.array_api_compat import array_namespace
 from sklearn.externals.array_api_compat import device as _device
 
 from ._array_api import to_numpy
-from ._constrained import _from_z, _like, _reduce, shrink_to_unit
+from ._constrained import XI_RCOND, _from_z, _like, _reduce, shrink_to_unit
 from ._cv_closed_form import householder_r
 from ._filter import pure_filters, shrinkage
 
@@ -197,10 +197,11 @@ def _higher_degrees(Fa, masks, max_degree, Phi, upper=1.0):
     xp = array_namespace(Fa)
     G, A, Kp, p = Fa.shape
     S = len(masks)
-    # (G, A, S, K * p, p): the rows of the folds outside each subset zeroed.
+    # (G, A, S, K * p, p): the rows of the folds outside each subset zeroed;
+    # formed only for three or more free coefficients (degree two comes from
+    # per-fold sums).
     rows = np.repeat(np.asarray(masks, dtype=float), Kp // masks.shape[1], axis=1)
-    Fs = Fa[:, :, None, ...] * _like(xp, Fa, rows)[None, None, :, :, None]
-    v = Fs[..., -1]
+    Fs = None
     if Phi is not None:
         lam, alphas = _like(xp, Fa, Phi.lam), _like(xp, Fa, Phi.alphas)
         Phi_h = _like(xp, Fa, Phi.Phi)
@@ -210,7 +211,12 @@ def _higher_degrees(Fa, masks, max_degree, Phi, upper=1.0):
         )
     xs = []
     for j in range(2, max_degree + 1):
-        T, c, rank = _reduce(Fs[..., : j + 1], v)
+        if j == 2:
+            T, c, rank = _degree_two_factors(Fa, masks, rows)
+        else:
+            if Fs is None:
+                Fs = Fa[:, :, None, ...] * _like(xp, Fa, rows)[None, None, :, :, None]
+            T, c, rank = _reduce(Fs[..., : j + 1], Fs[..., -1])
         x = _from_z(T, c)
         if Phi is not None:
             x = shrink_to_unit(
@@ -227,6 +233,68 @@ def _higher_degrees(Fa, masks, max_degree, Phi, upper=1.0):
             x = xp.reshape(x, (G, A, S, j + 1))
         xs.append(x)
     return xs
+
+
+# Degree two on a subset from per-fold sums where its two normalised columns
+# are at least this far from collinear (r22 = sin of their angle); below, the
+# products are formed from the subset's rows, as _reduce forms them.
+_SUMS_R22 = 1e-3
+
+
+def _degree_two_factors(Fa, masks, rows):
+    """:func:`~skdistill._constrained._reduce` of degree two on every subset.
+
+    ``_reduce(Fs[..., :3], Fs[..., -1])`` for the rows ``Fs`` of each
+    subset's folds, without forming them: its products of the columns ``b1 =
+    M_1 - M_0``, ``b2 = M_2 - M_0`` and ``r = v - M_0`` are sums over the
+    subset's folds of per-fold sums. From sums, ``r22 = sqrt(1 - g^2)``
+    (``g`` the cosine of the normalised columns) loses ``eps / r22`` to
+    cancellation; where ``r22 < _SUMS_R22`` (about 2% of the problems on the
+    benchmark's spectra) the products come from the rows, with the
+    reorthogonalised Gram-Schmidt step of ``_reduce``. Returns ``T``, ``c``
+    and ``rank`` of shape (G, A, S, ...).
+    """
+    from ._constrained import _basis, _two_factors, _two_products
+
+    xp = array_namespace(Fa)
+    G, A, Kp, p = Fa.shape
+    K = masks.shape[1]
+    b1 = Fa[..., 1] - Fa[..., 0]
+    b2 = Fa[..., 2] - Fa[..., 0]
+    r = Fa[..., -1] - Fa[..., 0]
+    on = xp.permute_dims(_like(xp, Fa, masks.astype(float)), (1, 0))  # (K, S)
+
+    def subset_sum(u, w):  # (G, A, S): sum of u * w over each subset's rows
+        return xp.sum(xp.reshape(u * w, (G, A, K, Kp // K)), axis=3) @ on
+
+    s11, s22, s12 = subset_sum(b1, b1), subset_sum(b2, b2), subset_sum(b1, b2)
+    col = xp.stack([xp.sqrt(s11), xp.sqrt(s22)], axis=-1)
+    nonzero = col > 0
+    col = xp.where(nonzero, col, 1.0)
+    g = s12 / (col[..., 0] * col[..., 1])
+    t1 = subset_sum(b1, r) / col[..., 0]
+    t2 = subset_sum(b2, r) / col[..., 1]
+    r22 = xp.sqrt(xp.clip(1.0 - g * g, min=0.0))
+    wr = t2 - g * t1
+    near = nonzero[..., 0] & nonzero[..., 1] & (r22 < _SUMS_R22)
+    if bool(xp.any(near)):  # nearly collinear: the products from the rows
+        ig, ia, i_s = np.nonzero(to_numpy(near))
+        dev = _device(Fa)
+        Fn = xp.take(
+            xp.reshape(Fa, (G * A, Kp, p)), xp.asarray(ig * A + ia, device=dev), axis=0
+        )
+        Fn = (
+            Fn
+            * xp.take(_like(xp, Fa, rows), xp.asarray(i_s, device=dev), axis=0)[
+                :, :, None
+            ]
+        )
+        B = (Fn[..., 1:3] - Fn[..., :1]) / col[near][:, None, :]
+        prods = _two_products(B, Fn[..., -1] - Fn[..., 0], xp)
+        for full, part in zip((g, r22, t1, t2, wr), prods, strict=True):
+            full[near] = part
+    N = _basis(3, xp, Fa)
+    return _two_factors(g, r22, t1, t2, wr, col, nonzero, N, XI_RCOND, xp)
 
 
 # A student is offered only where its filter's terms cancel by at most this

@@ -391,3 +391,43 @@ def test_degree_one_on_every_subset_equals_the_masked_solve(shrink, upper):
     eps = np.finfo(float).eps
     assert np.all(np.abs(got.sum(axis=-1) - 1.0) <= eps * (1 + np.abs(got[..., 1])))
     np.testing.assert_array_equal(got[0, 0, :, 1], 0.0)  # rank zero: ridge
+
+
+@pytest.mark.parametrize("collinear", [False, True])
+def test_degree_two_from_fold_sums_equals_the_masked_solve(collinear):
+    # Degree 2 on every fold subset from per-fold sums (and, for nearly
+    # collinear columns, from the subset's rows) against _reduce on the
+    # stacked, masked rows. The sums are a normal-equations form: their
+    # error grows as the square of the columns' condition, where the rows'
+    # Gram-Schmidt step grows as its first power.
+    from skdistill._constrained import _from_z
+    from skdistill._cv_engine import _SUMS_R22, _degree_two_factors, _fold_subsets
+
+    rng = np.random.default_rng(7)
+    G, K, A, p = 4, 5, 6, 4
+    F = rng.normal(size=(G, K, A, p, p)) * [1.0, 2.0, 0.5, 3.0]
+    if collinear:  # b2 = 2 b1 + a little: r22 from 1e-9 to 1e-2
+        eps = 10.0 ** rng.uniform(-9, -2, size=(G, 1, A, 1))
+        b1 = F[..., 1] - F[..., 0]
+        F[..., 2] = F[..., 0] + 2 * b1 + eps * rng.normal(size=b1.shape)
+    F[0, :, 0, :, 1] = F[0, :, 0, :, 0]  # b1 = 0: rank one at most
+    masks = _fold_subsets(K, True)[0]
+    Fa = np.transpose(F, (0, 2, 1, 3, 4)).reshape(G, A, K * p, p)
+    rows = np.repeat(masks.astype(float), p, axis=1)
+    T, c, rank = _degree_two_factors(Fa, masks, rows)
+    Fs = Fa[:, :, None] * rows[None, None, :, :, None]
+    T0, c0, rank0 = _reduce(Fs[..., :3], Fs[..., -1])
+    np.testing.assert_array_equal(rank, rank0)
+    x, x0 = _from_z(T, c), _from_z(T0, c0)
+    # The condition of the normalised columns [b1, b2]: s1 / s2 = s1^2 / r22.
+    B = Fs[..., 1:3] - Fs[..., :1]
+    col = np.linalg.norm(B, axis=-2)
+    s = np.linalg.svd(B / np.where(col > 0, col, 1.0)[..., None, :], compute_uv=False)
+    kappa = s[..., 0] / np.where(s[..., 1] > 0, s[..., 1], s[..., 0])
+    square = kappa <= 2.0 / _SUMS_R22  # solved from sums
+    cond = np.where(square, kappa**2, kappa)
+    cond = np.where(rank0 == 2, cond, 1.0)  # rank one: a unit direction
+    tol = 256 * np.finfo(float).eps * cond * (1 + np.abs(x0).sum(axis=-1))
+    assert np.all(np.abs(x - x0).max(axis=-1) <= tol)
+    if collinear:
+        assert np.any(~square & (rank0 == 2))  # the rows' path was taken
