@@ -339,6 +339,14 @@ def _shrink_interval(T, c, base, g, xp, upper=1.0):
 _FEAS_TOL = 1e-11
 
 
+def _clip(x, xp, min=None, max=None):
+    """``xp.clip``; NumPy's own for NumPy arrays (the compatibility layer's
+    costs ten times as much, on the hot loops of the programmes)."""
+    if isinstance(x, np.ndarray):
+        return np.clip(x, min, max)
+    return xp.clip(x, min=min, max=max)
+
+
 def _gather(a, idx, xp):
     """``a[i, idx[i]]`` for every row ``i``."""
     return xp.take_along_axis(a, idx[:, None], axis=1)[:, 0]
@@ -352,7 +360,7 @@ def _lines(ax, ay, base, j, upper, xp):
     >= base_i - upper``).
     """
     m = ax.shape[1]
-    jj = xp.clip(j, min=0)
+    jj = _clip(j, xp, min=0)
     high = jj >= m
     row = xp.where(high, jj - m, jj)
     gx, gy, b = (_gather(a, row, xp) for a in (ax, ay, base))
@@ -460,7 +468,7 @@ def _ldp_plane(A, base, upper=1.0, max_iter=None):
     idx = xp.arange(nb, device=dev)
     ax, ay, bw = A[:, 0, :], A[:, 1, :], base
     tiny = float(np.finfo(np.float64).tiny)
-    inv = 1.0 / xp.clip(xp.sqrt(ax * ax + ay * ay), min=tiny)
+    inv = 1.0 / _clip(xp.sqrt(ax * ax + ay * ay), xp, min=tiny)
     zw = xp.zeros((nb, 2), dtype=A.dtype, device=dev)
     act = xp.full((nb, 2), -1, dtype=xp.int64, device=dev)  # active (-1: none)
     work = None  # NumPy's scratch arrays for _most_violated
@@ -579,7 +587,7 @@ def _worst_line(zw, x0, T, lam, alpha, upper, xp):
     tol = _FEAS_TOL
     norm = xp.sqrt(A[..., 0] ** 2 + A[..., 1] ** 2)
     tiny = float(np.finfo(np.float64).tiny)
-    dist = xp.where(slack > tol, slack / xp.clip(norm, min=tiny), -xp.inf)
+    dist = xp.where(slack > tol, slack / _clip(norm, xp, min=tiny), -xp.inf)
     row = xp.argmax(dist, axis=1)
     going = _gather(dist, row, xp) > -xp.inf
     gx, gy, b = (
@@ -711,7 +719,7 @@ def _critical_h(x):
         # phi' = x0 + 2 x1 h + 3 x2 h^2.
         with np.errstate(divide="ignore", invalid="ignore"):
             disc = x1 * x1 - 3.0 * x2 * x0
-            q = -(x1 + xp.copysign(xp.sqrt(xp.clip(disc, min=0.0)), x1))
+            q = -(x1 + xp.copysign(xp.sqrt(_clip(disc, xp, min=0.0)), x1))
             r1 = xp.where(x2 != 0, q / (3.0 * x2), -x0 / (2.0 * x1))
             r2 = x0 / q
         return xp.stack([r1, r2], axis=1)
@@ -765,7 +773,7 @@ def _extreme_h(x, lam, alpha):
     idx = xp.concat(
         [i - 2, i - 1, i, i + 1, xp.broadcast_to(ends, (i.shape[0], 2))], axis=1
     )
-    idx = xp.clip(idx, min=0, max=m - 1)
+    idx = _clip(idx, xp, min=0, max=m - 1)
     L = xp.reshape(xp.take(lam, xp.reshape(idx, (-1,))), idx.shape)
     return L / (L + a)
 
