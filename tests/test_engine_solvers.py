@@ -1,9 +1,11 @@
 """The engine's small batched solvers against independent computations.
 
 The closed forms of :mod:`skdistill._cv_engine` (one or two free filter
-coefficients) and its plane least-distance programme are compared with
-NumPy's SVD least squares and with a brute-force enumeration of the
-polygon's vertices.
+coefficients, on every subset of folds from per-fold sums) and its
+least-distance programmes (in the plane, and in any dimension by
+:mod:`skdistill._least_distance`) are compared with NumPy's SVD least
+squares, the stacked masked solve, SciPy's NNLS and a brute-force
+enumeration of the feasible set's faces.
 """
 
 from itertools import combinations
