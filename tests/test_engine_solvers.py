@@ -352,7 +352,8 @@ def test_degree_one_on_every_subset_equals_the_masked_solve(shrink, upper):
     # of the spectrum's ends) against the stacked, masked solve of
     # _reduce and the exchange of shrink_to_unit, on every fold subset.
     from skdistill._constrained import _from_z, shrink_to_unit
-    from skdistill._cv_engine import _degree_one, _fold_subsets, filter_powers
+    from skdistill._cv_engine import _fold_subsets, filter_powers
+    from skdistill._cv_subsets import _degree_one
 
     rng = np.random.default_rng(4)
     G, K, A, p = 3, 5, 4, 3
@@ -403,7 +404,8 @@ def test_degree_two_from_fold_sums_equals_the_masked_solve(collinear):
     # error grows as the square of the columns' condition, where the rows'
     # Gram-Schmidt step grows as its first power.
     from skdistill._constrained import _from_z
-    from skdistill._cv_engine import _SUMS_R22, _degree_two_factors, _fold_subsets
+    from skdistill._cv_engine import _fold_subsets
+    from skdistill._cv_subsets import _SUMS_R22, _degree_two_factors
 
     rng = np.random.default_rng(7)
     G, K, A, p = 4, 5, 6, 4
