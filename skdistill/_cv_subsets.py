@@ -55,7 +55,7 @@ def subset_errors(F, masks, max_degree, Phi=None, upper=1.0):
         err = xp.sum(xp.reshape(res * res, (G, A, K, p)), axis=3)
         return [x], err[:, :, None, None, :]
     xs = [xp.ones((G, A, S, 1), dtype=F.dtype, device=_device(F))]
-    xs.append(_degree_one(Fa, masks, p, Phi, upper))
+    xs.append(_degree_one(Fa, masks, Phi, upper))
     if max_degree >= 2:
         xs += _higher_degrees(Fa, masks, max_degree, Phi, upper)
     errs = []
@@ -68,7 +68,7 @@ def subset_errors(F, masks, max_degree, Phi=None, upper=1.0):
     return xs, xp.stack(errs, axis=3)
 
 
-def _degree_one(Fa, masks, p, Phi, upper=1.0):
+def _degree_one(Fa, masks, Phi, upper=1.0):
     """Degree 1 on every subset: (G, A, S, 2), free or kept in [0, upper].
 
     The one free coefficient of ``min |M x - v|`` under ``sum(x) = 1`` is
@@ -82,12 +82,9 @@ def _degree_one(Fa, masks, p, Phi, upper=1.0):
     binding constraints are the spectrum's two ends).
     """
     xp = array_namespace(Fa)
-    G, A, Kp, _ = Fa.shape
     b = Fa[..., 1] - Fa[..., 0]
     r = Fa[..., -1] - Fa[..., 0]
-    on = xp.permute_dims(_like(xp, Fa, masks.astype(float)), (1, 0))  # (K, S)
-    bb = xp.sum(xp.reshape(b * b, (G, A, -1, p)), axis=3) @ on  # (G, A, S)
-    br = xp.sum(xp.reshape(b * r, (G, A, -1, p)), axis=3) @ on
+    bb, br = _subset_sum(b, b, masks), _subset_sum(b, r, masks)  # (G, A, S)
     x1 = br / xp.where(bb > 0, bb, 1.0)
     if Phi is not None and Phi.lam.shape[0]:
         hi = 1.0 / _like(xp, Fa, shrinkage(Phi.alphas, Phi.lam.min()))
@@ -95,6 +92,17 @@ def _degree_one(Fa, masks, p, Phi, upper=1.0):
         if upper != np.inf:  # phi <= 1 binds at h_max (> 0 with a spectrum)
             x1 = xp.maximum(x1, -1.0 / _like(xp, Fa, Phi.h_max)[:, None])
     return xp.stack([1.0 - x1, x1], axis=-1)
+
+
+def _subset_sum(u, w, masks):
+    """``sum(u * w)`` over each subset's rows, (G, A, S), from ``u``, ``w``
+    of shape (G, A, K * p): the per-fold sums, formed once, then summed over
+    each subset's folds."""
+    xp = array_namespace(u)
+    G, A, Kp = u.shape
+    K = masks.shape[1]
+    on = xp.permute_dims(_like(xp, u, masks.astype(float)), (1, 0))  # (K, S)
+    return xp.sum(xp.reshape(u * w, (G, A, K, Kp // K)), axis=3) @ on
 
 
 # The plane programmes' (degree 2) first set of constraints: this many of the
@@ -178,22 +186,17 @@ def _degree_two_factors(Fa, masks, rows):
     """
     xp = array_namespace(Fa)
     G, A, Kp, p = Fa.shape
-    K = masks.shape[1]
     b1 = Fa[..., 1] - Fa[..., 0]
     b2 = Fa[..., 2] - Fa[..., 0]
     r = Fa[..., -1] - Fa[..., 0]
-    on = xp.permute_dims(_like(xp, Fa, masks.astype(float)), (1, 0))  # (K, S)
-
-    def subset_sum(u, w):  # (G, A, S): sum of u * w over each subset's rows
-        return xp.sum(xp.reshape(u * w, (G, A, K, Kp // K)), axis=3) @ on
-
-    s11, s22, s12 = subset_sum(b1, b1), subset_sum(b2, b2), subset_sum(b1, b2)
+    s11, s22 = _subset_sum(b1, b1, masks), _subset_sum(b2, b2, masks)
+    s12 = _subset_sum(b1, b2, masks)
     col = xp.stack([xp.sqrt(s11), xp.sqrt(s22)], axis=-1)
     nonzero = col > 0
     col = xp.where(nonzero, col, 1.0)
     g = s12 / (col[..., 0] * col[..., 1])
-    t1 = subset_sum(b1, r) / col[..., 0]
-    t2 = subset_sum(b2, r) / col[..., 1]
+    t1 = _subset_sum(b1, r, masks) / col[..., 0]
+    t2 = _subset_sum(b2, r, masks) / col[..., 1]
     r22 = xp.sqrt(xp.clip(1.0 - g * g, min=0.0))
     wr = t2 - g * t1
     near = nonzero[..., 0] & nonzero[..., 1] & (r22 < _SUMS_R22)

@@ -367,7 +367,7 @@ def test_degree_one_on_every_subset_equals_the_masked_solve(shrink, upper):
     masks = _fold_subsets(K, True)[0]
     S = len(masks)
     Fa = np.transpose(F, (0, 2, 1, 3, 4)).reshape(G, A, K * p, p)
-    got = _degree_one(Fa, masks, p, Phi if shrink else None, upper)
+    got = _degree_one(Fa, masks, Phi if shrink else None, upper)
     rows = np.repeat(masks.astype(float), p, axis=1)
     Fs = Fa[:, :, None] * rows[None, None, :, :, None]
     T, c, rank = _reduce(Fs[..., :2], Fs[..., -1])
